@@ -1,0 +1,118 @@
+"""The values that cross the library's boundary: events in and out, sequence numbers, put results."""
+
+from __future__ import annotations
+
+import enum
+import functools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+__all__ = [
+    "Attempt",
+    "CompoundSequenceNumber",
+    "ConsumerEvent",
+    "ProducerEvent",
+    "Sentinel",
+    "UserRecordResult",
+]
+
+
+class Sentinel(enum.StrEnum):
+    """Checkpoint values that are not sequence numbers (the KCL's sentinel checkpoints)."""
+
+    TRIM_HORIZON = "TRIM_HORIZON"
+    LATEST = "LATEST"
+    AT_TIMESTAMP = "AT_TIMESTAMP"
+    SHARD_END = "SHARD_END"
+
+
+@functools.total_ordering
+@dataclass(frozen=True, eq=False)
+class CompoundSequenceNumber:
+    """A record's position: Kinesis sequence number plus its index inside a KPL aggregate.
+
+    Ordered by ``(int(sequence_number), sub_sequence_number)``. Sequence numbers are decimal
+    strings of up to 56 digits; comparing them as strings (the Scala library's bug) misorders
+    numbers of different lengths.
+    """
+
+    sequence_number: str
+    sub_sequence_number: int = 0
+    _key: tuple[int, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.sequence_number.isdigit():
+            raise ValueError(f"sequence number must be decimal digits, got {self.sequence_number!r}")
+        if self.sub_sequence_number < 0:
+            raise ValueError(f"sub-sequence number must be >= 0, got {self.sub_sequence_number}")
+        object.__setattr__(self, "_key", (int(self.sequence_number), self.sub_sequence_number))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CompoundSequenceNumber):
+            return NotImplemented
+        return self._key == other._key
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, CompoundSequenceNumber):
+            return NotImplemented
+        return self._key < other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __str__(self) -> str:
+        return f"{self.sequence_number}/{self.sub_sequence_number}"
+
+
+@dataclass(frozen=True)
+class ConsumerEvent:
+    """One user record read from a shard (already deaggregated)."""
+
+    sequence_number: CompoundSequenceNumber
+    payload: bytes
+    timestamp: datetime
+    partition_key: str
+    shard_id: str
+    explicit_hash_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.timestamp.tzinfo is None:
+            object.__setattr__(self, "timestamp", self.timestamp.replace(tzinfo=UTC))
+
+    def payload_as_string(self, encoding: str = "utf-8") -> str:
+        return self.payload.decode(encoding)
+
+
+@dataclass(frozen=True)
+class ProducerEvent:
+    """A user record to put. A ``str`` payload is sent UTF-8 encoded."""
+
+    partition_key: str
+    payload: bytes | str
+    explicit_hash_key: str | None = None
+    data: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        data = self.payload.encode("utf-8") if isinstance(self.payload, str) else bytes(self.payload)
+        object.__setattr__(self, "data", data)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at putting a user record (the KPL's Attempt). Times are in seconds."""
+
+    delay: float
+    duration: float
+    error_code: str | None = None
+    error_message: str | None = None
+    success: bool = False
+
+
+@dataclass(frozen=True)
+class UserRecordResult:
+    """Where a user record landed, or why it did not, with every attempt made."""
+
+    shard_id: str | None
+    sequence_number: str | None
+    attempts: tuple[Attempt, ...]
+    successful: bool
