@@ -1,4 +1,4 @@
-"""The values that cross the library's boundary: events in and out, sequence numbers, put results."""
+"""The values that cross the library's boundary: events, sequence numbers, put results."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ class CompoundSequenceNumber:
 
     def __post_init__(self) -> None:
         if not self.sequence_number.isdigit():
-            raise ValueError(f"sequence number must be decimal digits, got {self.sequence_number!r}")
+            raise ValueError(
+                f"sequence number must be decimal digits, got {self.sequence_number!r}"
+            )
         if self.sub_sequence_number < 0:
             raise ValueError(f"sub-sequence number must be >= 0, got {self.sub_sequence_number}")
         object.__setattr__(self, "_key", (int(self.sequence_number), self.sub_sequence_number))
@@ -93,7 +95,9 @@ class ProducerEvent:
     data: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        data = self.payload.encode("utf-8") if isinstance(self.payload, str) else bytes(self.payload)
+        data = (
+            self.payload.encode("utf-8") if isinstance(self.payload, str) else bytes(self.payload)
+        )
         object.__setattr__(self, "data", data)
 
 
