@@ -1,0 +1,48 @@
+# The two commands of the README: `make demo` and `make test`. Each works on a fresh machine with
+# Python 3.11, node and npm: it creates the virtualenv, installs the package and the local
+# Kinesis/DynamoDB emulators (kinesalite + dynalite, into .emulators/), then runs.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+EMULATORS := .emulators
+PYTEST_ARGS ?=
+
+.PHONY: install emulators lint typecheck unit integration test demo benchmarks clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP) emulators
+
+emulators: $(STAMP)
+	$(BIN)/kinesis-actors local --install --emulators-dir $(EMULATORS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check kinesis_actors tests integration examples benchmarks
+	$(BIN)/ruff format --check kinesis_actors tests integration examples benchmarks
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
+
+integration: install
+	$(BIN)/python -m pytest integration $(PYTEST_ARGS)
+
+test: install lint typecheck
+	$(BIN)/python -m pytest tests integration $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/python examples/round_trip.py
+
+benchmarks: install
+	for bench in benchmarks/*.py; do $(BIN)/python $$bench || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(EMULATORS) build dist *.egg-info

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kinesis_actors.models import CompoundSequenceNumber, ConsumerEvent, ProducerEvent
+
+sequence_numbers = st.integers(min_value=0, max_value=10**56 - 1).map(str)
+sub_numbers = st.integers(min_value=0, max_value=2**32)
+
+
+@given(sequence_numbers, sub_numbers, sequence_numbers, sub_numbers)
+def test_ordering_is_numeric_on_the_tuple(a: str, x: int, b: str, y: int) -> None:
+    left, right = CompoundSequenceNumber(a, x), CompoundSequenceNumber(b, y)
+    expected = (int(a), x) < (int(b), y)
+    assert (left < right) == expected
+    assert (left == right) == ((int(a), x) == (int(b), y))
+    assert (left >= right) == (not expected)
+
+
+@given(st.lists(st.tuples(sequence_numbers, sub_numbers), min_size=1, max_size=30))
+def test_sorting_matches_integer_sort(pairs: list[tuple[str, int]]) -> None:
+    ordered = sorted(CompoundSequenceNumber(s, n) for s, n in pairs)
+    assert [(int(c.sequence_number), c.sub_sequence_number) for c in ordered] == sorted(
+        (int(s), n) for s, n in pairs
+    )
+
+
+def test_string_concatenation_bug_of_the_scala_library_is_gone() -> None:
+    # ("1", 10) concatenated to "110" sorted below ("1", 2) -> "12" in the original.
+    assert CompoundSequenceNumber("1", 10) > CompoundSequenceNumber("1", 2)
+    # Different lengths: "9" < "10" numerically although "9" > "10" as strings.
+    assert CompoundSequenceNumber("9", 0) < CompoundSequenceNumber("10", 0)
+
+
+def test_leading_zeros_compare_and_hash_equal() -> None:
+    assert CompoundSequenceNumber("007", 1) == CompoundSequenceNumber("7", 1)
+    assert hash(CompoundSequenceNumber("007", 1)) == hash(CompoundSequenceNumber("7", 1))
+
+
+@pytest.mark.parametrize("bad", ["", "12a", "-1", "1.5"])
+def test_non_decimal_sequence_numbers_are_rejected(bad: str) -> None:
+    with pytest.raises(ValueError, match="decimal digits"):
+        CompoundSequenceNumber(bad, 0)
+
+
+def test_negative_sub_sequence_is_rejected() -> None:
+    with pytest.raises(ValueError, match="sub-sequence"):
+        CompoundSequenceNumber("1", -1)
+
+
+def test_producer_event_encodes_str_payloads_as_utf8() -> None:
+    assert ProducerEvent("k", "héllo").data == "héllo".encode()
+    assert ProducerEvent("k", b"\x00\x01").data == b"\x00\x01"
+
+
+@given(st.text())
+def test_consumer_event_payload_round_trip(text: str) -> None:
+    event = ConsumerEvent(
+        CompoundSequenceNumber("1"), text.encode(), datetime.now(UTC), "pk", "shardId-0"
+    )
+    assert event.payload_as_string() == text
+
+
+def test_consumer_event_timestamps_are_utc() -> None:
+    event = ConsumerEvent(CompoundSequenceNumber("1"), b"", datetime(2026, 1, 1), "pk", "s")
+    assert event.timestamp.tzinfo is UTC
