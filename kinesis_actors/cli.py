@@ -28,6 +28,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "run_local",
         "start kinesalite + dynalite on loopback (or install them with --install)",
     ),
+    "tail": ("kinesis_actors.tail", "run_tail", "print a stream's records, deaggregated"),
 }
 
 

@@ -1,0 +1,91 @@
+"""The kinesis-actors command against local servers: output, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kinesis_actors.aggregation import encode
+from kinesis_actors.cli import main
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mypy_boto3_kinesis import KinesisClient
+
+    from kinesis_actors.local import LocalKinesis
+
+
+def test_help_lists_the_commands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "kinesis_actors.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for command in ("local", "tail"):
+        assert command in result.stdout
+
+
+def test_tail_prints_plain_and_deaggregated_records(
+    make_stream: Callable[..., str],
+    kinesis: KinesisClient,
+    local_kinesis: LocalKinesis,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stream = make_stream(1)  # one shard: every member hashes into its range
+    kinesis.put_record(StreamName=stream, PartitionKey="plain", Data=b"hello")
+    aggregate = encode([("k1", None, b"first"), ("k2", None, b"second"), ("k3", None, b"")])
+    kinesis.put_record(StreamName=stream, PartitionKey="a", Data=aggregate, ExplicitHashKey="1")
+    code = main(["tail", stream, "--json", "--endpoint-url", local_kinesis.kinesis_endpoint])
+    assert code == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted((r["partition_key"], r["data"], r["sub_sequence_number"]) for r in records) == [
+        ("k1", "first", 0),
+        ("k2", "second", 1),
+        ("k3", "", 2),
+        ("plain", "hello", 0),
+    ]
+
+
+def test_tail_limit_stops_early(
+    make_stream: Callable[..., str], kinesis: KinesisClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = make_stream(1)
+    kinesis.put_records(
+        StreamName=stream, Records=[{"PartitionKey": str(i), "Data": b"x"} for i in range(10)]
+    )
+    assert main(["tail", stream, "--limit", "3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+
+
+def test_missing_stream_is_one_line_and_non_zero(
+    local_kinesis: LocalKinesis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tail", "no-such-stream"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "ResourceNotFoundException" in err[0]
+
+
+def test_unreachable_endpoint_is_one_line_and_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    from kinesis_actors.local import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    assert main(["tail", "s", "--endpoint-url", url, "--region", "us-east-1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "Could not connect" in err[0]
+    assert "Traceback" not in err[0]
+
+
+def test_bad_position_is_a_clear_error(
+    local_kinesis: LocalKinesis, make_stream: Callable[..., str]
+) -> None:
+    stream = make_stream(1)
+    with pytest.raises(SystemExit, match="not TRIM_HORIZON, LATEST or a timestamp"):
+        main(["tail", stream, "--from", "yesterday"])
