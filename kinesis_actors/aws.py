@@ -8,6 +8,7 @@ so clients are created with botocore retries set explicitly. Note that botocore'
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -23,13 +24,38 @@ if TYPE_CHECKING:
     from kinesis_actors.config import KclConfig, KplConfig
 
 __all__ = [
+    "ClientHook",
+    "add_client_hook",
     "client_config",
     "consumer_clients",
     "producer_client",
+    "remove_client_hook",
     "session_for",
 ]
 
 log = structlog.get_logger(__name__)
+
+#: Called with every client this module creates (service name, client): fault injection in the
+#: reliability test, instrumentation in applications. botocore event hooks are per client, so
+#: this is the one place that sees them all.
+ClientHook = Callable[[str, Any], None]
+_client_hooks: list[ClientHook] = []
+
+
+def add_client_hook(hook: ClientHook) -> None:
+    """Run ``hook(service_name, client)`` on every client created from now on."""
+    _client_hooks.append(hook)
+
+
+def remove_client_hook(hook: ClientHook) -> None:
+    _client_hooks.remove(hook)
+
+
+def _hooked(service: str, client: Any) -> Any:
+    for hook in list(_client_hooks):
+        hook(service, client)
+    return client
+
 
 _DEFAULT_CHAIN = "DefaultAWSCredentialsProviderChain"
 
@@ -107,7 +133,7 @@ def producer_client(kpl: KplConfig) -> KinesisClient:
     kwargs: dict[str, Any] = {"config": config, "verify": kpl.verify_certificate}
     if kpl.endpoint_url:
         kwargs["endpoint_url"] = kpl.endpoint_url
-    client: KinesisClient = session.client("kinesis", **kwargs)
+    client: KinesisClient = _hooked("kinesis", session.client("kinesis", **kwargs))
     return client
 
 
@@ -125,6 +151,6 @@ def consumer_clients(kcl: KclConfig, *, tries: int = 3) -> tuple[KinesisClient, 
     dynamodb_kwargs: dict[str, Any] = {"config": config}
     if kcl.dynamodb_endpoint:
         dynamodb_kwargs["endpoint_url"] = kcl.dynamodb_endpoint
-    kinesis: KinesisClient = session.client("kinesis", **kinesis_kwargs)
-    dynamodb: DynamoDBClient = session.client("dynamodb", **dynamodb_kwargs)
+    kinesis: KinesisClient = _hooked("kinesis", session.client("kinesis", **kinesis_kwargs))
+    dynamodb: DynamoDBClient = _hooked("dynamodb", session.client("dynamodb", **dynamodb_kwargs))
     return kinesis, dynamodb
