@@ -1,0 +1,122 @@
+"""Fixtures for integration tests: one kinesalite + dynalite pair per test session.
+
+Integration tests run on the real npm emulators only (never moto, never AWS). If they
+cannot be installed or started, every integration test errors with the reason; CI installs
+the node packages first (``kinesis-actors local --install``).
+
+A test gets a stream from ``make_stream``::
+
+    def test_roundtrip(make_stream, kinesis):
+        stream = make_stream(2)          # named after the test, ACTIVE, deleted afterwards
+        kinesis.put_record(StreamName=stream, Data=b"x", PartitionKey="k")
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kinesis_actors.errors import LocalBackendError
+from kinesis_actors.local import LocalKinesis, install_emulators
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kinesis import KinesisClient
+
+_HERE = Path(__file__).resolve().parent
+
+#: Variables that could send boto3 somewhere else than the emulators; unset for the session.
+_UNSET_FOR_SESSION = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ENDPOINT_URL",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test under ``integration/`` with ``pytest.mark.integration``."""
+    for item in items:
+        if _HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def local_kinesis() -> Iterator[LocalKinesis]:
+    """kinesalite + dynalite on loopback for the whole session, with the AWS env vars set."""
+    try:
+        folder = install_emulators()
+    except LocalBackendError as exc:
+        pytest.fail(
+            f"integration tests need kinesalite and dynalite (npm) and they could not be "
+            f"installed: {exc}",
+            pytrace=False,
+        )
+    server = LocalKinesis(backend="emulators", emulators_dir=folder)
+    try:
+        server.start()
+    except LocalBackendError as exc:
+        pytest.fail(f"could not start kinesalite/dynalite: {exc}", pytrace=False)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for name in _UNSET_FOR_SESSION:
+                patch.delenv(name, raising=False)
+            for name, value in server.environ().items():
+                patch.setenv(name, value)
+            yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def kinesis(local_kinesis: LocalKinesis) -> KinesisClient:
+    """A boto3 Kinesis client for the session's kinesalite."""
+    return local_kinesis.kinesis_client()
+
+
+@pytest.fixture
+def dynamodb(local_kinesis: LocalKinesis) -> DynamoDBClient:
+    """A boto3 DynamoDB client for the session's dynalite."""
+    return local_kinesis.dynamodb_client()
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> str:
+    """A stream/table name unique to this test run: ``<test name[:40]>-<8 hex>``."""
+    base = re.sub(r"[^A-Za-z0-9_.-]", "-", request.node.name[:40]).strip("-") or "test"
+    return f"{base}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def make_stream(kinesis: KinesisClient, unique_name: str) -> Iterator[Callable[..., str]]:
+    """Factory: ``make_stream(shard_count=1)`` creates an ACTIVE stream, deleted after the test.
+
+    The first stream is named ``unique_name``; later ones get ``-2``, ``-3``, ... appended.
+    Returns the stream name.
+    """
+    created: list[str] = []
+
+    def make(shard_count: int = 1) -> str:
+        name = unique_name if not created else f"{unique_name}-{len(created) + 1}"
+        kinesis.create_stream(StreamName=name, ShardCount=shard_count)
+        created.append(name)
+        kinesis.get_waiter("stream_exists").wait(
+            StreamName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+        )
+        return name
+
+    yield make
+
+    for name in created:
+        try:
+            kinesis.delete_stream(StreamName=name)
+        except kinesis.exceptions.ResourceNotFoundException:
+            pass
