@@ -28,6 +28,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "run_local",
         "start kinesalite + dynalite on loopback (or install them with --install)",
     ),
+    "reliability": (
+        "kinesis_actors.reliability.run",
+        "run_reliability",
+        "the reliability test: producer and consumers verified end to end, under faults too",
+    ),
     "tail": ("kinesis_actors.tail", "run_tail", "print a stream's records, deaggregated"),
 }
 

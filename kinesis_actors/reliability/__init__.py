@@ -1,0 +1,3 @@
+"""The reliability test: SimpleKinesisProducer and SimpleKinesisConsumer, and the run command."""
+
+from __future__ import annotations
