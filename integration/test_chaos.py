@@ -1,0 +1,59 @@
+"""The throttle injector makes a real client see what Kinesis and DynamoDB report when throttling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from botocore.exceptions import ClientError
+
+from kinesis_actors.aws import consumer_clients, producer_client
+from kinesis_actors.config import ConsumerConf, KplConfig, load_config
+from kinesis_actors.local import LocalKinesis
+from kinesis_actors.reliability.chaos import ThrottleInjector
+
+
+@pytest.fixture
+def injector() -> Iterator[ThrottleInjector]:
+    injector = ThrottleInjector(put_entries=1.0, get_calls=1.0, lease_writes=1.0, seed=1)
+    injector.install()
+    yield injector
+    injector.uninstall()
+
+
+def test_put_records_entries_fail_as_partial_failures(
+    local_kinesis: LocalKinesis, make_stream: Callable[..., str], injector: ThrottleInjector
+) -> None:
+    stream = make_stream(1)
+    client = producer_client(KplConfig.from_config({"Region": local_kinesis.region}))
+    response = client.put_records(
+        StreamName=stream, Records=[{"PartitionKey": "k", "Data": b"x"} for _ in range(3)]
+    )
+    assert response["FailedRecordCount"] == 3
+    assert {r.get("ErrorCode") for r in response["Records"]} == {
+        "ProvisionedThroughputExceededException"
+    }
+    assert injector.injected["put"] == 3
+
+
+def test_get_records_and_lease_writes_are_throttled(
+    local_kinesis: LocalKinesis, make_stream: Callable[..., str], injector: ThrottleInjector
+) -> None:
+    stream = make_stream(1)
+    conf = ConsumerConf.from_config(
+        load_config(
+            f"kinesis.c {{ stream-name = {stream}, kcl.regionName = {local_kinesis.region} }}"
+        ),
+        "c",
+    )
+    kinesis, dynamodb = consumer_clients(conf.kcl, tries=1)
+    shard = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = kinesis.get_shard_iterator(
+        StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )
+    with pytest.raises(kinesis.exceptions.ProvisionedThroughputExceededException):
+        kinesis.get_records(ShardIterator=iterator["ShardIterator"])
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
+        dynamodb.put_item(TableName="whatever", Item={"leaseKey": {"S": "x"}})
+    assert injector.injected["get"] == 1
+    assert injector.injected["lease"] == 1
