@@ -1,0 +1,143 @@
+"""The Scala CheckpointWorkerSpec, ported (timings scaled down), plus each failure kind."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from test_consumer_support import Probe, checkpointer_conf, seq
+
+from kinesis_actors.consumer.checkpoint import CheckpointWorker
+from kinesis_actors.consumer.messages import (
+    Checkpoint,
+    CheckpointResult,
+    NotReady,
+    ReadyToCheckpoint,
+)
+from kinesis_actors.errors import (
+    DependencyError,
+    InvalidStateError,
+    ShutdownError,
+    ThrottlingError,
+)
+
+NOTIFY, INTERVAL, BACKOFF = 0.1, 0.4, 0.6
+
+
+class Checkpointer:
+    """Records calls; raises the queued errors first."""
+
+    def __init__(self) -> None:
+        self.calls: list[Any] = []
+        self.errors: list[BaseException] = []
+
+    def __call__(self, position: Any) -> None:
+        self.calls.append(position)
+        if self.errors:
+            raise self.errors.pop(0)
+
+
+@pytest.fixture
+def world() -> Iterator[tuple[Probe, Checkpointer, Callable[[], Any]]]:
+    parent = Probe.start()
+    checkpointer = Checkpointer()
+    refs: list[Any] = []
+
+    def start() -> Any:
+        conf = checkpointer_conf(notification_delay=NOTIFY, interval=INTERVAL, backoff=BACKOFF)
+        ref = CheckpointWorker.start(parent.ref, checkpointer, conf, "shard-1")
+        refs.append(ref)
+        return ref
+
+    yield parent, checkpointer, start
+    for ref in refs:
+        ref.stop()
+    parent.stop()
+
+
+def test_notifies_when_ready(world: tuple[Probe, Checkpointer, Callable[[], Any]]) -> None:
+    parent, _, start = world
+    start()
+    parent.expect(ReadyToCheckpoint(), timeout=NOTIFY * 3)
+    parent.expect(ReadyToCheckpoint(), timeout=NOTIFY * 3)
+
+
+def test_checkpoints_when_ready_and_pauses_notifications_for_the_interval(
+    world: tuple[Probe, Checkpointer, Callable[[], Any]],
+) -> None:
+    parent, checkpointer, start = world
+    worker = start()
+    parent.expect(ReadyToCheckpoint())
+    parent.drain()
+    worker.tell(Checkpoint(seq(10, 1), reply_to=parent.ref))
+    parent.expect(CheckpointResult(seq(10, 1), True))
+    assert checkpointer.calls == [seq(10, 1)]
+    parent.drain()
+    parent.expect_no_message(INTERVAL * 0.75)
+    parent.expect(ReadyToCheckpoint(), timeout=INTERVAL + NOTIFY * 3)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ThrottlingError("throttled"),
+        InvalidStateError("no table"),
+        ShutdownError("lease lost"),
+        DependencyError("unreachable"),
+        RuntimeError("bug"),
+    ],
+)
+def test_backs_off_after_any_failure(
+    world: tuple[Probe, Checkpointer, Callable[[], Any]], error: BaseException
+) -> None:
+    parent, checkpointer, start = world
+    worker = start()
+    checkpointer.errors.append(error)
+    worker.tell(Checkpoint(seq(10), reply_to=parent.ref))
+    parent.expect(CheckpointResult(seq(10), False), timeout=1.0)
+    parent.drain()
+    started = time.monotonic()
+    parent.expect(ReadyToCheckpoint(), timeout=BACKOFF + NOTIFY * 3)
+    assert time.monotonic() - started >= BACKOFF - INTERVAL * 0.5  # the backoff, not the interval
+
+
+def test_not_ready_when_a_checkpoint_arrives_while_waiting(
+    world: tuple[Probe, Checkpointer, Callable[[], Any]],
+) -> None:
+    parent, checkpointer, start = world
+    worker = start()
+    first = Checkpoint(seq(10), reply_to=parent.ref)
+    worker.tell(first)
+    parent.expect(CheckpointResult(seq(10), True), timeout=1.0)
+    second = Checkpoint(seq(11), reply_to=parent.ref)
+    worker.tell(second)
+    assert parent.expect(NotReady, timeout=1.0) == NotReady(second)
+    assert checkpointer.calls == [seq(10)]
+
+
+def test_forced_checkpoint_runs_anyway_and_ends_notifications(
+    world: tuple[Probe, Checkpointer, Callable[[], Any]],
+) -> None:
+    parent, checkpointer, start = world
+    worker = start()
+    worker.tell(Checkpoint(seq(10), reply_to=parent.ref))
+    parent.ignore = (ReadyToCheckpoint,)
+    parent.expect(CheckpointResult(seq(10), True), timeout=1.0)
+    worker.tell(Checkpoint(seq(11), force=True, reply_to=parent.ref))
+    parent.expect(CheckpointResult(seq(11), True))
+    parent.ignore = ()
+    parent.drain()
+    parent.expect_no_message(INTERVAL + BACKOFF)
+    assert checkpointer.calls == [seq(10), seq(11)]
+
+
+def test_asked_checkpoint_answers_with_the_result(
+    world: tuple[Probe, Checkpointer, Callable[[], Any]],
+) -> None:
+    _, checkpointer, start = world
+    worker = start()
+    assert worker.ask(Checkpoint(seq(7))) == CheckpointResult(seq(7), True)
+    checkpointer.errors.append(ThrottlingError("throttled"))
+    assert worker.ask(Checkpoint(seq(8), force=True)) == CheckpointResult(seq(8), False)
