@@ -54,8 +54,9 @@ def free(shard_id: str = "shardId-000000000000", **fields: Any) -> Lease:
 
 
 def test_create_lease_only_if_absent(table: LeaseTable) -> None:
-    lease = free(parent_shard_ids=("shardId-a", "shardId-b"), starting_hash_key=0,
-                 ending_hash_key=2**128 - 1)  # fmt: skip
+    lease = free(
+        parent_shard_ids=("shardId-a", "shardId-b"), starting_hash_key=0, ending_hash_key=2**128 - 1
+    )
     assert table.create_lease(lease)
     assert not table.create_lease(dataclasses.replace(lease, checkpoint=Sentinel.LATEST))
     assert table.get_lease(lease.shard_id) == lease
