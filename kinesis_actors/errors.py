@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kinesis_actors.models import UserRecordResult
+    from kinesis_actors.models import ConsumerEvent, UserRecordResult
 
 __all__ = [
     "ConfigError",
@@ -16,6 +16,7 @@ __all__ = [
     "KinesisActorsError",
     "LocalBackendError",
     "PartitionKeyError",
+    "ProcessingFailedError",
     "ProducerStoppedError",
     "QueueFullError",
     "RecordTooLargeError",
@@ -98,3 +99,19 @@ class InvalidStateError(KinesisActorsError):
 
 class DependencyError(KinesisActorsError):
     """DynamoDB or Kinesis failed or could not be reached: back off and retry."""
+
+
+# -- consumer -------------------------------------------------------------------------------------
+
+
+class ProcessingFailedError(KinesisActorsError):
+    """Records stayed unacknowledged after every retry, beyond ``failureTolerancePercentage``."""
+
+    def __init__(self, shard_id: str, failed_events: tuple[ConsumerEvent, ...]) -> None:
+        first = ", ".join(str(e.sequence_number) for e in failed_events[:5])
+        more = ", ..." if len(failed_events) > 5 else ""
+        super().__init__(
+            f"{len(failed_events)} record(s) of {shard_id} not processed: {first}{more}"
+        )
+        self.shard_id = shard_id
+        self.failed_events = failed_events

@@ -19,7 +19,7 @@ from typing import Any
 import pykka
 from botocore.exceptions import ClientError
 
-from kinesis_actors.config import CheckpointerConf, WorkerConf
+from kinesis_actors.config import CheckpointerConf, ConsumerConf, WorkerConf, load_config
 from kinesis_actors.errors import ShutdownError
 from kinesis_actors.leases.lease import HeldLease
 from kinesis_actors.models import CompoundSequenceNumber, ConsumerEvent, Sentinel
@@ -38,6 +38,28 @@ def worker_conf(**overrides: Any) -> WorkerConf:
     }
     values.update(overrides)
     return WorkerConf(**values)
+
+
+def consumer_conf(hocon: str = "") -> ConsumerConf:
+    """A consumer config with test timings; ``hocon`` overrides inside ``test-consumer``."""
+    text = f"""
+    kinesis {{
+      application-name = "unit"
+      test-consumer {{
+        stream-name = "stream"
+        worker {{ batchTimeoutSeconds = 0.5, failedMessageRetries = 1,
+                 failureTolerancePercentage = 0, gracefulShutdownHook = false,
+                 shutdownTimeoutSeconds = 2 }}
+        checkpointer {{ backoffMillis = 100, intervalMillis = 50, notificationDelayMillis = 20 }}
+        kcl {{ failoverTimeMillis = 1000, idleTimeBetweenReadsInMillis = 20,
+              taskBackoffTimeMillis = 50, parentShardPollIntervalMillis = 50,
+              shardSyncIntervalMillis = 500, releasedLeasePollMillis = 50,
+              maxRecords = 100 }}
+        {hocon}
+      }}
+    }}
+    """
+    return ConsumerConf.from_config(load_config(text), "test-consumer")
 
 
 def checkpointer_conf(**overrides: Any) -> CheckpointerConf:
@@ -221,10 +243,15 @@ def client_error(code: str, operation: str = "GetRecords") -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": code}}, operation)
 
 
+MAX_HASH = 2**128 - 1
+
+
 @dataclass
 class FakeShard:
     records: list[dict[str, Any]] = field(default_factory=list)
     closed: bool = False
+    parents: tuple[str, ...] = ()
+    hash_range: tuple[int, int] = (0, MAX_HASH)
 
 
 class FakeKinesis:
@@ -259,6 +286,36 @@ class FakeKinesis:
                 }
             )
             return sequence_number
+
+    def add_shard(
+        self,
+        shard_id: str,
+        parents: tuple[str, ...] = (),
+        hash_range: tuple[int, int] = (0, MAX_HASH),
+    ) -> None:
+        with self.lock:
+            self.shards[shard_id] = FakeShard(parents=parents, hash_range=hash_range)
+
+    def list_shards(self, **kwargs: Any) -> dict[str, Any]:
+        with self.lock:
+            shards = []
+            for shard_id, shard in self.shards.items():
+                entry: dict[str, Any] = {
+                    "ShardId": shard_id,
+                    "HashKeyRange": {
+                        "StartingHashKey": str(shard.hash_range[0]),
+                        "EndingHashKey": str(shard.hash_range[1]),
+                    },
+                    "SequenceNumberRange": {"StartingSequenceNumber": "0"},
+                }
+                if shard.closed:
+                    entry["SequenceNumberRange"]["EndingSequenceNumber"] = "9" * 20
+                for key, parent in zip(
+                    ("ParentShardId", "AdjacentParentShardId"), shard.parents, strict=False
+                ):
+                    entry[key] = parent
+                shards.append(entry)
+            return {"Shards": shards}
 
     def close(self, shard_id: str) -> None:
         with self.lock:

@@ -18,6 +18,7 @@ from typing import Any
 import pykka
 import structlog
 
+from kinesis_actors import metrics
 from kinesis_actors.config import CheckpointerConf
 from kinesis_actors.consumer._support import tell
 from kinesis_actors.consumer.messages import (
@@ -67,6 +68,7 @@ class CheckpointWorker(pykka.ThreadingActor):
         self._checkpoint_fn = checkpoint
         self._conf = conf
         self._report_failure = report_failure
+        self._shard_id = shard_id
         self._state = _State.READY
         self._timer: Cancellable | None = None
         self._log = structlog.get_logger(__name__).bind(shard_id=shard_id)
@@ -137,6 +139,7 @@ class CheckpointWorker(pykka.ThreadingActor):
         else:
             log.debug("checkpointed")
             return True
+        metrics.count("CheckpointFailures", shard_id=self._shard_id)
         return False
 
     @staticmethod

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from kinesis_actors.leases.lease import Checkpoint
+    from kinesis_actors.leases.lease import Checkpoint, HeldLease
 
 __all__ = ["Coordinator", "LeaseCheckpointer"]
 
@@ -47,6 +47,9 @@ class Coordinator(LeaseCheckpointer, Protocol):
 
     def start(self) -> None:
         """Create the table if needed, sync shards, start renewing and taking leases."""
+
+    def held_leases(self) -> tuple[HeldLease, ...]:
+        """The leases held now, with their latest checkpoints (restarts resume there)."""
 
     def stop_taking(self) -> None:
         """Take no new leases; held ones stay renewed so final checkpoints still work."""

@@ -24,6 +24,7 @@ from typing import Any
 import pykka
 import structlog
 
+from kinesis_actors import metrics
 from kinesis_actors.config import WorkerConf
 from kinesis_actors.consumer._support import tell
 from kinesis_actors.consumer.checkpoint import FailureReporter
@@ -280,6 +281,9 @@ class ConsumerWorker(pykka.ThreadingActor):
         self, latest: CompoundSequenceNumber | None, reply: ProcessingComplete
     ) -> None:
         self._cancel_timer()
+        if self._collector is not None:
+            acknowledged = len(self._collector.events) - self._collector.pending
+            metrics.count("RecordsProcessed", acknowledged, shard_id=self._shard_id)
         self._latest = latest
         self._collector = None
         self._state = _State.READY
