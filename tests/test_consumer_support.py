@@ -11,7 +11,7 @@ import itertools
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ import pykka
 from botocore.exceptions import ClientError
 
 from kinesis_actors.config import CheckpointerConf, ConsumerConf, WorkerConf, load_config
+from kinesis_actors.consumer.messages import ProcessEvent
 from kinesis_actors.errors import ShutdownError
 from kinesis_actors.leases.lease import HeldLease
 from kinesis_actors.models import CompoundSequenceNumber, ConsumerEvent, Sentinel
@@ -264,6 +265,9 @@ class FakeKinesis:
         self.errors: list[BaseException] = []
         self.iterator_errors: list[BaseException] = []
         self.expire_next = False
+        #: Cleared = every get_records call blocks until it is set again.
+        self.gate = threading.Event()
+        self.gate.set()
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self._serial = itertools.count()
         self._expired: set[str] = set()
@@ -358,6 +362,7 @@ class FakeKinesis:
             return {"ShardIterator": self._iterator(shard_id, position)}
 
     def get_records(self, **kwargs: Any) -> dict[str, Any]:
+        self.gate.wait()
         with self.lock:
             self.calls.append(("get_records", kwargs))
             iterator = kwargs["ShardIterator"]
@@ -385,6 +390,21 @@ class FakeKinesis:
             return sum(1 for name, _ in self.calls if name == "get_records")
 
 
-def iterate_events(probe: Probe, count: int, timeout: float = 3.0) -> Iterator[Any]:
-    for _ in range(count):
-        yield probe.expect(object, timeout)
+class Acker:
+    """A processor autopilot that records every event and acknowledges it (unless ``hold``)."""
+
+    def __init__(self) -> None:
+        self.events: list[ConsumerEvent] = []
+        self.lock = threading.Lock()
+        self.hold = threading.Event()  # set = stop acknowledging
+
+    def __call__(self, message: Any) -> None:
+        if isinstance(message, ProcessEvent):
+            with self.lock:
+                self.events.append(message.event)
+            if not self.hold.is_set():
+                message.acknowledge()
+
+    def payloads(self) -> list[bytes]:
+        with self.lock:
+            return [e.payload for e in self.events]
