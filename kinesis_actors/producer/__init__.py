@@ -1,0 +1,7 @@
+"""The producer side: ``KinesisProducer``, a native Python KPL with one future per user record."""
+
+from __future__ import annotations
+
+from kinesis_actors.producer.engine import KinesisProducer, ProducerStats
+
+__all__ = ["KinesisProducer", "ProducerStats"]
