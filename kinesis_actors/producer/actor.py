@@ -1,0 +1,672 @@
+"""KinesisProducerActor: the producer engine behind an actor's inbox.
+
+Other actors ``tell`` it ``SendWithCallback(event, reply_to=self.actor_ref)`` and get
+``SendSuccessful`` / ``SendFailed`` back; plain code asks it and waits on the returned future::
+
+    outcome = producer.ask(SendWithCallback(event)).result(timeout=30)
+
+The actor never blocks on the network: the engine batches and puts on its own threads, and its
+completion callbacks only hand the finished record back to the actor's thread (a queue plus one
+wake-up tell), so every piece of actor state is touched by the actor's thread alone.
+
+Compared with the Scala library this actor builds the engine in ``on_start`` (not when the actor
+object is made, issue #48), logs ``Send`` failures instead of swallowing them, bounds the throttle
+queue, sends the queued messages on stop instead of losing them, and can retry failed sends
+(``akka.failed-send-retries``, issue #50).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import enum
+import math
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import pykka
+import structlog
+from pyhocon import ConfigTree
+
+from kinesis_actors.config import ProducerConf, ThrottlingConf
+from kinesis_actors.errors import (
+    InvalidRecordError,
+    ProducerStoppedError,
+    QueueFullError,
+    UserRecordFailedError,
+)
+from kinesis_actors.models import ProducerEvent, UserRecordResult
+from kinesis_actors.scheduling import Cancellable, schedule_once
+
+__all__ = [
+    "UNTHROTTLE_THRESHOLD",
+    "GetStats",
+    "KinesisProducerActor",
+    "ProducerActorStats",
+    "ProducerEngine",
+    "Send",
+    "SendFailed",
+    "SendOutcome",
+    "SendSuccessful",
+    "SendWithCallback",
+]
+
+log = structlog.get_logger(__name__)
+
+#: A throttled actor resumes sending when the outstanding count falls strictly below this share
+#: of ``max-outstanding-requests`` (hysteresis, as in the Scala library).
+UNTHROTTLE_THRESHOLD = 0.9
+
+_DEFAULT_STOP_TIMEOUT = 60.0
+
+
+def _new_message_id() -> str:
+    """A time-based UUID, as the Scala library generated: ids sort roughly by creation time."""
+    return str(uuid.uuid1())
+
+
+# -- messages -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Send:
+    """Put a record, fire-and-forget. No reply; a failure is logged with ``message_id``."""
+
+    producer_event: ProducerEvent
+    message_id: str = field(default_factory=_new_message_id)
+
+
+@dataclass(frozen=True)
+class SendWithCallback:
+    """Put a record and report the outcome.
+
+    The outcome (``SendSuccessful`` or ``SendFailed``) is told to ``reply_to`` when given, and is
+    also the result of the ``concurrent.futures.Future`` that ``ask`` returns.
+    """
+
+    producer_event: ProducerEvent
+    message_id: str = field(default_factory=_new_message_id)
+    reply_to: pykka.ActorRef[Any] | None = None
+
+
+@dataclass(frozen=True)
+class SendSuccessful:
+    """The record was put; ``user_record_result`` says where (shard, sequence number, attempts)."""
+
+    message_id: str
+    user_record_result: UserRecordResult
+
+
+@dataclass(frozen=True)
+class SendFailed:
+    """The record was not put; ``event`` is returned so the caller can persist or retry it.
+
+    ``reason`` is usually a ``UserRecordFailedError`` (its ``result.attempts`` say why), an
+    ``InvalidRecordError``, ``QueueFullError`` or ``ProducerStoppedError``.
+    """
+
+    event: ProducerEvent
+    message_id: str
+    reason: BaseException
+
+
+SendOutcome = SendSuccessful | SendFailed
+
+
+@dataclass(frozen=True)
+class GetStats:
+    """Ask for a ``ProducerActorStats``; it is also told to ``reply_to`` when given."""
+
+    reply_to: pykka.ActorRef[Any] | None = None
+
+
+@dataclass(frozen=True)
+class ProducerActorStats:
+    """A snapshot of the actor's counters."""
+
+    outstanding: int  # the engine's records put but not yet confirmed (all its users)
+    queued: int  # sends waiting in the throttle queue
+    in_flight: int  # this actor's sends handed to the engine, not yet completed
+    sent: int  # sends confirmed
+    failed: int  # sends reported failed (SendFailed, or logged for Send)
+    retried: int  # re-sends made under failed-send-retries
+    throttled: bool
+
+
+@dataclass(frozen=True)
+class _UnThrottle:
+    """Timer tick: re-check the outstanding count."""
+
+
+@dataclass(frozen=True)
+class _Drain:
+    """Wake-up: completed records wait in the hand-off queue."""
+
+
+_UNTHROTTLE = _UnThrottle()
+_DRAIN = _Drain()
+
+
+# -- the engine as the actor sees it --------------------------------------------------------------
+
+
+class ProducerEngine(Protocol):
+    """What the actor needs of ``KinesisProducer``; tests pass a fake."""
+
+    def add_user_record(
+        self, event: ProducerEvent
+    ) -> concurrent.futures.Future[UserRecordResult]: ...
+
+    def outstanding_records_count(self) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def _default_engine(conf: ProducerConf) -> ProducerEngine:
+    from kinesis_actors.producer.engine import KinesisProducer
+
+    return KinesisProducer(conf)
+
+
+# -- internals ------------------------------------------------------------------------------------
+
+
+class _Pending:
+    """One send between acceptance and its outcome (mutable, actor thread only)."""
+
+    __slots__ = ("_handoff", "answer", "engine_future", "message", "retries")
+
+    def __init__(
+        self,
+        message: Send | SendWithCallback,
+        answer: concurrent.futures.Future[SendOutcome] | None,
+        handoff: _Handoff,
+    ) -> None:
+        self.message = message
+        self.answer = answer
+        self.retries = 0
+        self.engine_future: concurrent.futures.Future[UserRecordResult] | None = None
+        self._handoff = handoff
+
+    def completed(self, _future: concurrent.futures.Future[UserRecordResult]) -> None:
+        """Engine-thread callback: hand this send back to the actor, touch nothing else."""
+        self._handoff.put(self)
+
+
+class _Handoff:
+    """Completed sends travel from engine threads to the actor thread.
+
+    A thread-safe queue plus at most one outstanding ``_Drain`` tell: a burst of completions
+    (one PutRecords call completes up to 500 records) costs the actor one message, not 500.
+    While the actor stops, ``on_stop`` drains the queue itself and no tell is sent.
+    """
+
+    def __init__(self, ref: pykka.ActorRef[Any]) -> None:
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._wakeup_sent = False
+        self._closed = False
+        self._ref = ref
+
+    def put(self, pending: _Pending) -> None:
+        self._queue.put(pending)
+        with self._lock:
+            if self._wakeup_sent or self._closed:
+                return
+            self._wakeup_sent = True
+        try:
+            self._ref.tell(_DRAIN)
+        except pykka.ActorDeadError:
+            pass  # stopping: on_stop reads the queue directly
+
+    def take_all(self) -> list[_Pending]:
+        with self._lock:
+            self._wakeup_sent = False
+        items: list[_Pending] = []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def wait(self, timeout: float) -> _Pending | None:
+        try:
+            return self._queue.get(timeout=max(timeout, 0.0))
+        except queue.Empty:
+            return None
+
+
+class _State(enum.Enum):
+    PROCESSING = "processing"
+    THROTTLING = "throttling"
+    STOPPING = "stopping"
+
+
+def _attempts(exc: BaseException) -> list[dict[str, Any]]:
+    if not isinstance(exc, UserRecordFailedError):
+        return []
+    return [
+        {
+            "delay": round(a.delay, 6),
+            "duration": round(a.duration, 6),
+            "error_code": a.error_code,
+            "error_message": a.error_message,
+        }
+        for a in exc.result.attempts
+    ]
+
+
+# -- the actor ------------------------------------------------------------------------------------
+
+
+class KinesisProducerActor(pykka.ThreadingActor):
+    """Puts ``Send`` / ``SendWithCallback`` records through a ``KinesisProducer``.
+
+    Start it with a ``ProducerConf``, with a HOCON tree and a producer name, or with an engine
+    you built (then throttling and retries come from the keywords)::
+
+        KinesisProducerActor.start(ProducerConf.from_config(tree, "testProducer"))
+        KinesisProducerActor.start(tree, "testProducer")
+        KinesisProducerActor.start(engine, throttling=ThrottlingConf(10_000, 0.1))
+
+    ``stop()`` sends every queued message, flushes, waits for the outcomes (they are delivered)
+    and then stops the engine (unless ``stop_engine=False``).
+    """
+
+    def __init__(
+        self,
+        source: ProducerConf | ConfigTree | ProducerEngine,
+        producer_name: str | None = None,
+        *,
+        throttling: ThrottlingConf | None = None,
+        failed_send_retries: int | None = None,
+        max_queued_sends: int | None = None,
+        stop_engine: bool = True,
+        stop_timeout: float | None = None,
+        engine_factory: Callable[[ProducerConf], ProducerEngine] | None = None,
+    ) -> None:
+        super().__init__()
+        conf: ProducerConf | None
+        engine: ProducerEngine | None = None
+        if isinstance(source, ProducerConf | ConfigTree):
+            overrides = (throttling, failed_send_retries, max_queued_sends)
+            if any(value is not None for value in overrides):
+                raise TypeError(
+                    "throttling, failed_send_retries and max_queued_sends come from the "
+                    "ProducerConf; pass them only with an engine"
+                )
+            if isinstance(source, ConfigTree):
+                if not producer_name:
+                    raise TypeError("a config tree needs a producer name, e.g. 'testProducer'")
+                conf = ProducerConf.from_config(source, producer_name)
+            else:
+                conf = source
+            throttling = conf.throttling
+            failed_send_retries = conf.failed_send_retries
+            max_queued_sends = conf.max_queued_sends
+            if stop_timeout is None:
+                per_try = conf.kpl.record_ttl + conf.kpl.request_timeout + 5.0
+                stop_timeout = per_try * (failed_send_retries + 1)
+            name = conf.name
+            stream: str | None = conf.stream_name
+        elif callable(getattr(source, "add_user_record", None)):
+            conf = None
+            engine = source
+            name = producer_name or "producer"
+            stream = getattr(source, "stream_name", None)
+        else:
+            raise TypeError(
+                f"expected a ProducerConf, a config tree and a name, or a KinesisProducer; "
+                f"got {type(source).__name__}"
+            )
+        retries = 0 if failed_send_retries is None else failed_send_retries
+        queue_limit = 1_000_000 if max_queued_sends is None else max_queued_sends
+        if retries < 0:
+            raise ValueError(f"failed_send_retries must be >= 0, got {retries}")
+        if queue_limit < 0:
+            raise ValueError(f"max_queued_sends must be >= 0, got {queue_limit}")
+        if throttling is not None and throttling.max_outstanding_requests < 1:
+            raise ValueError("throttling.max_outstanding_requests must be >= 1")
+
+        self._conf = conf
+        self._engine = engine
+        self._engine_factory = engine_factory or _default_engine
+        self._throttling = throttling
+        self._release_below = (
+            throttling.max_outstanding_requests * UNTHROTTLE_THRESHOLD if throttling else math.inf
+        )
+        self._retries = retries
+        self._queue_limit = queue_limit
+        self._stop_engine = stop_engine
+        self._stop_timeout = _DEFAULT_STOP_TIMEOUT if stop_timeout is None else stop_timeout
+        self._log = log.bind(producer=name, stream=stream)
+
+        self._handoff = _Handoff(self.actor_ref)
+        self._state = _State.PROCESSING
+        self._queue: deque[_Pending] = deque()
+        self._in_flight: set[_Pending] = set()
+        self._timer: Cancellable | None = None
+        self._start_error: BaseException | None = None
+        self._sent = 0
+        self._failed = 0
+        self._retried = 0
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        """Build the engine here, on the actor's thread, so creating the actor has no I/O."""
+        if self._engine is not None:
+            self._log.debug("producer actor started on a given engine")
+            return
+        assert self._conf is not None
+        try:
+            self._engine = self._engine_factory(self._conf)
+        except Exception as exc:
+            # Pykka would only log this on its own logger and drop the actor; instead say so
+            # loudly, fail whatever is already queued for us with this reason, and stop.
+            self._start_error = exc
+            self._log.exception("producer engine failed to start; the actor stops")
+            self.stop()
+            return
+        self._log.info(
+            "producer actor started",
+            max_outstanding_requests=(
+                self._throttling.max_outstanding_requests if self._throttling else None
+            ),
+            failed_send_retries=self._retries,
+        )
+
+    def on_stop(self) -> None:
+        self._shutdown()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        """A bug in this actor must not strand callers nor leak the engine's threads."""
+        self._log.error("producer actor crashed; shutting down", exc_info=exc_info[1])
+        self._shutdown()
+
+    # -- messages -----------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, SendWithCallback):
+            answer: concurrent.futures.Future[SendOutcome] = concurrent.futures.Future()
+            self._accept(_Pending(message, answer, self._handoff))
+            return answer
+        if isinstance(message, Send):
+            self._accept(_Pending(message, None, self._handoff))
+            return None
+        if isinstance(message, _Drain):
+            self._complete_batch(self._handoff.take_all())
+            return None
+        if isinstance(message, _UnThrottle):
+            self._timer = None
+            self._maybe_release()
+            return None
+        if isinstance(message, GetStats):
+            stats = self._stats()
+            if message.reply_to is not None:
+                self._tell(message.reply_to, stats)
+            return stats
+        self._log.warning("unexpected message ignored", message=repr(message)[:200])
+        return None
+
+    def _stats(self) -> ProducerActorStats:
+        return ProducerActorStats(
+            outstanding=self._outstanding(),
+            queued=len(self._queue),
+            in_flight=len(self._in_flight),
+            sent=self._sent,
+            failed=self._failed,
+            retried=self._retried,
+            throttled=self._state is _State.THROTTLING,
+        )
+
+    def _outstanding(self) -> int:
+        if self._engine is None:
+            return 0
+        try:
+            return self._engine.outstanding_records_count()
+        except Exception:
+            self._log.exception("outstanding_records_count failed")
+            return 0
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def _accept(self, pending: _Pending) -> None:
+        if self._engine is None:
+            self._fail(
+                pending, ProducerStoppedError(f"the producer failed to start: {self._start_error}")
+            )
+            return
+        if self._throttling is not None:
+            if self._state is _State.THROTTLING or self._queue:
+                self._enqueue(pending)
+                return
+            if (
+                self._engine.outstanding_records_count()
+                >= self._throttling.max_outstanding_requests
+            ):
+                self._throttle()
+                self._enqueue(pending)
+                return
+        self._dispatch(pending)
+
+    def _enqueue(self, pending: _Pending) -> None:
+        if len(self._queue) >= self._queue_limit:
+            self._fail(
+                pending,
+                QueueFullError(
+                    f"{len(self._queue)} sends already wait for the throttle "
+                    f"(akka.max-queued-sends = {self._queue_limit})"
+                ),
+            )
+            return
+        self._queue.append(pending)
+
+    def _throttle(self) -> None:
+        assert self._throttling is not None
+        self._log.info(
+            "Reached maxOutstandingRequests threshold. Throttling sends to Kinesis.",
+            max_outstanding_requests=self._throttling.max_outstanding_requests,
+        )
+        self._state = _State.THROTTLING
+        self._schedule_recheck()
+
+    def _schedule_recheck(self) -> None:
+        assert self._throttling is not None
+        if self._timer is None:
+            self._timer = schedule_once(
+                self.actor_ref, self._throttling.retry_interval, _UNTHROTTLE
+            )
+
+    def _maybe_release(self) -> None:
+        """Leave throttling below 90 % of the limit and send the queue in order."""
+        if self._state is not _State.THROTTLING or self._throttling is None:
+            return
+        if self._outstanding() >= self._release_below:
+            self._schedule_recheck()
+            return
+        self._log.warning("Removing throttling for sends to Kinesis.", queued=len(self._queue))
+        self._state = _State.PROCESSING
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        limit = self._throttling.max_outstanding_requests
+        while self._queue:
+            if self._outstanding() >= limit:
+                self._throttle()
+                return
+            self._dispatch(self._queue.popleft())
+
+    def _dispatch(self, pending: _Pending) -> None:
+        assert self._engine is not None
+        try:
+            future = self._engine.add_user_record(pending.message.producer_event)
+        except Exception as exc:  # ProducerStoppedError, or an engine bug: fail this send only
+            self._fail(pending, exc)
+            return
+        pending.engine_future = future
+        self._in_flight.add(pending)
+        future.add_done_callback(pending.completed)
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _complete_batch(self, batch: list[_Pending]) -> None:
+        for pending in batch:
+            self._complete(pending)
+        if self._state is _State.THROTTLING and batch:
+            self._maybe_release()
+
+    def _complete(self, pending: _Pending) -> None:
+        if pending not in self._in_flight:
+            return  # already settled (stop timeout)
+        self._in_flight.discard(pending)
+        future = pending.engine_future
+        assert future is not None
+        error: BaseException | None
+        if future.cancelled():
+            error = concurrent.futures.CancelledError("the engine cancelled the record")
+        else:
+            error = future.exception()
+        if error is None:
+            self._sent += 1
+            message = pending.message
+            if isinstance(message, SendWithCallback):
+                self._deliver(pending, SendSuccessful(message.message_id, future.result()))
+            return
+        if pending.retries < self._retries and self._retryable(error):
+            pending.retries += 1
+            self._retried += 1
+            self._log.info(
+                "retrying failed send",
+                message_id=pending.message.message_id,
+                partition_key=pending.message.producer_event.partition_key,
+                retry=pending.retries,
+                of=self._retries,
+                reason=str(error),
+            )
+            pending.engine_future = None
+            self._dispatch(pending)
+            return
+        self._fail(pending, error)
+
+    def _retryable(self, error: BaseException) -> bool:
+        if self._state is _State.STOPPING and self._engine is None:
+            return False
+        return not isinstance(error, InvalidRecordError | ProducerStoppedError)
+
+    def _fail(self, pending: _Pending, reason: BaseException) -> None:
+        self._failed += 1
+        message = pending.message
+        event = message.producer_event
+        fields: dict[str, Any] = {
+            "message_id": message.message_id,
+            "partition_key": event.partition_key,
+            "payload_bytes": len(event.data),
+            "attempts": _attempts(reason),
+            "retries": pending.retries,
+            "reason": f"{type(reason).__name__}: {reason}",
+        }
+        if isinstance(message, SendWithCallback):
+            self._log.warning("Record failed to put", **fields)
+            self._deliver(pending, SendFailed(event, message.message_id, reason))
+        else:
+            # Send has no one to tell: the log is the report, so it is an error.
+            self._log.error("Record of a Send failed to put", **fields)
+
+    def _deliver(self, pending: _Pending, outcome: SendOutcome) -> None:
+        message = pending.message
+        assert isinstance(message, SendWithCallback)
+        if message.reply_to is not None:
+            self._tell(message.reply_to, outcome)
+        answer = pending.answer
+        if answer is not None:
+            try:
+                answer.set_result(outcome)
+            except concurrent.futures.InvalidStateError:
+                pass  # the asker cancelled its future
+
+    def _tell(self, ref: pykka.ActorRef[Any], message: object) -> None:
+        """Tell a user's actor; its death or any error must not take this actor down."""
+        try:
+            ref.tell(message)
+        except Exception as exc:
+            self._log.warning(
+                "could not deliver to reply_to",
+                reply_to=str(ref),
+                message_type=type(message).__name__,
+                error=f"{type(exc).__name__}: {exc}",
+            )
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """Send what is queued, flush, deliver every outcome, then stop the engine."""
+        if self._state is _State.STOPPING:
+            return
+        self._state = _State.STOPPING
+        self._handoff.close()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        queued = len(self._queue)
+        engine = self._engine
+        if engine is None:
+            reason = ProducerStoppedError(
+                f"producer stopped before sending (failed to start: {self._start_error})"
+            )
+            while self._queue:
+                self._fail(self._queue.popleft(), reason)
+            return
+        while self._queue:
+            self._dispatch(self._queue.popleft())
+        self._log.info(
+            "producer actor stopping: flushing",
+            sent_from_queue=queued,
+            in_flight=len(self._in_flight),
+        )
+        deadline = time.monotonic() + self._stop_timeout
+        try:
+            engine.flush()
+        except Exception:
+            self._log.exception("flush failed on stop")
+        if self._retries or not self._stop_engine:
+            # Retries need the engine alive, and a shared engine is not ours to stop: wait here.
+            self._await_in_flight(deadline)
+        if self._stop_engine:
+            try:
+                engine.stop()  # flushes synchronously, then releases the engine's threads
+            except Exception:
+                self._log.exception("engine stop failed")
+            self._engine = None  # no retries once the engine is gone
+            self._await_in_flight(min(deadline, time.monotonic() + 1.0))
+        if self._in_flight:
+            reason = ProducerStoppedError(
+                f"the producer actor stopped before the record completed "
+                f"(waited {self._stop_timeout:.0f} s)"
+            )
+            for pending in list(self._in_flight):
+                self._in_flight.discard(pending)
+                self._fail(pending, reason)
+        self._log.info(
+            "producer actor stopped", sent=self._sent, failed=self._failed, retried=self._retried
+        )
+
+    def _await_in_flight(self, deadline: float) -> None:
+        for pending in self._handoff.take_all():
+            self._complete(pending)
+        while self._in_flight:
+            done = self._handoff.wait(deadline - time.monotonic())
+            if done is None:
+                return
+            self._complete(done)
