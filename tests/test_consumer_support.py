@@ -12,7 +12,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -198,6 +198,11 @@ class FakeCoordinator:
     blocked_children: set[str] = field(default_factory=set)
     fail_with: list[BaseException] = field(default_factory=list)
     checkpoint_delay: float = 0.0
+    held: dict[str, HeldLease] = field(default_factory=dict)
+    history: list[tuple[Any, ...]] = field(default_factory=list)
+    started: bool = False
+    taking_stopped: bool = False
+    stopped: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _check(self, shard_id: str, token: str) -> None:
@@ -215,12 +220,14 @@ class FakeCoordinator:
         self._check(shard_id, token)
         with self.lock:
             self.checkpoints.setdefault(shard_id, []).append(sequence_number)
+            self.history.append(("checkpoint", shard_id, sequence_number))
 
     def shard_ended(self, shard_id: str, token: str, child_shards: Any = None) -> tuple[str, ...]:
         self._check(shard_id, token)
         with self.lock:
             self.checkpoints.setdefault(shard_id, []).append(Sentinel.SHARD_END)
             self.ended.append(shard_id)
+            self.history.append(("checkpoint", shard_id, Sentinel.SHARD_END))
         return ()
 
     def parents_finished(self, shard_id: str) -> bool:
@@ -229,7 +236,38 @@ class FakeCoordinator:
     def release(self, shard_id: str, token: str) -> bool:
         with self.lock:
             self.released.append(shard_id)
+            self.held.pop(shard_id, None)
+            self.history.append(("release", shard_id))
         return True
+
+    # The coordinator as the manager and the KinesisConsumer drive it.
+
+    def grant(self, *leases: HeldLease) -> None:
+        with self.lock:
+            for held in leases:
+                self.held[held.shard_id] = held
+                self.tokens[held.shard_id] = held.concurrency_token
+
+    def held_leases(self) -> tuple[HeldLease, ...]:
+        with self.lock:
+            out = []
+            for shard_id, held in sorted(self.held.items()):
+                points = self.checkpoints.get(shard_id)
+                out.append(replace(held, checkpoint=points[-1]) if points else held)
+            return tuple(out)
+
+    def start(self) -> None:
+        self.started = True
+
+    def stop_taking(self) -> None:
+        self.taking_stopped = True
+
+    def stop(self, release: bool | None = None) -> None:
+        with self.lock:
+            self.released.extend(sorted(self.held))
+            self.held.clear()
+            self.stopped = True
+            self.history.append(("stop",))
 
     def last(self, shard_id: str = SHARD) -> Any:
         with self.lock:

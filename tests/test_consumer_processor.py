@@ -1,0 +1,108 @@
+"""RecordProcessor: the process_record contract (return, future, raise, hang)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pykka
+import pytest
+from test_consumer_support import SHARD, Probe, event, seq
+
+from kinesis_actors.consumer.messages import EventProcessed, ProcessEvent
+from kinesis_actors.consumer.processor import RecordProcessor
+
+
+@pytest.fixture
+def run() -> Iterator[Callable[[Callable[[Any], object]], Probe]]:
+    """Start a RecordProcessor for ``process_record``, send it event 1; returns the ack probe."""
+    refs: list[pykka.ActorRef[Any]] = []
+    probes: list[Probe] = []
+
+    def start(process_record: Callable[[Any], object]) -> Probe:
+        worker = Probe.start()
+        processor = RecordProcessor.start(process_record, SHARD)
+        refs.append(processor)
+        probes.append(worker)
+        processor.tell(ProcessEvent(event(1), worker.ref))
+        return worker
+
+    yield start
+    for ref in refs:
+        ref.stop(timeout=2)
+    for probe in probes:
+        probe.stop()
+
+
+def test_returning_none_acknowledges(run: Callable[..., Probe]) -> None:
+    run(lambda e: None).expect(EventProcessed(seq(1), True))
+
+
+def test_returning_another_value_acknowledges(run: Callable[..., Probe]) -> None:
+    run(lambda e: "done").expect(EventProcessed(seq(1), True))
+
+
+def test_raising_does_not_acknowledge(run: Callable[..., Probe]) -> None:
+    def fail(e: Any) -> None:
+        raise ValueError("bad record")
+
+    run(fail).expect_no_message(0.2)
+
+
+def test_future_acknowledges_on_success_only(run: Callable[..., Probe]) -> None:
+    futures: list[concurrent.futures.Future[Any]] = []
+
+    def later(e: Any) -> concurrent.futures.Future[Any]:
+        futures.append(concurrent.futures.Future())
+        return futures[-1]
+
+    worker = run(later)
+    worker.expect_no_message(0.1)
+    futures[0].set_result(None)
+    worker.expect(EventProcessed(seq(1), True))
+
+
+@pytest.mark.parametrize("outcome", ["fail", "cancel"])
+def test_failed_or_cancelled_future_does_not_acknowledge(
+    run: Callable[..., Probe], outcome: str
+) -> None:
+    future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    worker = run(lambda e: future)
+    if outcome == "fail":
+        future.set_exception(RuntimeError("downstream down"))
+    else:
+        future.cancel()
+    worker.expect_no_message(0.2)
+
+
+class Echo(pykka.ThreadingActor):
+    def on_receive(self, message: Any) -> Any:
+        if message == "fail":
+            raise RuntimeError("actor failed")
+        return message
+
+
+@pytest.mark.parametrize(("ask", "acknowledged"), [("ok", True), ("fail", False)])
+def test_pykka_future_acknowledges_on_success_only(
+    run: Callable[..., Probe], ask: str, acknowledged: bool
+) -> None:
+    echo = Echo.start()
+    try:
+        worker = run(lambda e: echo.ask(ask, block=False))
+        if acknowledged:
+            worker.expect(EventProcessed(seq(1), True))
+        else:
+            worker.expect_no_message(0.2)
+    finally:
+        echo.stop()
+
+
+def test_a_hanging_callback_does_not_block_stopping(run: Callable[..., Probe]) -> None:
+    release = threading.Event()
+    worker = run(lambda e: release.wait())
+    worker.expect_no_message(0.1)
+    processor = pykka.ActorRegistry.get_by_class(RecordProcessor)[0]
+    processor.stop(block=False)  # returns at once; the daemon thread finishes when released
+    release.set()
