@@ -176,7 +176,7 @@ class KinesisConsumer:
         try:
             coordinator.start()
         except BaseException:
-            manager.stop(block=False)
+            manager.stop()
             raise
         if conf.worker.graceful_shutdown_hook:
             self._install_hooks()
