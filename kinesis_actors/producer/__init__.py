@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from kinesis_actors.producer.engine import KinesisProducer, ProducerStats
+from kinesis_actors.producer.engine import EngineStats, KinesisProducer
 
-__all__ = ["KinesisProducer", "ProducerStats"]
+__all__ = ["EngineStats", "KinesisProducer"]

@@ -36,14 +36,14 @@ if TYPE_CHECKING:
 
     from kinesis_actors.models import ProducerEvent, UserRecordResult
 
-__all__ = ["STOPPED", "KinesisProducer", "ProducerStats"]
+__all__ = ["STOPPED", "EngineStats", "KinesisProducer"]
 
 #: Error code of records still unfinished when ``stop(timeout)`` ran out of time.
 STOPPED = "Stopped"
 
 
 @dataclass(frozen=True)
-class ProducerStats:
+class EngineStats:
     """A snapshot of the producer's counters (the KPL's metrics, without CloudWatch).
 
     ``user_records_failed`` includes the expired ones; ``invalid_user_records`` are records that
@@ -237,10 +237,10 @@ class KinesisProducer:
         """True once ``stop`` finished: no thread of this producer is left."""
         return self._closed
 
-    def stats(self) -> ProducerStats:
+    def stats(self) -> EngineStats:
         """A snapshot of the counters; cheap, no lock on the hot path."""
         s = self._pipeline.stats
-        return ProducerStats(
+        return EngineStats(
             user_records_received=s.user_records_received,
             user_records_put=s.user_records_put,
             user_records_failed=s.user_records_failed,

@@ -50,6 +50,9 @@ SHARD_FLUSH_BYTES = 256 * 1024
 #: entries, field tags, varints, an explicit hash key): below it, no exact size check is needed.
 _MEMBER_OVERHEAD = 80
 _AGGREGATE_KEY = "a"
+#: Never filled: asked what a record would weigh as an aggregate's only member.
+_NO_MEMBERS = AggregateBuilder()
+_EMPTY_SIZE = _NO_MEMBERS.size
 
 
 def error_code(error: BaseException) -> tuple[str, str]:
@@ -174,6 +177,15 @@ class Pipeline:
                 self._limit(KinesisRecord.single(record, None), now)
                 continue
             shard_id = ids[index]
+            if record.size + _EMPTY_SIZE + _MEMBER_OVERHEAD > max_size and (
+                _NO_MEMBERS.size_if_added(
+                    record.partition_key, record.explicit_hash_key, record.data
+                )
+                > max_size
+            ):
+                # Too big to aggregate even alone: it goes as a plain record.
+                self._limit(KinesisRecord.single(record, shard_id), now)
+                continue
             aggregate = aggregates.get(shard_id)
             if aggregate is None:
                 aggregate = aggregates[shard_id] = _Aggregate(shard_id)
@@ -182,19 +194,9 @@ class Pipeline:
                 builder.size_if_added(record.partition_key, record.explicit_hash_key, record.data)
                 > max_size
             ):
-                if aggregate.records:
-                    self._emit(aggregate, now)
-                    aggregate = aggregates[shard_id] = _Aggregate(shard_id)
-                    builder = aggregate.builder
-                if (
-                    builder.size_if_added(
-                        record.partition_key, record.explicit_hash_key, record.data
-                    )
-                    > max_size
-                ):
-                    # Too big to aggregate even alone: it goes as a plain record.
-                    self._limit(KinesisRecord.single(record, shard_id), now)
-                    continue
+                self._emit(aggregate, now)
+                aggregate = aggregates[shard_id] = _Aggregate(shard_id)
+                builder = aggregate.builder
             builder.add(record.partition_key, record.explicit_hash_key, record.data)
             aggregate.records.append(record)
             aggregate.deadline = min(aggregate.deadline, record.deadline)
