@@ -1,0 +1,152 @@
+"""One lease-coordinating worker process, for the multi-process lease tests and the benchmark.
+
+Runs a `LeaseCoordinator` against the endpoints in ``AWS_ENDPOINT_URL_KINESIS`` /
+``AWS_ENDPOINT_URL_DYNAMODB`` and prints one JSON object per line on stdout, each with ``t``
+(wall-clock seconds, comparable across processes on one host) and ``event``:
+
+* ``started``; ``gained`` / ``lost`` with ``shards`` (as the subscriber hears them);
+* on SIGTERM or SIGINT, a graceful stop: ``stopping`` with the held ``shards`` (processing ends
+  here, as a consumer's would after its final checkpoints), then the coordinator stops (releasing
+  the leases unless ``--no-release``), then ``stopped`` with ``writes`` (DynamoDB write calls made)
+  and ``lease_seconds`` (time-integral of leases held), from which the write rate per lease follows.
+
+Logs go to stderr. Usage::
+
+    python integration/lease_worker.py --stream S --table T --worker-id W [--failover-ms 1500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import structlog
+
+from kinesis_actors.aws import consumer_clients
+from kinesis_actors.config import ConsumerConf, load_config
+from kinesis_actors.leases import LeaseCoordinator, LeaseEvent, LeasesGained
+
+_WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+
+
+class EventLog:
+    """Prints events as JSON lines and integrates the number of leases held over time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: set[str] = set()
+        self._since = time.monotonic()
+        self.lease_seconds = 0.0
+        self.writes = 0
+
+    def emit(self, event: str, **fields: Any) -> None:
+        with self._lock:
+            print(json.dumps({"t": time.time(), "event": event, **fields}), flush=True)
+
+    def _account(self) -> None:
+        now = time.monotonic()
+        self.lease_seconds += len(self._held) * (now - self._since)
+        self._since = now
+
+    def __call__(self, message: LeaseEvent) -> None:
+        shards = sorted(lease.shard_id for lease in message.leases)
+        with self._lock:
+            self._account()
+            if isinstance(message, LeasesGained):
+                self._held |= set(shards)
+            else:
+                self._held -= set(shards)
+        self.emit("gained" if isinstance(message, LeasesGained) else "lost", shards=shards)
+
+    def stopping(self) -> None:
+        with self._lock:
+            self._account()
+            shards = sorted(self._held)
+            self._held.clear()
+        self.emit("stopping", shards=shards)
+
+    def count_write(self, **kwargs: Any) -> None:
+        with self._lock:
+            self.writes += 1
+
+
+def worker_conf(
+    stream: str,
+    table: str,
+    worker_id: str,
+    *,
+    failover_ms: int,
+    poll_ms: int = 1000,
+    max_steal: int = 1,
+    release: bool = True,
+    shard_sync_ms: int = 60000,
+) -> ConsumerConf:
+    """The consumer config of a test worker: TRIM_HORIZON, the given lease timings."""
+    return ConsumerConf.from_config(
+        load_config(
+            f"""kinesis {{ application-name = lease-tests, worker {{
+                stream-name = "{stream}"
+                kcl {{
+                    tableName = "{table}", workerId = "{worker_id}"
+                    initialPositionInStream = TRIM_HORIZON, failoverTimeMillis = {failover_ms}
+                    maxLeasesToStealAtOneTime = {max_steal}, shardSyncIntervalMillis = {shard_sync_ms}
+                    releaseLeasesOnShutdown = {str(release).lower()}
+                    releasedLeasePollMillis = {poll_ms}
+                }} }} }}"""
+        ),
+        "worker",
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream", required=True)
+    parser.add_argument("--table", required=True)
+    parser.add_argument("--worker-id", required=True)
+    parser.add_argument("--failover-ms", type=int, default=10000)
+    parser.add_argument("--poll-ms", type=int, default=1000, help="releasedLeasePollMillis")
+    parser.add_argument("--max-steal", type=int, default=1)
+    parser.add_argument("--no-release", action="store_true", help="the KCL's shutdown")
+    args = parser.parse_args()
+
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(30),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+    )
+    conf = worker_conf(
+        args.stream,
+        args.table,
+        args.worker_id,
+        failover_ms=args.failover_ms,
+        poll_ms=args.poll_ms,
+        max_steal=args.max_steal,
+        release=not args.no_release,
+    )
+    events = EventLog()
+    kinesis, dynamodb = consumer_clients(conf.kcl)
+    for operation in _WRITES:
+        dynamodb.meta.events.register(f"before-call.dynamodb.{operation}", events.count_write)
+    coordinator = LeaseCoordinator.from_consumer_conf(
+        conf, kinesis=kinesis, dynamodb=dynamodb, subscriber=events
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    coordinator.start()
+    events.emit("started", worker=args.worker_id)
+    while not stop.wait(0.1):
+        pass
+    coordinator.stop_taking()
+    events.stopping()
+    coordinator.stop()
+    events.emit("stopped", writes=events.writes, lease_seconds=events.lease_seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
