@@ -546,3 +546,15 @@ def test_explicit_hash_keys_route_records() -> None:
     assert outcome(low).shard_id == h.kinesis.open_shards[0]
     assert outcome(high).shard_id == h.kinesis.open_shards[1]
     assert math.isfinite(outcome(low).attempts[0].delay)
+
+
+def test_records_held_for_the_first_map_go_out_before_later_ones() -> None:
+    h = Harness(1, AggregationEnabled=False)
+    h.shard_map = ShardMap()
+    h.pipeline = Pipeline(h.kpl, h.shard_map, structlog.get_logger())
+    h.add("first")
+    h.shard_map.begin_update()
+    h.shard_map.update(list_shards(h.kinesis, "s"), h.now)
+    h.add("second")
+    (request,) = h.requests(flush=True)
+    assert [e["PartitionKey"] for e in request.entries] == ["first", "second"]

@@ -154,10 +154,16 @@ class Pipeline:
         self.pending += len(records)
         self.stats.user_records_received += len(records)
         if self.shard_map.settled:
+            if self._held:  # older records first, whatever the map decided for them
+                self._release_held(now)
             self._route(records, now)
             return
         self._held.extend(records)
         self._held_deadline = min(self._held_deadline, *(r.deadline for r in records))
+
+    def _release_held(self, now: float) -> None:
+        held, self._held, self._held_deadline = self._held, [], math.inf
+        self._route(held, now)
 
     def _route(self, records: Iterable[UserRecord], now: float) -> None:
         """Predict each record's shard and aggregate it, or send it alone."""
@@ -273,8 +279,7 @@ class Pipeline:
     def poll(self, now: float, *, flush: bool = False) -> None:
         """Move everything whose deadline passed (everything, with ``flush``) one stage on."""
         if self._held and (self.shard_map.settled or flush or now >= self._held_deadline):
-            held, self._held, self._held_deadline = self._held, [], math.inf
-            self._route(held, now)
+            self._release_held(now)
         if self._aggregates:
             for shard_id, aggregate in list(self._aggregates.items()):
                 if flush or aggregate.deadline <= now:
