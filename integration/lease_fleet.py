@@ -87,6 +87,17 @@ class WorkerProcess:
         self._reader.join()
         return self.killed_at
 
+    def stats(self, timeout: float = 10.0) -> dict[str, Any]:
+        """The worker's call counters now (SIGUSR1, then its ``stats`` event)."""
+        count = sum(1 for event in self.snapshot() if event["event"] == "stats")
+        self.process.send_signal(signal.SIGUSR1)
+        wait_until(
+            lambda: sum(1 for event in self.snapshot() if event["event"] == "stats") > count,
+            timeout,
+            what=f"{self.worker_id} stats",
+        )
+        return [event for event in self.snapshot() if event["event"] == "stats"][-1]
+
     def request_stop(self) -> None:
         """SIGTERM, once: a graceful stop. (A second one could hit the exiting interpreter.)"""
         if not self._stop_requested and self.process.poll() is None:

@@ -7,8 +7,10 @@ Runs a `LeaseCoordinator` against the endpoints in ``AWS_ENDPOINT_URL_KINESIS`` 
 * ``started``; ``gained`` / ``lost`` with ``shards`` (as the subscriber hears them);
 * on SIGTERM or SIGINT, a graceful stop: ``stopping`` with the held ``shards`` (processing ends
   here, as a consumer's would after its final checkpoints), then the coordinator stops (releasing
-  the leases unless ``--no-release``), then ``stopped`` with ``writes`` (DynamoDB write calls made)
-  and ``lease_seconds`` (time-integral of leases held), from which the write rate per lease follows.
+  the leases unless ``--no-release``), then ``stopped`` with ``writes`` and ``scans`` (DynamoDB
+  calls made), ``seconds`` (run time) and ``lease_seconds`` (time-integral of leases held), from
+  which the write rate per lease follows;
+* on SIGUSR1, ``stats`` with the same counters so far (rates over a window are differences).
 
 Logs go to stderr. Usage::
 
@@ -23,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 import structlog
@@ -31,7 +34,8 @@ from kinesis_actors.aws import consumer_clients
 from kinesis_actors.config import ConsumerConf, load_config
 from kinesis_actors.leases import LeaseCoordinator, LeaseEvent, LeasesGained
 
-_WRITES = ("PutItem", "UpdateItem", "DeleteItem")
+#: DynamoDB calls counted: the writes, and the scans of the taker.
+_COUNTED = ("PutItem", "UpdateItem", "DeleteItem", "Scan")
 
 
 class EventLog:
@@ -42,7 +46,7 @@ class EventLog:
         self._held: set[str] = set()
         self._since = time.monotonic()
         self.lease_seconds = 0.0
-        self.writes = 0
+        self.calls: Counter[str] = Counter()
 
     def emit(self, event: str, **fields: Any) -> None:
         with self._lock:
@@ -63,6 +67,17 @@ class EventLog:
                 self._held -= set(shards)
         self.emit("gained" if isinstance(message, LeasesGained) else "lost", shards=shards)
 
+    def stats(self, event: str, started: float) -> None:
+        with self._lock:
+            self._account()
+            fields = {
+                "writes": self.calls["writes"],
+                "scans": self.calls["scans"],
+                "seconds": time.monotonic() - started,
+                "lease_seconds": self.lease_seconds,
+            }
+        self.emit(event, **fields)
+
     def stopping(self) -> None:
         with self._lock:
             self._account()
@@ -70,9 +85,10 @@ class EventLog:
             self._held.clear()
         self.emit("stopping", shards=shards)
 
-    def count_write(self, **kwargs: Any) -> None:
+    def count_call(self, event_name: str, **kwargs: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
         with self._lock:
-            self.writes += 1
+            self.calls["scans" if operation == "Scan" else "writes"] += 1
 
 
 def worker_conf(
@@ -129,22 +145,26 @@ def main() -> int:
     )
     events = EventLog()
     kinesis, dynamodb = consumer_clients(conf.kcl)
-    for operation in _WRITES:
-        dynamodb.meta.events.register(f"before-call.dynamodb.{operation}", events.count_write)
+    for operation in _COUNTED:
+        dynamodb.meta.events.register(f"before-call.dynamodb.{operation}", events.count_call)
     coordinator = LeaseCoordinator.from_consumer_conf(
         conf, kinesis=kinesis, dynamodb=dynamodb, subscriber=events
     )
-    stop = threading.Event()
+    stop, stats = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+    signal.signal(signal.SIGUSR1, lambda signum, frame: stats.set())
+    started = time.monotonic()
     coordinator.start()
     events.emit("started", worker=args.worker_id)
-    while not stop.wait(0.1):
-        pass
+    while not stop.wait(0.05):
+        if stats.is_set():
+            stats.clear()
+            events.stats("stats", started)
     coordinator.stop_taking()
     events.stopping()
     coordinator.stop()
-    events.emit("stopped", writes=events.writes, lease_seconds=events.lease_seconds)
+    events.stats("stopped", started)
     return 0
 
 
