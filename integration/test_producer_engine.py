@@ -10,9 +10,11 @@ runs use one connection; a second run checks exactly-once with many connections.
 from __future__ import annotations
 
 import base64
+import runpy
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +125,11 @@ def test_many_connections_still_put_every_record_exactly_once(
     stream = make_stream(4)
     results, _ = produce(stream, 30_000, AggregationEnabled=False, MaxConnections=8)
     check(kinesis, stream, results, ordered=False)
+
+
+def test_the_example_runs_on_kinesalite(
+    local_kinesis: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "produce_with_engine.py"
+    assert runpy.run_path(str(example))["main"]([]) == 0
+    assert "put 20001 user records" in capsys.readouterr().out
