@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import botocore.exceptions
 import pykka
 import pytest
 
@@ -374,6 +375,27 @@ def test_failing_subscriber_does_not_stop_the_coordinator(fleet: Fleet) -> None:
 
     coordinator, _ = fleet.start("a", subscriber=subscriber)
     wait_until(lambda: len(coordinator.held_leases()) == 4)
+
+
+class MissingStream(FakeKinesis):
+    def list_shards(self, **kwargs: Any) -> dict[str, Any]:
+        if not self.shards:
+            raise botocore.exceptions.ClientError(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": "no stream"}},
+                "ListShards",
+            )
+        return super().list_shards(**kwargs)
+
+
+def test_failed_start_raises_and_may_be_retried(fleet: Fleet) -> None:
+    fleet.kinesis = MissingStream([])
+    with pytest.raises(InvalidStateError, match="does not exist"):
+        fleet.start("a")
+    coordinator = fleet.coordinators[-1]
+    assert not [t for t in threading.enumerate() if t.name.startswith("lease-")]
+    fleet.kinesis.shards.append(shard(0))
+    coordinator.start()
+    wait_until(lambda: len(coordinator.held_leases()) == 1)
 
 
 def test_start_twice_is_an_error(fleet: Fleet) -> None:

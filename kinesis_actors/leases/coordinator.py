@@ -176,20 +176,27 @@ class LeaseCoordinator:
     def start(self) -> None:
         """Create the table if missing, sync shards, resume own leases, start the threads.
 
-        Errors of the startup steps (table, ListShards) are raised here; nothing is left running.
+        Errors of the startup steps (table, ListShards) are raised here; nothing is left running
+        and ``start()`` may be called again.
         """
         with self._state_lock:
             if self._started:
                 raise RuntimeError("LeaseCoordinator.start() called twice")
             self._started = True
-        self._table.create_if_missing(
-            billing_mode=self._kcl.lease_table_billing_mode,
-            read_capacity=self._kcl.initial_lease_table_read_capacity,
-            write_capacity=self._kcl.initial_lease_table_write_capacity,
-        )
-        if not (self._kcl.skip_shard_sync_at_startup_if_leases_exist and self._table.list_leases()):
-            self._shard_sync.sync()
-        self._renewer.resume_own_leases()
+        try:
+            self._table.create_if_missing(
+                billing_mode=self._kcl.lease_table_billing_mode,
+                read_capacity=self._kcl.initial_lease_table_read_capacity,
+                write_capacity=self._kcl.initial_lease_table_write_capacity,
+            )
+            skip_sync = self._kcl.skip_shard_sync_at_startup_if_leases_exist
+            if not (skip_sync and self._table.list_leases()):
+                self._shard_sync.sync()
+            self._renewer.resume_own_leases()
+        except BaseException:
+            with self._state_lock:
+                self._started = False  # nothing runs yet: start() may be retried
+            raise
         self._flush()
         self._threads = [
             self._thread("renewer", self._run_renewer),
