@@ -1,0 +1,73 @@
+"""KinesisProducerActor on the real KinesisProducer, with an in-memory stream (no network)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import pykka
+
+from kinesis_actors.aggregation import deaggregate
+from kinesis_actors.config import ProducerConf, load_config
+from kinesis_actors.errors import PartitionKeyError, RecordTooLargeError
+from kinesis_actors.models import ProducerEvent
+from kinesis_actors.producer.actor import (
+    GetStats,
+    KinesisProducerActor,
+    SendFailed,
+    SendSuccessful,
+    SendWithCallback,
+)
+from kinesis_actors.producer.engine import KinesisProducer
+from kinesis_actors.producer.testing import InMemoryKinesis
+
+
+def conf(extra: str = "") -> ProducerConf:
+    return ProducerConf.from_config(load_config(f'kinesis.p {{ stream-name = "s"\n{extra} }}'), "p")
+
+
+def test_real_engine_confirms_every_record_and_fails_only_the_invalid_ones() -> None:
+    stream = InMemoryKinesis(shard_count=2)
+    client: Any = stream
+    actor = KinesisProducerActor.start(
+        conf("akka.max-outstanding-requests = 500"),
+        engine_factory=lambda c: KinesisProducer(c, client=client),
+    )
+    try:
+        answers = {}
+        for n in range(3000):
+            key = "" if n == 1234 else f"k{n % 50}"
+            payload = b"x" * 2_000_000 if n == 2345 else f"r{n}".encode()
+            answers[n] = actor.ask(SendWithCallback(ProducerEvent(key, payload), f"m{n}"))
+        outcomes = {n: a.result(timeout=60) for n, a in answers.items()}
+        stats = actor.ask(GetStats())
+    finally:
+        actor.stop()
+    failed = {n: o for n, o in outcomes.items() if isinstance(o, SendFailed)}
+    assert set(failed) == {1234, 2345}
+    assert isinstance(failed[1234].reason, PartitionKeyError)
+    assert isinstance(failed[2345].reason, RecordTooLargeError)
+    assert all(isinstance(o, SendSuccessful) for n, o in outcomes.items() if n not in failed)
+    assert (stats.sent, stats.failed) == (2998, 2)
+    # aggregated: count the user records inside the stored Kinesis records
+    stored = Counter(
+        member.data
+        for record in stream.records()
+        for member in deaggregate(record.data, record.partition_key)
+    )
+    assert sum(stored.values()) == 2998 and set(stored.values()) == {1}
+
+
+def test_stop_releases_the_engine_threads() -> None:
+    before = {t for t in threading.enumerate() if t.name.startswith("kinesis-producer")}
+    client: Any = InMemoryKinesis()
+    actor = KinesisProducerActor.start(
+        conf(), engine_factory=lambda c: KinesisProducer(c, client=client)
+    )
+    reply = actor.ask(SendWithCallback(ProducerEvent("k", "v"))).result(timeout=30)
+    assert isinstance(reply, SendSuccessful)
+    assert actor.stop() is True
+    after = {t for t in threading.enumerate() if t.name.startswith("kinesis-producer")}
+    assert after <= before
+    assert not pykka.ActorRegistry.get_all()
