@@ -1,3 +1,34 @@
-"""The reliability test: SimpleKinesisProducer and SimpleKinesisConsumer, and the run command."""
+"""The reliability test: SimpleKinesisProducer and SimpleKinesisConsumer, and the run command.
+
+From a REPL, as the Scala library's README did it in ``sbt it:console``::
+
+    >>> from kinesis_actors.reliability import *
+    >>> consumer = SimpleKinesisConsumer.start(load_reliability_config())
+    >>> producer = SimpleKinesisProducer.start(load_reliability_config())
+    >>> producer.tell(Start())
+"""
 
 from __future__ import annotations
+
+from kinesis_actors.reliability.consumer import ConsumerState, GetState, SimpleKinesisConsumer
+from kinesis_actors.reliability.producer import (
+    GetStats,
+    ProducerStats,
+    SimpleKinesisProducer,
+    Start,
+)
+from kinesis_actors.reliability.results import Verdict
+from kinesis_actors.reliability.settings import ReliabilitySettings, load_reliability_config
+
+__all__ = [
+    "ConsumerState",
+    "GetState",
+    "GetStats",
+    "ProducerStats",
+    "ReliabilitySettings",
+    "SimpleKinesisConsumer",
+    "SimpleKinesisProducer",
+    "Start",
+    "Verdict",
+    "load_reliability_config",
+]

@@ -12,6 +12,7 @@ consumers together.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -102,13 +103,15 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
         )
         ended = self._consumer.start()
         self._running = True
-        ended.add_done_callback(
-            lambda future: self.actor_ref.tell(_ConsumerEnded(future.exception()))
-        )
+        ended.add_done_callback(self._consumer_ended)
         if self._results is not None:
             self._timers.append(
                 schedule_every(self.actor_ref, self._settings.results_flush, _FlushResults())
             )
+
+    def _consumer_ended(self, future: Any) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):  # we stopped it ourselves
+            self.actor_ref.tell(_ConsumerEnded(future.exception()))
 
     def on_stop(self) -> None:
         for timer in self._timers:

@@ -72,9 +72,10 @@ def run_consumer_process(args: argparse.Namespace) -> int:
     try:
         while not stop.wait(_STATUS_INTERVAL):
             state: ConsumerState = consumer.ask(GetState(), block=True)
-            print(
-                json.dumps({"consumed": state.consumed, "duplicates": state.duplicates}), flush=True
-            )
+            status: dict[str, Any] = {"consumed": state.consumed, "duplicates": state.duplicates}
+            if injector is not None:
+                status["injected"] = injector.injected
+            print(json.dumps(status), flush=True)
             if not state.consumer_running:
                 return 3  # the consumer died: the original exits with 3 too
             if state.succeeded is not None and results is None:
@@ -122,6 +123,7 @@ class RunReport:
     failed: int = 0
     unconfirmed: int = 0
     producer_seconds: float = 0.0
+    end_to_end_seconds: float = 0.0
     total_seconds: float = 0.0
     longest_pause: float = 0.0
     consumer_exits: list[int] = field(default_factory=list)
@@ -153,7 +155,9 @@ class RunReport:
             ("lost", verdict.lost if verdict else "-"),
             (
                 "records/s end to end",
-                round(self.options.messages / self.total_seconds) if self.total_seconds else "-",
+                round(self.options.messages / self.end_to_end_seconds)
+                if self.end_to_end_seconds
+                else "-",
             ),
             (
                 "lag p50 / p99 (ms)",
@@ -192,6 +196,7 @@ class _ConsumerProcess:
         self.index = index
         self.results = results
         self.consumed = 0
+        self.injected: dict[str, int] = {}
         self._log_file = (logs / f"consumer-{index}.log").open("ab")
         command = [
             sys.executable, "-m", "kinesis_actors.cli", "reliability", "consumer",
@@ -206,8 +211,10 @@ class _ConsumerProcess:
     def _read_status(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            with contextlib.suppress(ValueError):
-                self.consumed = json.loads(line)["consumed"]
+            with contextlib.suppress(ValueError, KeyError):
+                status = json.loads(line)
+                self.consumed = status["consumed"]
+                self.injected = status.get("injected", self.injected)
 
     def terminate(self, timeout: float) -> int:
         if self.process.poll() is None:
@@ -284,15 +291,22 @@ def _merge_shards(kinesis: Any, stream: str) -> None:
             return
 
 
-def _wait_for_leases(dynamodb: Any, table: str, shards: int, deadline: float) -> None:
-    """Wait until every shard's lease is owned, so the producer does not race the consumers."""
+def _wait_for_leases(dynamodb: Any, table: str, shards: int, owners: int, deadline: float) -> None:
+    """Wait until every shard's lease is owned and spread over ``owners`` workers.
+
+    Producing earlier would make the first measurements about lease balancing: a worker that
+    starts later steals a lease from the first, which re-reads from the last checkpoint.
+    """
     while time.monotonic() < deadline:
         with contextlib.suppress(dynamodb.exceptions.ResourceNotFoundException):
             items = dynamodb.scan(TableName=table, ConsistentRead=True).get("Items", [])
-            if len([item for item in items if "leaseOwner" in item]) >= shards:
+            held = [item["leaseOwner"]["S"] for item in items if "leaseOwner" in item]
+            if len(held) >= shards and len(set(held)) >= owners:
                 return
         time.sleep(0.2)
-    raise KinesisActorsError(f"consumers did not take the {shards} leases of {table} in time")
+    raise KinesisActorsError(
+        f"consumers did not take the {shards} leases of {table} ({owners} workers) in time"
+    )
 
 
 @contextlib.contextmanager
@@ -361,13 +375,18 @@ class _Run:
         )
         injector: ThrottleInjector | None = None
         try:
-            self.consumers = [self._consumer() for _ in range(self.options.consumers)]
+            for _ in range(self.options.consumers):
+                self.consumers.append(self._consumer())
             _wait_for_leases(
                 self.dynamodb,
                 self.consumer_conf.table_name,
                 self.options.shards,
+                min(self.options.shards, self.options.consumers),
                 time.monotonic() + 60,
             )
+            # A worker that lost a lease to a steal learns it at its next renewal; until then
+            # both would read the shard (the KCL's zombie window). Start on a settled fleet.
+            time.sleep(self.consumer_conf.kcl.renewer_interval + 0.5)
             if "throttle" in self.options.faults:
                 injector = ThrottleInjector(put_entries=THROTTLE_RATES[0])
                 injector.install()
@@ -377,8 +396,12 @@ class _Run:
         finally:
             if injector is not None:
                 injector.uninstall()
-                self.report.injected = dict(injector.injected)
             self._finish()
+            for source in [injector.injected if injector else {}] + [
+                c.injected for c in self.consumers + self.stopped
+            ]:
+                for kind, count in source.items():
+                    self.report.injected[kind] = self.report.injected.get(kind, 0) + count
 
     def _consumer(self) -> _ConsumerProcess:
         index = len(self.consumers) + len(self.stopped)
@@ -430,7 +453,7 @@ class _Run:
                 elif stats.confirmed > total:  # records waiting, nobody consuming
                     report.longest_pause = max(report.longest_pause, now - last_progress)
                 for fault, at in list(due.items()):
-                    if stats.sent >= at * options.messages:
+                    if total >= at * options.messages:  # mid-consumption, past checkpoints
                         del due[fault]
                         self._inject(fault)
                 if options.progress is not None and now >= next_print:
@@ -438,6 +461,7 @@ class _Run:
                     next_print = now + 2.0
                 done = stats.done and total >= options.messages
                 if done and self._unique_consumed() >= options.messages:
+                    report.end_to_end_seconds = now - started
                     break
                 if now > deadline:
                     report.error = f"timed out after {options.timeout:.0f} s"
