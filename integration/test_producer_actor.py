@@ -8,12 +8,15 @@ the shard and sequence number its ``SendSuccessful`` reported.
 
 from __future__ import annotations
 
+import runpy
 import threading
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pykka
+import pytest
 from structlog.testing import capture_logs
 
 from kinesis_actors.aggregation import deaggregate
@@ -142,3 +145,18 @@ def test_send_and_stop_deliver_everything_queued(
     assert stopping["sent_from_queue"] > 0  # the stop really found queued sends
     copies = Counter(data for _, _, data in read_back(kinesis, stream))
     assert copies == Counter(f"send-{n}".encode() for n in range(2000))
+
+
+@pytest.mark.parametrize(
+    ("example", "expected"),
+    [
+        ("producer_actor_within_actor.py", "10 sends answered, 0 failed"),
+        ("producer_actor_from_plain_code.py", "asked 1000: 1000 sent, 0 failed"),
+    ],
+)
+def test_the_examples_run_on_kinesalite(
+    local_kinesis: LocalKinesis, capsys: pytest.CaptureFixture[str], example: str, expected: str
+) -> None:
+    path = Path(__file__).resolve().parent.parent / "examples" / example
+    assert runpy.run_path(str(path))["main"]([]) == 0
+    assert expected in capsys.readouterr().out

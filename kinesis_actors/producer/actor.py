@@ -560,7 +560,7 @@ class KinesisProducerActor(pykka.ThreadingActor):
         if self._outstanding() >= self._release_below:
             self._schedule_recheck()
             return
-        self._log.warning("Removing throttling for sends to Kinesis.", queued=len(self._queue))
+        self._log.info("Removing throttling for sends to Kinesis.", queued=len(self._queue))
         self._state = _State.PROCESSING
         if self._timer is not None:
             self._timer.cancel()

@@ -1,0 +1,109 @@
+"""Produce through the actor from plain code: fire-and-forget Send, or ask and wait.
+
+The Python version of the seed README's "From outside of an Actor" example, plus the ask
+one-liner: ``ask(SendWithCallback(event))`` returns a future of the outcome at once, and the
+actor keeps serving other senders while this one waits.
+
+Run: ``python examples/producer_actor_from_plain_code.py``. It uses the Kinesis at
+``$AWS_ENDPOINT_URL_KINESIS`` if set, else starts kinesalite on loopback (nothing leaves the
+machine); ``--in-memory`` uses an in-memory stream instead (no server at all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import structlog
+
+from kinesis_actors.config import load_config
+from kinesis_actors.models import ProducerEvent
+from kinesis_actors.producer.actor import (
+    GetStats,
+    KinesisProducerActor,
+    Send,
+    SendFailed,
+    SendSuccessful,
+    SendWithCallback,
+)
+
+ASKED = 1000
+
+
+@contextlib.contextmanager
+def local_stream(in_memory: bool) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A fresh stream: (its name, extra options for KinesisProducerActor.start)."""
+    stream = f"plain-code-{uuid.uuid4().hex[:8]}"
+    if in_memory:
+        from kinesis_actors.producer.engine import KinesisProducer
+        from kinesis_actors.producer.testing import InMemoryKinesis
+
+        client: Any = InMemoryKinesis(2)
+        yield stream, {"engine_factory": lambda conf: KinesisProducer(conf, client=client)}
+        return
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("AWS_ENDPOINT_URL_KINESIS"):
+            from kinesis_actors.local import LocalKinesis
+
+            os.environ.update(stack.enter_context(LocalKinesis()).environ())
+        import boto3
+
+        kinesis = boto3.client("kinesis")
+        kinesis.create_stream(StreamName=stream, ShardCount=2)
+        kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+        stack.callback(kinesis.delete_stream, StreamName=stream)
+        yield stream, {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--in-memory", action="store_true", help="no server: an in-memory stream")
+    args = parser.parse_args(argv)
+
+    with local_stream(args.in_memory) as (stream, producer_options):
+        kinesis_config = load_config(
+            f"""
+            kinesis {{
+              testProducer {{
+                stream-name = "{stream}"
+                akka.max-outstanding-requests = 500  # throttle: queue sends beyond 500 in flight
+              }}
+            }}
+            """
+        )
+        # where testProducer is the name in the configuration
+        kpa = KinesisProducerActor.start(kinesis_config, "testProducer", **producer_options)
+        try:
+            producer_event = ProducerEvent(str(uuid.uuid4()), "{Some Payload}")
+            kpa.tell(Send(producer_event))  # Send without a callback confirmation
+
+            # Ask, and wait for the outcome: SendSuccessful or SendFailed (never an exception).
+            outcome = kpa.ask(SendWithCallback(producer_event)).result(timeout=30)
+            if isinstance(outcome, SendSuccessful):
+                result = outcome.user_record_result
+                print(f"sent {outcome.message_id} to {result.shard_id} at {result.sequence_number}")
+
+            # Many at once: every ask returns its future immediately; wait for them all later.
+            futures = [
+                kpa.ask(SendWithCallback(ProducerEvent(f"customer-{n % 10}", f'{{"n": {n}}}')))
+                for n in range(ASKED)
+            ]
+            outcomes = [future.result(timeout=60) for future in futures]
+            failed = [o for o in outcomes if isinstance(o, SendFailed)]
+            for failure in failed:
+                print(f"Failed to send {failure.message_id}, cause: {failure.reason}")
+            stats = kpa.ask(GetStats())
+        finally:
+            kpa.stop()  # sends anything still queued, flushes, then stops the producer
+        print(f"asked {ASKED}: {ASKED - len(failed)} sent, {len(failed)} failed; stats {stats}")
+        return 0 if isinstance(outcome, SendSuccessful) and not failed else 1
+
+
+if __name__ == "__main__":
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))  # warnings only
+    sys.exit(main())
