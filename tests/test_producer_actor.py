@@ -682,3 +682,90 @@ def test_engine_start_failure_is_logged_and_fails_queued_sends(
     assert "failed to start" in failure["event"]
     with pytest.raises(pykka.ActorDeadError):
         ref.tell(Send(event()))
+
+
+# -- edges ----------------------------------------------------------------------------------------
+
+
+def test_completions_release_the_throttle_without_waiting_for_the_timer(
+    engine: FakeEngine, start_actor: Callable[..., pykka.ActorRef[KinesisProducerActor]]
+) -> None:
+    actor = start_actor(engine, throttling=ThrottlingConf(2, 60.0))  # the timer never fires here
+    answers = [actor.ask(SendWithCallback(event(i), message_id=f"t{i}")) for i in range(3)]
+    assert actor.ask(GetStats()).queued == 1
+    engine.future(0).set_result(ok_result(0))
+    engine.future(1).set_result(ok_result(1))
+    engine.wait_records(3)  # outstanding 0 < 1.8: released by the completions
+    engine.future(2).set_result(ok_result(2))
+    assert [a.result(timeout=5).message_id for a in answers] == ["t0", "t1", "t2"]
+
+
+def test_queued_sends_keep_their_order_across_throttle_cycles(
+    engine: FakeEngine, start_actor: Callable[..., pykka.ActorRef[KinesisProducerActor]]
+) -> None:
+    actor = start_actor(engine, throttling=ThrottlingConf(5, RETRY))
+    for i in range(40):
+        actor.tell(Send(event(i)))
+    for done in range(40):
+        engine.wait_records(done + 1)
+        engine.future(done).set_result(ok_result(done))
+    assert [e for e, _ in engine.records] == [event(i) for i in range(40)]
+    wait_until(lambda: actor.ask(GetStats()).sent == 40)
+
+
+def test_a_cancelled_engine_future_is_a_send_failed(
+    actor: pykka.ActorRef[KinesisProducerActor], engine: FakeEngine
+) -> None:
+    answer = actor.ask(SendWithCallback(event(), message_id="cancelled"))
+    assert engine.future(0).cancel()
+    outcome = answer.result(timeout=5)
+    assert isinstance(outcome, SendFailed)
+    assert isinstance(outcome.reason, concurrent.futures.CancelledError)
+
+
+def test_retries_go_on_while_stopping(engine: FakeEngine) -> None:
+    engine.complete_on_stop = False
+    actor = KinesisProducerActor.start(engine, failed_send_retries=1, stop_timeout=5)
+    answer = actor.ask(SendWithCallback(event(), message_id="late-retry"))
+
+    def fail_then_succeed() -> None:
+        engine.future(0).set_exception(failed_error())
+        engine.wait_records(2)
+        engine.future(1).set_result(ok_result())
+
+    helper = threading.Timer(0.05, fail_then_succeed)
+    helper.start()
+    actor.stop()
+    helper.join()
+    assert answer.result(timeout=5) == SendSuccessful("late-retry", ok_result())
+    assert engine.stops == 1
+
+
+class Crashing(KinesisProducerActor):
+    def on_receive(self, message: Any) -> Any:
+        if message == "boom":
+            raise RuntimeError("a bug")
+        return super().on_receive(message)
+
+
+def test_a_crash_still_delivers_outcomes_and_stops_the_engine(
+    engine: FakeEngine, probe: pykka.ActorRef[Probe], inbox: queue.Queue[Any]
+) -> None:
+    actor = Crashing.start(engine)
+    actor.tell(SendWithCallback(event(), message_id="before-crash", reply_to=probe))
+    engine.wait_records(1)
+    with capture_logs() as logs:
+        actor.tell("boom")
+        wait_until(lambda: not actor.is_alive())
+        wait_until(lambda: engine.stops == 1)
+    assert inbox.get(timeout=5) == SendSuccessful("before-crash", ok_result(0))
+    assert any(e["event"] == "producer actor crashed; shutting down" for e in logs)
+
+
+def test_message_ids_are_unique_time_based_uuids() -> None:
+    ids = [SendWithCallback(event()).message_id for _ in range(10_000)]
+    assert len(set(ids)) == 10_000
+    parsed = [uuid.UUID(i) for i in ids]
+    assert {u.version for u in parsed} == {1}
+    assert [u.time for u in parsed] == sorted(u.time for u in parsed)
+    assert abs(parsed[-1].time - (time.time_ns() // 100 + 0x01B21DD213814000)) < 10**8  # < 10 s
