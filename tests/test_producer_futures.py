@@ -33,7 +33,7 @@ def test_a_record_future_is_a_running_future_that_cannot_be_cancelled() -> None:
 def test_finish_all_resolves_unwatched_and_watched_futures() -> None:
     unwatched, watched = RecordFuture(), RecordFuture()
     assert not watched.done()  # makes its condition
-    finish_all([(unwatched, RESULT), (watched, RESULT)])
+    finish_all([unwatched, watched], [RESULT, RESULT])
     assert unwatched.result(0) is RESULT and watched.result(0) is RESULT
     with pytest.raises(concurrent.futures.InvalidStateError):
         watched.set_result(RESULT)
@@ -48,7 +48,7 @@ def test_a_waiting_thread_is_woken() -> None:
     waiter.start()
     while "_condition" not in vars(future):
         time.sleep(0.001)
-    finish_all([(future, RESULT)])
+    finish_all([future], [RESULT])
     waiter.join()
     assert got == [RESULT]
 
@@ -60,7 +60,7 @@ def test_callbacks_run_once_whether_added_before_or_after_and_errors_are_logged(
     calls: list[str] = []
     future.add_done_callback(lambda f: calls.append("before"))
     future.add_done_callback(lambda f: 1 / 0)
-    finish_all([(future, RESULT)])
+    finish_all([future], [RESULT])
     future.add_done_callback(lambda f: calls.append("after"))
     assert calls == ["before", "after"]
     assert "exception calling callback" in caplog.text
@@ -71,14 +71,14 @@ def test_callbacks_of_a_watched_future_use_the_stdlib_path() -> None:
     future.done()
     calls: list[Future[UserRecordResult]] = []
     future.add_done_callback(calls.append)
-    finish_all([(future, RESULT)])
+    finish_all([future], [RESULT])
     assert calls == [future]
 
 
 def test_set_exception_and_the_module_helpers_work() -> None:
     failed, succeeded = RecordFuture(), RecordFuture()
     failed.set_exception(ValueError("boom"))
-    finish_all([(succeeded, RESULT)])
+    finish_all([succeeded], [RESULT])
     done, not_done = concurrent.futures.wait([failed, succeeded], timeout=1)
     assert done == {failed, succeeded} and not not_done
     assert isinstance(failed.exception(0), ValueError)
@@ -87,7 +87,7 @@ def test_set_exception_and_the_module_helpers_work() -> None:
 
 def test_wait_blocks_until_finish_all() -> None:
     future = RecordFuture()
-    timer = threading.Timer(0.05, finish_all, [[(future, RESULT)]])
+    timer = threading.Timer(0.05, finish_all, [[future], [RESULT]])
     timer.start()
     done, _ = concurrent.futures.wait([future], timeout=5)
     timer.join()
@@ -113,7 +113,7 @@ def test_racing_callbacks_and_waiters_see_exactly_one_resolution() -> None:
     for thread in threads:
         thread.start()
     for start in range(0, len(futures), 100):
-        finish_all((f, RESULT) for f in futures[start : start + 100])
+        finish_all(futures[start : start + 100], [RESULT] * 100)
     for thread in threads:
         thread.join()
     assert calls == [1] * len(futures)

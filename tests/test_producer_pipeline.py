@@ -558,3 +558,12 @@ def test_records_held_for_the_first_map_go_out_before_later_ones() -> None:
     h.add("second")
     (request,) = h.requests(flush=True)
     assert [e["PartitionKey"] for e in request.entries] == ["first", "second"]
+
+
+def test_a_record_over_collection_max_size_goes_alone_and_at_once() -> None:
+    h = Harness(1, AggregationEnabled=False, CollectionMaxSize=52224, RateLimit=100000)
+    h.add("small")
+    h.add("big", bytes(60_000))
+    first, second = h.requests()
+    assert [len(first.records), len(second.records)] == [1, 1]
+    assert second.records[0].size == 60_003

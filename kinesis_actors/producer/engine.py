@@ -334,7 +334,7 @@ class KinesisProducer:
                     return
             wake_at = pipeline.next_wakeup(now)
             retry_at = shard_map.next_refresh()
-            if retry_at is not None:
+            if retry_at is not None and self._in_flight < self._max_connections:
                 wake_at = retry_at if wake_at is None else min(wake_at, retry_at)
             if self._stopping:
                 wake_at = (

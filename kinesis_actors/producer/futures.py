@@ -17,7 +17,7 @@ from concurrent.futures._base import FINISHED, LOGGER, RUNNING
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Sequence
 
     from kinesis_actors.models import UserRecordResult
 
@@ -69,12 +69,12 @@ class RecordFuture(Future["UserRecordResult"]):
             LOGGER.exception("exception calling callback for %r", self)
 
 
-def finish_all(outcomes: Iterable[tuple[RecordFuture, UserRecordResult]]) -> None:
+def finish_all(futures: Sequence[RecordFuture], results: Sequence[UserRecordResult]) -> None:
     """Resolve many futures at once: one lock for those nobody waits on, the stdlib for others."""
     with_callbacks: list[RecordFuture] = []
     watched: list[tuple[RecordFuture, UserRecordResult]] = []
     with _LOCK:
-        for future, result in outcomes:
+        for future, result in zip(futures, results, strict=True):
             if future._condition_made:
                 watched.append((future, result))
             else:

@@ -264,7 +264,10 @@ class Pipeline:
             if shard_bytes >= SHARD_FLUSH_BYTES:
                 self._seal()
                 return
-        if len(self._batch) >= self._collection_max_count:
+        if (
+            len(self._batch) >= self._collection_max_count
+            or self._batch_size >= self._collection_max_size
+        ):
             self._seal()
 
     def _seal(self) -> None:
@@ -407,22 +410,19 @@ class Pipeline:
         if predicted is not None and predicted != shard_id:
             members = self._check_wrong_shard(record, predicted, shard_id, start, retries)
         duration = end - start
-        outcomes = []
+        results = []
         for user_record in members:
             success = Attempt(start - user_record.mark, duration, None, None, True)
             attempts = user_record.attempts
-            outcomes.append(
-                (
-                    user_record.future,
-                    UserRecordResult(
-                        shard_id,
-                        sequence_number,
-                        (success,) if attempts is None else (*attempts, success),
-                        True,
-                    ),
+            results.append(
+                UserRecordResult(
+                    shard_id,
+                    sequence_number,
+                    (success,) if attempts is None else (*attempts, success),
+                    True,
                 )
             )
-        finish_all(outcomes)
+        finish_all([user_record.future for user_record in members], results)
         stats.user_records_put += len(members)
         self.pending -= len(members)
 
