@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import structlog
 from aws_kinesis_agg.deaggregator import iter_deaggregate_records
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kinesis_actors.aggregation import MAX_HASH_KEY, decode, hash_key
 from kinesis_actors.config import KplConfig
@@ -567,3 +569,40 @@ def test_a_record_over_collection_max_size_goes_alone_and_at_once() -> None:
     first, second = h.requests()
     assert [len(first.records), len(second.records)] == [1, 1]
     assert second.records[0].size == 60_003
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    records=st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=8),
+            st.none() | st.integers(0, MAX_HASH_KEY).map(str),
+            st.binary(max_size=3000),
+        ),
+        min_size=1,
+        max_size=60,
+    ),
+    shards=st.integers(1, 5),
+    aggregate_max=st.integers(64, 8000),
+    collect_max=st.integers(1, 20),
+)
+def test_any_mix_of_records_lands_once_within_every_limit(
+    records: list[tuple[str, str | None, bytes]], shards: int, aggregate_max: int, collect_max: int
+) -> None:
+    h = Harness(
+        shards, AggregationMaxSize=aggregate_max, CollectionMaxCount=collect_max, RateLimit=100000
+    )
+    futures = [h.add(key, data, ehk) for key, ehk, data in records]
+    h.drain()
+    received = []
+    for stored in h.kinesis.records():
+        assert len(stored.data) + len(stored.partition_key.encode()) <= h.kpl.max_user_record_size
+        members = decode(stored.data) if stored.partition_key == "a" else None
+        if members is None:
+            received.append((stored.partition_key, stored.data))
+            continue
+        assert len(stored.data) <= aggregate_max
+        received.extend((m.partition_key, m.data) for m in members)
+    assert sorted(received) == sorted((key, data) for key, _, data in records)
+    for future, (key, ehk, _) in zip(futures, records, strict=True):
+        assert outcome(future).shard_id == h.shard_map.shard_for(hash_key(key, ehk))
