@@ -4,9 +4,10 @@ Run ``python benchmarks/failover.py`` (kinesalite + dynalite must be installed, 
 ``kinesis-actors local --install``); ``--tuned-only`` skips the slow KCL-default timings.
 
 Each scenario runs two worker processes (``integration/lease_worker.py``) on a fresh 4-shard
-stream: the leaving worker holds every lease, the survivor has done its first taker run; then the
-leaving worker exits, gracefully (SIGTERM: stop taking, then stop) or by SIGKILL, and the clock
-runs until the survivor's own log shows it holds every shard the leaver held. "Holding" stands
+stream: the leaving worker holds every lease, the survivor has done its first taker run; half a
+taker interval later (the average phase) the leaving worker exits, gracefully (SIGTERM: stop
+taking, then stop) or by SIGKILL, and the clock runs until the survivor's own log shows it holds
+every shard the leaver held. "Holding" stands
 for "processing": a consumer starts its shard workers on the LeasesGained message.
 
 "KCL-style" is the same code with ``releaseLeasesOnShutdown = false``: leases are not released on
@@ -72,6 +73,11 @@ def _measure(
             timeout=60,
             what="survivor's first steal",
         )
+        # Exit half a taker interval after the survivor's full taker run: the average phase.
+        first_gain = survivor.first("gained")
+        assert first_gain is not None
+        taker_interval = (failover_ms / 1000 + EPSILON) * 2
+        time.sleep(max(first_gain["t"] + taker_interval / 2 - time.time(), 0.0))
         orphans = leaver.held()
         if kill:
             exited = leaver.kill()
