@@ -30,9 +30,9 @@ from kinesis_actors.errors import (
 )
 from kinesis_actors.models import ProducerEvent, UserRecordResult
 from kinesis_actors.producer import KinesisProducer
+from kinesis_actors.producer.pipeline import THROTTLED
 from kinesis_actors.producer.testing import InMemoryKinesis
 
-THROTTLED = "ProvisionedThroughputExceededException"
 FAST = {"RecordMaxBufferedTime": 10, "RecordTtl": 5000}
 
 

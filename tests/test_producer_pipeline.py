@@ -22,12 +22,10 @@ from kinesis_actors.config import KplConfig
 from kinesis_actors.errors import UserRecordFailedError
 from kinesis_actors.models import UserRecordResult
 from kinesis_actors.producer.futures import RecordFuture
-from kinesis_actors.producer.pipeline import SHARD_FLUSH_BYTES, Pipeline, PutRequest
+from kinesis_actors.producer.pipeline import SHARD_FLUSH_BYTES, THROTTLED, Pipeline, PutRequest
 from kinesis_actors.producer.records import UserRecord, validate
 from kinesis_actors.producer.shard_map import ShardMap, list_shards
 from kinesis_actors.producer.testing import InMemoryKinesis
-
-THROTTLED = "ProvisionedThroughputExceededException"
 
 
 class Harness:

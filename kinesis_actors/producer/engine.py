@@ -115,7 +115,7 @@ class KinesisProducer:
         self._outcomes: deque[Callable[[float], None]] = deque()
         self._wake = threading.Event()
         self._progress = threading.Event()
-        self._flush_requested = False
+        self._flush_requests = 0
         # Records the engine has taken off ``_input`` but not yet handed to the pipeline.
         self._in_transfer = 0
         self._in_flight = 0
@@ -192,7 +192,7 @@ class KinesisProducer:
 
     def flush(self) -> None:
         """Send everything buffered now, without waiting for deadlines (rate limits still apply)."""
-        self._flush_requested = True
+        self._flush_requests += 1
         self._wake.set()
 
     def flush_sync(self, timeout: float | None = None) -> bool:
@@ -298,22 +298,24 @@ class KinesisProducer:
         outcomes = self._outcomes
         wake = self._wake
         clock = self._clock
+        stats = pipeline.stats
+        finished = 0
+        flushed = 0
         while True:
             now = clock()
-            finished_any = False
             while outcomes:
                 outcomes.popleft()(now)
                 self._in_flight -= 1
-                finished_any = True
             count = len(pending_input)
             if count:
                 self._in_transfer = count
                 records = [pending_input.popleft() for _ in range(count)]
                 pipeline.accept(records, now)
                 self._in_transfer = 0
-            flush = self._flush_requested or self._stopping
-            self._flush_requested = False
-            pipeline.poll(now, flush=flush)
+            # A counter, not a flag: a flush() racing with this read is never lost.
+            requested = self._flush_requests
+            pipeline.poll(now, flush=requested != flushed or self._stopping)
+            flushed = requested
             if shard_map.refresh_due(now) and self._in_flight < self._max_connections:
                 shard_map.begin_update()
                 self._submit(self._refresh_shard_map)
@@ -321,7 +323,8 @@ class KinesisProducer:
             if free > 0 and pipeline.has_ready_requests:
                 for request in pipeline.take_requests(free):
                     self._submit(functools.partial(self._put, request))
-            if finished_any and not self._progress.is_set():
+            if stats.user_records_put + stats.user_records_failed != finished:
+                finished = stats.user_records_put + stats.user_records_failed
                 self._progress.set()
             if self._stopping:
                 if pipeline.pending == 0 and not pending_input and self._in_flight == 0:

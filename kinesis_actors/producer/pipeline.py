@@ -37,8 +37,18 @@ if TYPE_CHECKING:
     from kinesis_actors.config import KplConfig
     from kinesis_actors.producer.shard_map import ShardMap
 
-__all__ = ["THROTTLED", "Pipeline", "PipelineStats", "PutRequest", "error_code"]
+__all__ = [
+    "COUNT_MISMATCH",
+    "EXPIRED",
+    "THROTTLED",
+    "WRONG_SHARD",
+    "Pipeline",
+    "PipelineStats",
+    "PutRequest",
+    "error_code",
+]
 
+#: Error codes in attempts: Kinesis's throttle, and the KPL's own codes.
 THROTTLED = "ProvisionedThroughputExceededException"
 EXPIRED = "Expired"
 WRONG_SHARD = "Wrong Shard"
@@ -91,10 +101,6 @@ class PutRequest:
     @property
     def entries(self) -> list[PutRecordsRequestEntryTypeDef]:
         return [record.entry for record in self.records]
-
-    @property
-    def user_record_count(self) -> int:
-        return sum(len(record.records) for record in self.records)
 
 
 class _Aggregate:
@@ -151,6 +157,8 @@ class Pipeline:
 
     def accept(self, records: list[UserRecord], now: float) -> None:
         """Take new user records; until the first shard map settles they wait for it."""
+        if not records:
+            return
         self.pending += len(records)
         self.stats.user_records_received += len(records)
         if self.shard_map.settled:
