@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         print(
             f"{ours.timings:22}{ours.exit:10}{ours.seconds:>9.2f}s{kcl.seconds:>11.2f}s"
-            f"{ours.seconds / kcl.seconds:>10.2f}"
+            f"{ours.seconds / kcl.seconds:>10.3f}"
         )
     print("\nDynamoDB calls of the survivor")
     print(f"{'timings':22}{'style':12}{'writes/lease/s':>16}{'KCL renewals':>14}{'scans/s':>9}")

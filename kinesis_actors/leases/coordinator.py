@@ -9,14 +9,18 @@ The consumer creates one per worker process and drives it through this interface
     coordinator.start()               # table, startup shard sync, own leases, threads
     # subscriber receives LeasesGained(leases) / LeasesLost(leases), each a HeldLease with
     # shard_id, checkpoint (where to resume), concurrency_token, parent ids, hash range.
+    coordinator.held_leases()         # what is held now
     coordinator.parents_finished(shard_id)     # may this (child) shard start yet?
     coordinator.checkpoint(shard_id, CompoundSequenceNumber(...), token)
     coordinator.shard_ended(shard_id, token)   # SHARD_END checkpoint + child leases
+    coordinator.release(shard_id, token)       # hand one shard over (after its last checkpoint)
     coordinator.stop_taking()         # graceful shutdown: no new leases; then final checkpoints
     coordinator.stop()                # release held leases (owner-conditional), stop threads
 
 ``checkpoint`` raises ShutdownError (lease lost, stolen or token stale: stop the shard),
-ThrottlingError / DependencyError (back off, retry), InvalidStateError (don't retry).
+ThrottlingError / DependencyError (back off, retry), InvalidStateError (don't retry). A lease
+gained with checkpoint SHARD_END belongs to a shard finished earlier: call ``shard_ended`` for it
+again (it is idempotent) so that its children exist, rather than reading the shard.
 
 Threads, so that user code can never starve a renewal: a renewer (every ``failover/3 -
 epsilon``), a fence that drops leases the moment their renewal is overdue, a taker (every
@@ -25,8 +29,10 @@ takes free or expired leases without stealing, when ``releaseLeasesOnShutdown`` 
 periodic shard sync. All are daemon threads and all are joined by `LeaseCoordinator.stop`.
 
 Messages go out in the order of the changes, one at a time, from whichever thread made the
-change, and never while a lock is held: a subscriber may call back into the coordinator. A Pykka
-``ActorRef`` subscriber is told the message; a callable is called with it.
+change, after the change (``held_leases`` may show a lease a moment before its LeasesGained
+arrives) and without holding the locks of the lease state: a subscriber may call back into the
+coordinator. A Pykka ``ActorRef`` subscriber is told the message; a callable is called with it
+and should be quick.
 """
 
 from __future__ import annotations
