@@ -11,13 +11,14 @@ import pykka
 import pytest
 from test_consumer_support import SHARD, Probe, event, seq
 
-from kinesis_actors.consumer.messages import EventProcessed, ProcessEvent
+from kinesis_actors.consumer.messages import EventProcessed, EventsProcessed, ProcessEventBatch
 from kinesis_actors.consumer.processor import RecordProcessor
 
 
 @pytest.fixture
 def run() -> Iterator[Callable[[Callable[[Any], object]], Probe]]:
-    """Start a RecordProcessor for ``process_record``, send it event 1; returns the ack probe."""
+    """Start a RecordProcessor for ``process_record``, send it a batch of event 1; returns the
+    probe that gets the acks."""
     refs: list[pykka.ActorRef[Any]] = []
     probes: list[Probe] = []
 
@@ -26,7 +27,7 @@ def run() -> Iterator[Callable[[Callable[[Any], object]], Probe]]:
         processor = RecordProcessor.start(process_record, SHARD)
         refs.append(processor)
         probes.append(worker)
-        processor.tell(ProcessEvent(event(1), worker.ref))
+        processor.tell(ProcessEventBatch((event(1),), worker.ref))
         return worker
 
     yield start
@@ -37,11 +38,11 @@ def run() -> Iterator[Callable[[Callable[[Any], object]], Probe]]:
 
 
 def test_returning_none_acknowledges(run: Callable[..., Probe]) -> None:
-    run(lambda e: None).expect(EventProcessed(seq(1), True))
+    run(lambda e: None).expect(EventsProcessed((seq(1),)))
 
 
 def test_returning_another_value_acknowledges(run: Callable[..., Probe]) -> None:
-    run(lambda e: "done").expect(EventProcessed(seq(1), True))
+    run(lambda e: "done").expect(EventsProcessed((seq(1),)))
 
 
 def test_raising_does_not_acknowledge(run: Callable[..., Probe]) -> None:
@@ -106,3 +107,33 @@ def test_a_hanging_callback_does_not_block_stopping(run: Callable[..., Probe]) -
     processor = pykka.ActorRegistry.get_by_class(RecordProcessor)[0]
     processor.stop(block=False)  # returns at once; the daemon thread finishes when released
     release.set()
+
+
+def test_acknowledges_a_batch_in_order_in_chunks() -> None:
+    seen: list[Any] = []
+    worker = Probe.start()
+    processor = RecordProcessor.start(lambda e: seen.append(e.sequence_number), SHARD)
+    try:
+        events = tuple(event(n) for n in range(1200))
+        processor.tell(ProcessEventBatch(events, worker.ref))
+        acked: list[Any] = []
+        while len(acked) < len(events):
+            chunk = worker.expect(EventsProcessed).sequence_numbers
+            assert 0 < len(chunk) <= 500
+            acked.extend(chunk)
+        assert acked == seen == [e.sequence_number for e in events]
+    finally:
+        processor.stop()
+        worker.stop()
+
+
+def test_stops_processing_a_batch_once_the_shard_is_gone() -> None:
+    seen: list[Any] = []
+    worker = Probe.start()
+    worker.stop()  # the shard's ConsumerWorker has stopped
+    processor = RecordProcessor.start(seen.append, SHARD)
+    try:
+        processor.tell(ProcessEventBatch(tuple(event(n) for n in range(2000)), worker.ref))
+    finally:
+        processor.stop()
+    assert len(seen) <= 500  # the first acks found nobody: the rest was dropped

@@ -19,9 +19,11 @@ from kinesis_actors.consumer.messages import (
     ConsumerShutdown,
     ConsumerWorkerFailure,
     EventProcessed,
+    EventsProcessed,
     GracefulShutdown,
     NotReady,
     ProcessEvent,
+    ProcessEventBatch,
     ProcessEvents,
     ProcessingComplete,
     ReadyToCheckpoint,
@@ -475,3 +477,41 @@ def test_collector_contiguous_examples() -> None:
     assert carried.latest_event == seq(6)
     assert not carried.ack(seq(7))
     assert [e.sequence_number for e in carried.unconfirmed] == [seq(n) for n in range(1, 7)]
+
+
+def test_aggregate_with_gaps_in_sub_sequences(make_world: Callable[..., World]) -> None:
+    # Sub-sequences 0, 2, 5 (members filtered out or resumed past): contiguity is by position
+    # in the batch, not by consecutive numbers.
+    events = (event(1, 0), event(1, 2), event(1, 5), event(2, 0))
+    world = make_world(acking(no_ack={seq(1, 5)}), batch_timeout=5)
+    world.process(events)
+    world.processor.receive_all(ProcessEvent, 4)
+    world.ready()
+    world.expect_checkpoint(seq(1, 2))
+    world.worker.tell(EventProcessed(seq(1, 5)))
+    world.manager.expect(ProcessingComplete(True))
+    world.ready()
+    world.expect_checkpoint(seq(2, 0))
+
+
+def test_a_batch_processor_gets_one_message_per_attempt() -> None:
+    processor, manager, checkpointer = Probe.start(), Probe.start(), Probe.start()
+    worker = ConsumerWorker.start(
+        SHARD,
+        processor.ref,
+        worker_conf(batch_timeout=0.1),
+        lambda parent: checkpointer.ref,
+        batch_processor=True,
+    )
+    try:
+        worker.tell(ProcessEvents(EVENTS, SHARD, manager.ref))
+        batch = processor.expect(ProcessEventBatch)
+        assert batch.events == EVENTS
+        worker.tell(EventsProcessed(tuple(e.sequence_number for e in EVENTS[:3])))
+        retry = processor.expect(ProcessEventBatch, timeout=0.5)
+        assert retry.events == EVENTS[3:]
+        worker.tell(EventsProcessed((seq(4), seq(5))))
+        manager.expect(ProcessingComplete(True))
+    finally:
+        for ref in (worker, processor.ref, manager.ref, checkpointer.ref):
+            ref.stop()

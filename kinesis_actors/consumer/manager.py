@@ -198,7 +198,13 @@ class RecordProcessingManager(pykka.ThreadingActor):
         else:
             processor = target = RecordProcessor.start(self._processor, lease.shard_id)
         worker = ShardWorker.start(
-            lease, self._conf, self._kinesis, self._coordinator, target, self.actor_ref
+            lease,
+            self._conf,
+            self._kinesis,
+            self._coordinator,
+            target,
+            self.actor_ref,
+            batch_processor=processor is not None,
         )
         crashes = self._crashes.setdefault(lease.shard_id, [])
         self._shards[lease.shard_id] = _Shard(lease, worker, processor, crashes=crashes)

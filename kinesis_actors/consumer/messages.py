@@ -29,9 +29,11 @@ __all__ = [
     "ConsumerShutdown",
     "ConsumerWorkerFailure",
     "EventProcessed",
+    "EventsProcessed",
     "GracefulShutdown",
     "NotReady",
     "ProcessEvent",
+    "ProcessEventBatch",
     "ProcessEvents",
     "ProcessingComplete",
     "ProcessingTimeout",
@@ -85,6 +87,13 @@ class EventProcessed:
 
 
 @dataclass(frozen=True)
+class EventsProcessed:
+    """Several acks in one message (from the built-in RecordProcessor)."""
+
+    sequence_numbers: tuple[CompoundSequenceNumber, ...]
+
+
+@dataclass(frozen=True)
 class ConsumerWorkerFailure:
     """These records stayed unacknowledged after every retry, beyond the failure tolerance;
     the shard (or the whole consumer, by ``worker.failurePolicy``) shuts down."""
@@ -110,6 +119,15 @@ class ProcessEvents:
 
     events: tuple[ConsumerEvent, ...]
     shard_id: str
+    reply_to: pykka.ActorRef[Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ProcessEventBatch:
+    """``ProcessEvent`` for many records in one message, to the built-in RecordProcessor (a
+    ``process_record`` function); acks come back as ``EventsProcessed`` / ``EventProcessed``."""
+
+    events: tuple[ConsumerEvent, ...]
     reply_to: pykka.ActorRef[Any] = field(repr=False)
 
 

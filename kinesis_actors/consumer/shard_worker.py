@@ -95,7 +95,11 @@ class _StepDone:
 
 
 class ShardWorker(pykka.ThreadingActor):
-    """One per held lease; started and stopped by the RecordProcessingManager (``supervisor``)."""
+    """One per held lease; started and stopped by the RecordProcessingManager (``supervisor``).
+
+    ``processor`` gets the records (``batch_processor``: as ``ProcessEventBatch``, see
+    ConsumerWorker).
+    """
 
     use_daemon_thread = True
 
@@ -108,8 +112,11 @@ class ShardWorker(pykka.ThreadingActor):
         processor: pykka.ActorRef[Any],
         supervisor: pykka.ActorRef[Any] | None = None,
         consumer_worker: ConsumerWorkerFactory | None = None,
+        *,
+        batch_processor: bool = False,
     ) -> None:
         super().__init__()
+        self._batch_processor = batch_processor
         self._lease = lease
         self._shard_id = lease.shard_id
         self._conf = conf
@@ -179,7 +186,12 @@ class ShardWorker(pykka.ThreadingActor):
             )
 
         return ConsumerWorker.start(
-            shard_id, self._processor, conf.worker, checkpoint_worker, report
+            shard_id,
+            self._processor,
+            conf.worker,
+            checkpoint_worker,
+            report,
+            batch_processor=self._batch_processor,
         )
 
     def _write_checkpoint(self, position: Checkpoint) -> None:

@@ -34,9 +34,11 @@ from kinesis_actors.consumer.messages import (
     ConsumerShutdown,
     ConsumerWorkerFailure,
     EventProcessed,
+    EventsProcessed,
     GracefulShutdown,
     NotReady,
     ProcessEvent,
+    ProcessEventBatch,
     ProcessEvents,
     ProcessingComplete,
     ProcessingTimeout,
@@ -122,8 +124,10 @@ class _ShutdownTimeout:
 
 
 class ConsumerWorker(pykka.ThreadingActor):
-    """One per shard. ``processor`` receives the ``ProcessEvent``s; ``checkpoint_worker`` starts
-    the CheckpointWorker child (a factory, so tests can put a probe there)."""
+    """One per shard. ``processor`` receives one ``ProcessEvent`` per record, or one
+    ``ProcessEventBatch`` per attempt if ``batch_processor`` (the built-in RecordProcessor);
+    ``checkpoint_worker`` starts the CheckpointWorker child (a factory, so tests can put a probe
+    there)."""
 
     use_daemon_thread = True
 
@@ -134,10 +138,13 @@ class ConsumerWorker(pykka.ThreadingActor):
         conf: WorkerConf,
         checkpoint_worker: CheckpointWorkerFactory,
         report_failure: FailureReporter | None = None,
+        *,
+        batch_processor: bool = False,
     ) -> None:
         super().__init__()
         self._shard_id = shard_id
         self._processor = processor
+        self._batch_processor = batch_processor
         self._conf = conf
         self._checkpoint_worker_factory = checkpoint_worker
         self._report_failure = report_failure
@@ -187,8 +194,10 @@ class ConsumerWorker(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         state = self._state
-        if isinstance(message, EventProcessed):
-            self._on_event_processed(message)
+        if isinstance(message, EventsProcessed):
+            self._on_acks(message.sequence_numbers, True)
+        elif isinstance(message, EventProcessed):
+            self._on_acks((message.sequence_number,), message.successful)
         elif state is _State.SHUTTING_DOWN:
             self._while_shutting_down(message)
         elif isinstance(message, ProcessEvents):
@@ -219,23 +228,31 @@ class ConsumerWorker(pykka.ThreadingActor):
         self._batch_reply_to = message.reply_to
         self._batch += 1
         self._attempt = 0
-        me, processor = self.actor_ref, self._processor
-        for event in message.events:
-            processor.tell(ProcessEvent(event, me))
+        self._send(message.events)
         self._schedule_timeout()
 
-    def _on_event_processed(self, message: EventProcessed) -> None:
-        collector = self._collector
-        if collector is None or not collector.ack(message.sequence_number):
-            # A late ack of an earlier, already completed or forgiven batch: not counted.
-            self._log.debug(
-                "ack outside the current batch ignored", seq=str(message.sequence_number)
-            )
+    def _send(self, events: tuple[ConsumerEvent, ...]) -> None:
+        me, processor = self.actor_ref, self._processor
+        if self._batch_processor:
+            processor.tell(ProcessEventBatch(events, me))
             return
-        if not message.successful:
-            self._log.warning(
-                "Skipping message due to client failure", seq=str(message.sequence_number)
-            )
+        for event in events:
+            processor.tell(ProcessEvent(event, me))
+
+    def _on_acks(
+        self, sequence_numbers: tuple[CompoundSequenceNumber, ...], successful: bool
+    ) -> None:
+        collector = self._collector
+        if collector is None:
+            return
+        for sequence_number in sequence_numbers:
+            if not collector.ack(sequence_number):
+                # A late ack of an earlier, already completed or forgiven batch: not counted.
+                self._log.debug("ack outside the current batch ignored", seq=str(sequence_number))
+            elif not successful:
+                self._log.warning(
+                    "Skipping message due to client failure", seq=str(sequence_number)
+                )
         if collector.done and self._state is _State.PROCESSING:
             self._complete_batch(collector.latest_confirmed, ProcessingComplete())
 
@@ -255,9 +272,7 @@ class ConsumerWorker(pykka.ThreadingActor):
                 count=len(unconfirmed),
                 attempt=self._attempt,
             )
-            me, processor = self.actor_ref, self._processor
-            for event in unconfirmed:
-                processor.tell(ProcessEvent(event, me))
+            self._send(unconfirmed)
             self._schedule_timeout()
             return
         allowed = self._conf.allowed_failures(len(collector.events))
