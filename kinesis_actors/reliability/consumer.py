@@ -116,9 +116,11 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
     def on_stop(self) -> None:
         for timer in self._timers:
             timer.cancel()
+        # Acknowledge what is on disk before the shard workers take their final checkpoints,
+        # or the next owner of the shard would deliver it again.
+        self._flush_results()
         if self._consumer is not None:
             self._consumer.stop()
-        self._flush_results()
         if self._results is not None:
             self._results.close()
 

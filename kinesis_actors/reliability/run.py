@@ -442,7 +442,7 @@ class _Run:
         due = {fault: 0.3 + 0.15 * i for i, fault in enumerate(faults)}
         started = time.monotonic()
         deadline = started + options.timeout
-        last_total, last_progress, next_print = -1, started, 0.0
+        last_total, last_progress, next_print, next_check = -1, started, 0.0, 0.0
         try:
             while True:
                 now = time.monotonic()
@@ -459,10 +459,13 @@ class _Run:
                 if options.progress is not None and now >= next_print:
                     self._print_progress(options.progress, stats, total, now - started)
                     next_print = now + 2.0
-                done = stats.done and total >= options.messages
-                if done and self._unique_consumed() >= options.messages:
-                    report.end_to_end_seconds = now - started
-                    break
+                # Status lines lag behind the results files (a stopped consumer's last flush has
+                # no status line), so completion is judged on the files, at most every second.
+                if stats.done and now >= next_check:
+                    next_check = now + 1.0
+                    if self._unique_consumed() >= options.messages:
+                        report.end_to_end_seconds = now - started
+                        break
                 if now > deadline:
                     report.error = f"timed out after {options.timeout:.0f} s"
                     break
