@@ -1,0 +1,97 @@
+"""One KinesisConsumer process, for the multi-process consumer tests.
+
+Consumes ``--stream`` against the endpoints in ``AWS_ENDPOINT_URL_KINESIS`` /
+``AWS_ENDPOINT_URL_DYNAMODB`` and prints one JSON object per line on stdout, flushed before the
+record is acknowledged (so what a process printed is what it processed):
+
+* ``{"event": "started"}`` once the consumer runs;
+* ``{"event": "record", "shard", "seq", "sub", "pk", "data", "t"}`` per record processed;
+* ``{"event": "stopped", "error"}`` when the consumer has stopped (SIGTERM / SIGINT stop it
+  gracefully through the consumer's own shutdown hook).
+
+Logs go to stderr. Usage::
+
+    python integration/consumer_worker.py --stream S --application A [--failover-ms 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+
+import structlog
+
+from kinesis_actors.config import load_config
+from kinesis_actors.consumer import KinesisConsumer
+from kinesis_actors.models import ConsumerEvent
+
+CONFIG = """
+kinesis {{
+  application-name = "{application}"
+  worker-under-test {{
+    stream-name = "{stream}"
+    worker {{ batchTimeoutSeconds = 5, gracefulShutdownHook = true, shutdownTimeoutSeconds = 5 }}
+    checkpointer {{ intervalMillis = 100, notificationDelayMillis = 50, backoffMillis = 200 }}
+    kcl {{
+      failoverTimeMillis = {failover_ms}
+      idleTimeBetweenReadsInMillis = 50
+      parentShardPollIntervalMillis = 100
+      taskBackoffTimeMillis = 100
+      shardSyncIntervalMillis = 1000
+      releasedLeasePollMillis = 100
+    }}
+  }}
+}}
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream", required=True)
+    parser.add_argument("--application", required=True)
+    parser.add_argument("--failover-ms", type=int, default=1000)
+    args = parser.parse_args()
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+    )
+    lock = threading.Lock()
+
+    def emit(**fields: object) -> None:
+        with lock:
+            print(json.dumps(fields), flush=True)
+
+    def process_record(event: ConsumerEvent) -> None:
+        emit(
+            event="record",
+            shard=event.shard_id,
+            seq=event.sequence_number.sequence_number,
+            sub=event.sequence_number.sub_sequence_number,
+            pk=event.partition_key,
+            data=event.payload_as_string(),
+            t=time.time(),
+        )
+
+    # After its graceful stop the consumer's hook chains to the previous handler: this one lets
+    # the process report "stopped" and exit 0 instead of dying of the signal.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    conf = load_config(
+        CONFIG.format(
+            stream=args.stream, application=args.application, failover_ms=args.failover_ms
+        )
+    )
+    consumer = KinesisConsumer(process_record, conf, "worker-under-test")
+    done = consumer.start()
+    emit(event="started")
+    error = done.exception()  # blocks until a signal stops the consumer
+    emit(event="stopped", error=repr(error) if error else None)
+    return 0 if error is None else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
