@@ -166,7 +166,8 @@ class KinesisConsumer:
         if kinesis is None or (
             dynamodb is None and self._coordinator_factory is _lease_coordinator
         ):
-            kinesis, dynamodb = consumer_clients(conf.kcl)
+            default_kinesis, default_dynamodb = consumer_clients(conf.kcl)
+            kinesis, dynamodb = kinesis or default_kinesis, dynamodb or default_dynamodb
         forward = _Forward()
         coordinator = self._coordinator_factory(conf, kinesis, dynamodb, forward)
         manager = RecordProcessingManager.start(

@@ -373,7 +373,7 @@ class ConsumerWorker(pykka.ThreadingActor):
             final = target
         if final is None:
             if message.reason is ShutdownReason.REQUESTED:
-                self._log.warning("Skipped checkpointing on shutdown: nothing new processed")
+                self._log.info("Skipped checkpointing on shutdown: nothing new processed")
             self._finalise(checkpointed=False)
             return
         self._final_checkpoint = final
