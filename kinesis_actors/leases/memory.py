@@ -20,13 +20,12 @@ __all__ = ["InMemoryLeaseTable"]
 
 
 class InMemoryLeaseTable(LeaseTable):
-    """A lease table in a dict. ``writes`` counts successful writes (for cost assertions)."""
+    """A lease table in a dict."""
 
     def __init__(self, name: str = "leases", *, exists: bool = True) -> None:
         self._name = name
         self._leases: dict[str, Lease] | None = {} if exists else None
         self._lock = threading.Lock()
-        self.writes = 0
 
     @property
     def name(self) -> str:
@@ -79,7 +78,6 @@ class InMemoryLeaseTable(LeaseTable):
                 return None
             new = update(current)
             self._table()[shard_id] = new
-            self.writes += 1
             return new
 
     def create_lease(self, lease: Lease) -> bool:
@@ -87,7 +85,6 @@ class InMemoryLeaseTable(LeaseTable):
             if lease.shard_id in self._table():
                 return False
             self._table()[lease.shard_id] = lease
-            self.writes += 1
             return True
 
     def _renew_once(self, lease: Lease) -> Lease | None:
@@ -153,5 +150,4 @@ class InMemoryLeaseTable(LeaseTable):
             if current is None or not current.finished:
                 return False
             del self._table()[shard_id]
-            self.writes += 1
             return True

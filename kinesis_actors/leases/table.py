@@ -286,10 +286,8 @@ class DynamoDBLeaseTable(LeaseTable):
         try:
             with self._errors(operation):
                 return call()
-        except botocore.exceptions.ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == _CONDITION_FAILED:
-                return None
-            raise  # pragma: no cover - _errors re-raises only ConditionalCheckFailed
+        except botocore.exceptions.ClientError:
+            return None  # only ConditionalCheckFailed gets through _errors
 
     def _status(self) -> str | None:
         try:
