@@ -20,11 +20,11 @@ __all__ = ["InMemoryLeaseTable"]
 
 
 class InMemoryLeaseTable(LeaseTable):
-    """A lease table in a dict."""
+    """A lease table in a dict; it exists from the start (`delete_table` removes it)."""
 
-    def __init__(self, name: str = "leases", *, exists: bool = True) -> None:
+    def __init__(self, name: str = "leases") -> None:
         self._name = name
-        self._leases: dict[str, Lease] | None = {} if exists else None
+        self._leases: dict[str, Lease] | None = {}
         self._lock = threading.Lock()
 
     @property
