@@ -181,7 +181,7 @@ def test_released_lease_goes_to_another_worker(fleet: Fleet) -> None:
     first, _ = fleet.start("a")
     wait_until(lambda: len(first.held_leases()) == 4)
     second, _ = fleet.start("b", max_leases_for_worker=1)
-    wait_until(lambda: len(second.held_leases()) == 1)
+    wait_until(lambda: len(second.held_leases()) == 1 and len(first.held_leases()) == 3)
     held = first.held_leases()[0]
     assert first.release(held.shard_id, held.concurrency_token)
     assert not first.release(held.shard_id, held.concurrency_token)
