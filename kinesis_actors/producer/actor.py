@@ -47,8 +47,6 @@ if TYPE_CHECKING:
     from pykka._actor import ActorInbox
     from pykka._envelope import Envelope
 
-_FINISHED = "FINISHED"  # concurrent.futures' state name of a completed future
-
 __all__ = [
     "UNTHROTTLE_THRESHOLD",
     "GetStats",
@@ -69,6 +67,7 @@ log = structlog.get_logger(__name__)
 UNTHROTTLE_THRESHOLD = 0.9
 
 _DEFAULT_STOP_TIMEOUT = 60.0
+_FINISHED = "FINISHED"  # concurrent.futures' state name of a completed future
 
 
 _UUID_EPOCH_OFFSET = 0x01B21DD213814000  # 100 ns intervals from 1582-10-15 to 1970-01-01
