@@ -6,6 +6,7 @@ import runpy
 from pathlib import Path
 
 import pytest
+import structlog
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "consume_orders.py"
 
@@ -20,7 +21,11 @@ def test_the_consumer_example_processes_every_order(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     main = runpy.run_path(str(EXAMPLE))["main"]
-    assert main(["--moto", "--processor", processor]) == 0
+    logging_config = structlog.get_config()  # the example configures logging, as apps do
+    try:
+        assert main(["--moto", "--processor", processor]) == 0
+    finally:
+        structlog.configure(**logging_config)
     out = capsys.readouterr().out
     assert f"processed 400 of 400 orders ({processor})" in out
     assert "records processed more than once: 0" in out

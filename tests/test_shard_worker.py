@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pykka
 import pytest
 from test_consumer_support import (
     SHARD,
@@ -90,6 +91,8 @@ class World:
         for probe in probes:
             if probe.ref.is_alive():
                 probe.stop()
+        # The shard's children stop one after the other, without blocking.
+        wait_for(lambda: not pykka.ActorRegistry.get_all(), what="every actor stopped")
 
 
 @pytest.fixture
