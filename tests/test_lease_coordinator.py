@@ -196,6 +196,7 @@ def test_checkpoints_and_concurrency_tokens(fleet: Fleet) -> None:
     position = CompoundSequenceNumber("4" * 56, 1)
     coordinator.checkpoint(held.shard_id, position, held.concurrency_token)
     assert fleet.table.get_lease(held.shard_id).checkpoint == position
+    assert coordinator.held_leases()[0] == dataclasses.replace(held, checkpoint=position)
     with pytest.raises(ShutdownError):
         coordinator.checkpoint(held.shard_id, position, "another token")
     with pytest.raises(ShutdownError):

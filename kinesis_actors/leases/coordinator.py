@@ -266,7 +266,7 @@ class LeaseCoordinator:
     # -- the consumer's calls ------------------------------------------------------------------
 
     def held_leases(self) -> tuple[HeldLease, ...]:
-        """Leases held now (renewed within the failover time), by shard id."""
+        """Leases held now (renewed within failover time), with their latest checkpoints."""
         return self._renewer.held()
 
     def checkpoint(self, shard_id: str, checkpoint: Checkpoint, concurrency_token: str) -> None:

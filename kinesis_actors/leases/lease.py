@@ -53,9 +53,10 @@ class Lease:
 
 @dataclass(frozen=True)
 class HeldLease:
-    """A lease this worker holds, as handed to the consumer when it was acquired.
+    """A lease this worker holds, as the consumer sees it.
 
-    ``checkpoint`` is where processing resumes (the table's value at acquisition). Pass
+    ``checkpoint`` is where processing resumes: the table's value when the message or
+    ``held_leases()`` result was made (in LeasesGained, the value at acquisition). Pass
     ``concurrency_token`` to every ``LeaseCoordinator.checkpoint`` call for this shard.
     """
 
