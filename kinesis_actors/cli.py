@@ -28,6 +28,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "run_local",
         "start kinesalite + dynalite on loopback (or install them with --install)",
     ),
+    "leases": (
+        "kinesis_actors.leases.cli",
+        "run_leases",
+        "print a lease table (owners, counters, checkpoints), or delete it",
+    ),
     "reliability": (
         "kinesis_actors.reliability.run",
         "run_reliability",
