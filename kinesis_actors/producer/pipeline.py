@@ -442,29 +442,22 @@ class Pipeline:
         start: float,
         retries: list[UserRecord],
     ) -> list[UserRecord]:
-        """The members that truly belong to ``shard_id``; the others are retried.
+        """The members that count as put on ``shard_id``; the others are retried.
 
-        Kinesis routes a record by its explicit hash key, which is the first member's: that one
-        always landed right. A member outside the actual shard's range is dropped by consumers
-        (the KCL's resharding filter), so it is sent again as "Wrong Shard".
+        Kinesis routes a record by its explicit hash key, the first member's. If any member of an
+        aggregate falls outside the actual shard's range, consumers drop the WHOLE aggregate (the
+        KCL's resharding filter), so every member is sent again as "Wrong Shard" — the first one
+        too, or it would be lost. With the actual shard's range unknown, members whose hash key
+        differs from the first one's are assumed outside: a duplicate at worst, never a loss.
         """
         hash_range = self.shard_map.hash_range(shard_id, start)
         routed_by = record.records[0].hash_key
-        landed: list[UserRecord] = []
-        for user_record in record.records:
-            key = user_record.hash_key
-            if key == routed_by or (hash_range and hash_range[0] <= key <= hash_range[1]):
-                landed.append(user_record)
-            else:
-                self._add_attempt(
-                    user_record,
-                    WRONG_SHARD,
-                    f"record predicted for {predicted} landed on {shard_id}",
-                    start,
-                    start,
-                )
-                retries.append(user_record)
-        misrouted = len(record.records) - len(landed)
+        misrouted = sum(
+            1
+            for user_record in record.records
+            if user_record.hash_key != routed_by
+            and (hash_range is None or not hash_range[0] <= user_record.hash_key <= hash_range[1])
+        )
         stale = hash_range is None or shard_number(shard_id) > shard_number(predicted)
         if (misrouted or stale) and self.shard_map.invalidate(start, predicted):
             self._log.warning(
@@ -473,8 +466,20 @@ class Pipeline:
                 actual_shard=shard_id,
                 misrouted_records=misrouted,
             )
-        self.stats.wrong_shard_records += misrouted
-        return landed
+        if not misrouted:
+            return record.records
+        for user_record in record.records:
+            self._add_attempt(
+                user_record,
+                WRONG_SHARD,
+                f"aggregate predicted for {predicted} landed on {shard_id} with "
+                f"{misrouted} member(s) outside its hash range",
+                start,
+                start,
+            )
+            retries.append(user_record)
+        self.stats.wrong_shard_records += len(record.records)
+        return []
 
     def _retry_or_fail(
         self,
