@@ -12,7 +12,7 @@ import difflib
 import functools
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -103,13 +103,17 @@ def load_reference() -> ConfigTree:
     return copy.deepcopy(_reference())
 
 
-def load_config(source: str | os.PathLike[str] | None = None) -> ConfigTree:
+def load_config(
+    source: str | os.PathLike[str] | None = None, *, layers: Sequence[str] = ()
+) -> ConfigTree:
     """Load the application config merged over reference.conf, resolved and validated.
 
     ``source`` is a path to a HOCON file, a HOCON string, or None for ``$KINESIS_ACTORS_CONFIG``
-    or else ``./application.conf`` when present. Returns the whole tree; pass
-    ``tree["kinesis"]`` (or the tree itself) to ``ProducerConf.from_config`` /
-    ``ConsumerConf.from_config``. Warnings name unknown and ignored keys; errors name the key.
+    or else ``./application.conf`` when present. ``layers`` are HOCON texts that sit between the
+    application config and reference.conf (a tool's own defaults, such as the reliability test's
+    sample config). Returns the whole tree; pass it (or ``tree["kinesis"]``) to
+    ``ProducerConf.from_config`` / ``ConsumerConf.from_config``. Warnings name unknown and
+    ignored keys; errors name the key.
     """
     if source is None:
         env_path = os.environ.get("KINESIS_ACTORS_CONFIG")
@@ -128,9 +132,11 @@ def load_config(source: str | os.PathLike[str] | None = None) -> ConfigTree:
         app = _parse(path.read_text("utf-8"), str(path))
     else:
         app = _parse(source, "<string>")
-    reference = _parse(_reference_text(), "reference.conf")
+    merged = app
+    for index, layer in enumerate(layers):
+        merged = merged.with_fallback(_parse(layer, f"<layer {index}>"), resolve=False)
     try:
-        merged = app.with_fallback(reference, resolve=True)
+        merged = merged.with_fallback(_parse(_reference_text(), "reference.conf"), resolve=True)
     except ConfigException as exc:
         raise ConfigError("<config>", f"cannot resolve substitutions: {exc}") from exc
     kinesis = merged.get("kinesis", None)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from importlib import resources
-from pathlib import Path
 from typing import Any, Self
 
 from pyhocon import ConfigTree
@@ -17,18 +16,9 @@ __all__ = ["ReliabilitySettings", "load_reliability_config"]
 
 
 def load_reliability_config(source: str | os.PathLike[str] | None = None) -> ConfigTree:
-    """The sample config of the reliability test under ``source`` (a path or HOCON text)."""
+    """The reliability test's config: ``source`` (as for ``load_config``) over the sample config."""
     sample = resources.files("kinesis_actors.reliability").joinpath("reliability.conf").read_text()
-    if source is None:
-        text = ""
-    elif isinstance(source, os.PathLike) or str(source).endswith(".conf"):
-        path = Path(source)
-        if not path.is_file():
-            raise ConfigError(str(path), "config file not found")
-        text = path.read_text("utf-8")
-    else:
-        text = str(source)
-    return load_config(sample + "\n" + text)
+    return load_config(source, layers=[sample])
 
 
 def _number(tree: ConfigTree, key: str, minimum: int) -> int:
