@@ -109,8 +109,9 @@ class RunOptions:
     local: bool = True
     config: str | None = None
     timeout: float = 300.0
-    batch_size: int | None = None
-    batch_delay: float | None = None
+    #: Records per second the producer sends (batches every ``batchDelayMillis``); None keeps
+    #: ``kinesis.test.producer.batchSize``. Faults only prove something while records flow.
+    rate: int | None = None
     progress: IO[str] | None = None
 
 
@@ -353,9 +354,10 @@ class _Run:
         self.config = load_reliability_config(self.config_path)
         self.settings = ReliabilitySettings.from_config(self.config).with_overrides(
             expected_messages=options.messages,
-            batch_size=options.batch_size,
-            batch_delay=options.batch_delay,
         )
+        if options.rate is not None:
+            per_batch = max(1, round(options.rate * self.settings.batch_delay))
+            self.settings = self.settings.with_overrides(batch_size=per_batch)
         producer_conf = ProducerConf.from_config(self.config, self.settings.producer_name)
         self.consumer_conf = ConsumerConf.from_config(self.config, self.settings.consumer_name)
         region = producer_conf.kpl.region or self.consumer_conf.kcl.region_name
@@ -527,6 +529,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--chaos", default="", help=f"comma-separated faults: {', '.join(FAULTS)}, or all"
     )
+    run.add_argument(
+        "--rate", type=int, default=2000, help="records/s the producer sends (default 2000)"
+    )
     run.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     consumer = modes.add_parser("consumer", help="run one SimpleKinesisConsumer until SIGTERM")
     consumer.add_argument("--config", default=None, help="HOCON file merged over the sample config")
@@ -587,6 +592,7 @@ def run_reliability(args: argparse.Namespace) -> int:
         local=args.local,
         config=args.config,
         timeout=args.timeout,
+        rate=args.rate,
         progress=sys.stdout,
     )
     report = run_test(options)
