@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from botocore.exceptions import ClientError
 
-from kinesis_actors.aggregation import deaggregate
+from kinesis_actors.aggregation import MAX_HASH_KEY, deaggregate
 from kinesis_actors.models import CompoundSequenceNumber, ConsumerEvent, Sentinel
 
 if TYPE_CHECKING:
@@ -68,10 +68,11 @@ class ShardReader:
         self._kcl = kcl
         self._log = structlog.get_logger(__name__).bind(shard_id=lease.shard_id)
         self._hash_range: tuple[int, int] | None = None
-        if lease.starting_hash_key is not None and lease.ending_hash_key is not None:
-            self._hash_range = (lease.starting_hash_key, lease.ending_hash_key)
-        else:
+        if lease.starting_hash_key is None or lease.ending_hash_key is None:
             self._log.info("shard hash range unknown: aggregates are not filtered by range")
+        elif (lease.starting_hash_key, lease.ending_hash_key) != (0, MAX_HASH_KEY):
+            # (A shard over the whole key space cannot get another shard's aggregate.)
+            self._hash_range = (lease.starting_hash_key, lease.ending_hash_key)
         #: Records at or below this position were processed before (resume filter).
         self._resume_after = (
             lease.checkpoint if isinstance(lease.checkpoint, CompoundSequenceNumber) else None
