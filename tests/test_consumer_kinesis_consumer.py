@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pykka
@@ -376,3 +379,57 @@ def test_sigterm_stops_gracefully_then_runs_the_previous_handler() -> None:
         assert callable(handler) and not isinstance(handler, type(consumer.stop))
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+EXIT_HOOK_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from test_consumer_support import FakeCoordinator, FakeKinesis, SHARD, consumer_conf, lease, wait_for
+from kinesis_actors.consumer import KinesisConsumer
+from kinesis_actors.leases.lease import LeasesGained
+
+class Coordinator(FakeCoordinator):
+    def start(self):
+        self.grant(lease())
+        self.subscriber(LeasesGained((lease(),)))
+
+    def stop(self, release=None):
+        super().stop(release)
+        print("coordinator stopped, checkpoints:", self.checkpoints.get(SHARD), flush=True)
+
+kinesis = FakeKinesis()
+kinesis.add_shard(SHARD)
+kinesis.put(SHARD, b"x")
+coordinator = Coordinator()
+seen = []
+
+def factory(conf, kinesis, dynamodb, subscriber):
+    coordinator.subscriber = subscriber
+    return coordinator
+
+consumer = KinesisConsumer(
+    seen.append,
+    consumer_conf("worker {{ gracefulShutdownHook = true }}, "
+                  "checkpointer {{ notificationDelayMillis = 60000 }}"),
+    kinesis=kinesis,
+    coordinator_factory=factory,
+)
+consumer.start()
+wait_for(lambda: seen, what="record processed")
+print("main returns without stop()", flush=True)
+"""
+
+
+def test_the_exit_hook_stops_gracefully_when_main_returns(tmp_path: Path) -> None:
+    script = tmp_path / "exit_hook.py"
+    script.write_text(EXIT_HOOK_SCRIPT.format(tests=str(Path(__file__).resolve().parent)))
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if not line[:4].isdigit()]
+    assert lines == [
+        "main returns without stop()",
+        "coordinator stopped, checkpoints: [CompoundSequenceNumber(sequence_number='1000', "
+        "sub_sequence_number=0)]",
+    ]
