@@ -319,6 +319,24 @@ def test_graceful_shutdown_with_nothing_to_checkpoint(make_world: Callable[..., 
     _wait_stopped(world)
 
 
+def test_graceful_shutdown_waits_for_the_forced_checkpoint(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world()
+    world.process(EVENTS)
+    world.processor.receive_all(ProcessEvent, 5)
+    world.manager.expect(ProcessingComplete)
+    world.ready()
+    regular = world.expect_checkpoint(seq(5))
+    world.worker.tell(GracefulShutdown(ShutdownReason.REQUESTED, world.manager.ref))
+    forced = world.expect_checkpoint(seq(5))
+    assert forced.force and not regular.force
+    world.worker.tell(CheckpointResult(seq(5), False))  # the regular one's answer comes first
+    world.manager.expect_no_message(0.1)
+    world.worker.tell(CheckpointResult(seq(5), True))
+    world.manager.expect(ShutdownComplete(True))
+
+
 def _wait_stopped(world: World) -> None:
     wait_for(lambda: not world.worker.is_alive(), what="worker stopped")
     wait_for(lambda: not world.checkpointer.ref.is_alive(), what="checkpointer stopped")

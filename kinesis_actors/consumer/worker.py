@@ -384,9 +384,13 @@ class ConsumerWorker(pykka.ThreadingActor):
         self._timer = schedule_once(self.actor_ref, self._conf.shutdown_timeout, _ShutdownTimeout())
 
     def _while_shutting_down(self, message: Any) -> None:
-        if isinstance(message, CheckpointResult) and message.sequence_number == (
-            self._final_checkpoint
+        if (
+            isinstance(message, CheckpointResult | NotReady)
+            and self._checkpoint_in_flight is not None
         ):
+            # The answer to the checkpoint sent before the shutdown: the forced one comes next.
+            self._checkpoint_in_flight = None
+        elif isinstance(message, CheckpointResult) and self._final_checkpoint is not None:
             if not message.success:
                 self._log.warning(
                     "Failed to checkpoint on shutdown", sequence_number=str(message.sequence_number)
