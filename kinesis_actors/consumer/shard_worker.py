@@ -142,10 +142,6 @@ class ShardWorker(pykka.ThreadingActor):
         self._child_shards: tuple[Mapping[str, Any], ...] | None = None
         self._retrying_shard_end = False
 
-    @property
-    def state(self) -> ShardState:
-        return self._state
-
     # -- lifecycle ------------------------------------------------------------------------------
 
     def on_start(self) -> None:
