@@ -395,7 +395,7 @@ class Coordinator(FakeCoordinator):
 
     def stop(self, release=None):
         super().stop(release)
-        print("coordinator stopped, checkpoints:", self.checkpoints.get(SHARD), flush=True)
+        print(f"coordinator stopped, checkpoints: {{self.checkpoints.get(SHARD)}}", flush=True)
 
 kinesis = FakeKinesis()
 kinesis.add_shard(SHARD)
