@@ -16,6 +16,7 @@ Targets (issue #6): non-aggregated >= 0.8x the baseline, aggregated >= 3x the ba
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import threading
@@ -27,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kinesis_actors.aggregation import AggregateBuilder, hash_key
+from kinesis_actors.aws import add_client_hook, remove_client_hook
 from kinesis_actors.config import ConsumerConf, load_config
 from kinesis_actors.consumer import KinesisConsumer
 from kinesis_actors.local import LocalKinesis
@@ -159,30 +161,35 @@ class _Counter:
             self.done.set()
 
 
-def consume(local: LocalKinesis, dynamodb: Any, stream: str, expected: int) -> tuple[float, float]:
+def consume(stream: str, expected: int) -> tuple[float, float]:
     """(records/s from the first GetRecords call to the last record processed, seconds from
-    ``start()`` to that first call: lease table, shard sync, lease taking)."""
+    ``start()`` to that first call: lease table, shard sync, lease taking). The consumer builds
+    its own clients from the config, as an application's does."""
     counter = _Counter(expected)
-    kinesis = local.kinesis_client()
     first_read: list[float] = []
 
     def on_get_records(**_: Any) -> None:
         if not first_read:
             first_read.append(time.perf_counter())
 
-    kinesis.meta.events.register("before-call.kinesis.GetRecords", on_get_records)
-    consumer = KinesisConsumer(counter, _conf(stream), kinesis=kinesis, dynamodb=dynamodb)
+    def hook(service: str, client: Any) -> None:
+        if service == "kinesis":
+            client.meta.events.register("before-call.kinesis.GetRecords", on_get_records)
+
+    add_client_hook(hook)
+    consumer = KinesisConsumer(counter, _conf(stream))
     started = time.perf_counter()
-    consumer.start()
     try:
+        consumer.start()
         if not counter.done.wait(120):
             raise RuntimeError(f"consumed {counter.count} of {expected} records in 120 s")
     finally:
         consumer.stop()
+        remove_client_hook(hook)
     return expected / (counter.last - first_read[0]), first_read[0] - started
 
 
-def latency(kinesis: Any, dynamodb: Any, stream: str, count: int, idle_ms: int) -> list[float]:
+def latency(kinesis: Any, stream: str, count: int, idle_ms: int) -> list[float]:
     """Put one record every 20 ms; seconds from put to process_record, per record."""
     latencies: list[float] = []
     done = threading.Event()
@@ -192,7 +199,7 @@ def latency(kinesis: Any, dynamodb: Any, stream: str, count: int, idle_ms: int) 
         if len(latencies) >= count:
             done.set()
 
-    consumer = KinesisConsumer(process, _conf(stream, idle_ms), kinesis=kinesis, dynamodb=dynamodb)
+    consumer = KinesisConsumer(process, _conf(stream, idle_ms))
     consumer.start()
     try:
         time.sleep(2.0)  # leases taken, iterators at the tip
@@ -212,7 +219,8 @@ def run(
 ) -> dict[str, float]:
     """Best of ``repeat`` interleaved runs of each measurement (a shared 2-core box is noisy)."""
     with LocalKinesis(backend="emulators") as local:
-        kinesis, dynamodb = local.kinesis_client(), local.dynamodb_client()
+        os.environ.update(local.environ())  # where the consumers' own clients go
+        kinesis = local.kinesis_client()
         plain = _stream(kinesis)
         _fill_plain(kinesis, plain, records)
         aggregated = _stream(kinesis)
@@ -223,11 +231,11 @@ def run(
             read, seconds = baseline(kinesis, plain, limit=10000)
             assert read == records, (read, records)
             base_rate = max(base_rate, read / seconds)
-            rate, startup = consume(local, dynamodb, plain, records)
+            rate, startup = consume(plain, records)
             plain_rate, plain_startup = max(plain_rate, rate), min(plain_startup, startup)
-            rate, startup = consume(local, dynamodb, aggregated, records)
+            rate, startup = consume(aggregated, records)
             agg_rate, agg_startup = max(agg_rate, rate), min(agg_startup, startup)
-        lat = sorted(latency(kinesis, dynamodb, _stream(kinesis), latency_records, idle_ms))
+        lat = sorted(latency(kinesis, _stream(kinesis), latency_records, idle_ms))
     return {
         "records": records,
         "baseline_records_per_s": base_rate,
