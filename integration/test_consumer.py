@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import runpy
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aws_kinesis_agg.aggregator import RecordAggregator
 
 from kinesis_actors.config import load_config
@@ -279,3 +281,17 @@ def test_kpl_aggregated_records_checkpoint_sub_sequences(
     finally:
         resumed.stop()
     assert table.list_leases()[0].checkpoint != Sentinel.SHARD_END
+
+
+def test_the_consumer_example_runs_on_the_local_servers(
+    local_kinesis: LocalKinesis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = WORKER.parent.parent / "examples" / "consume_orders.py"
+    logging_config = structlog.get_config()  # the example configures logging, as apps do
+    try:
+        assert runpy.run_path(str(example))["main"]([]) == 0
+    finally:
+        structlog.configure(**logging_config)
+    out = capsys.readouterr().out
+    assert "processed 400 of 400 orders (function)" in out
+    assert out.count("owner None") == 2
