@@ -439,3 +439,18 @@ def test_every_future_resolves_exactly_once_under_concurrent_producers(
     assert producer.flush_sync(timeout=10)
     assert len(resolved) == 4000
     assert producer.stats().user_records_put == 4000
+
+
+def test_engine_publishes_the_kpl_metrics(make_producer: Any) -> None:
+    from kinesis_actors import metrics
+
+    before = metrics.in_memory().total("UserRecordsPut", stream="stream")
+    producer = make_producer()
+    futures = [producer.add_user_record(event(f"m{n}")) for n in range(25)]
+    for future in futures:
+        future.result(5)
+    producer.stop()
+    memory = metrics.in_memory()
+    assert memory.total("UserRecordsPut", stream="stream") - before == 25
+    assert memory.total("UserRecordsReceived", stream="stream") >= 25
+    assert memory.snapshot()["observations"]["PutRecordsLatency{stream=stream}"]["count"] >= 1

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Self
 import structlog
 from pyhocon import ConfigTree
 
+from kinesis_actors import metrics
 from kinesis_actors.aws import producer_client
 from kinesis_actors.config import KplConfig, ProducerConf
 from kinesis_actors.errors import ConfigError, InvalidRecordError, ProducerStoppedError
@@ -37,6 +38,18 @@ if TYPE_CHECKING:
     from kinesis_actors.models import ProducerEvent, UserRecordResult
 
 __all__ = ["STOPPED", "EngineStats", "KinesisProducer"]
+
+#: Metric name -> pipeline counter, published as deltas (the KPL's metric names).
+_PUBLISHED_COUNTERS = (
+    ("UserRecordsReceived", "user_records_received"),
+    ("UserRecordsPut", "user_records_put"),
+    ("UserRecordsFailed", "user_records_failed"),
+    ("UserRecordExpired", "user_records_expired"),
+    ("KinesisRecordsPut", "kinesis_records_put"),
+    ("PutRecordsCalls", "put_records_calls"),
+    ("Retries", "user_record_retries"),
+    ("Throttles", "throttled_records"),
+)
 
 #: Error code of records still unfinished when ``stop(timeout)`` ran out of time.
 STOPPED = "Stopped"
@@ -120,6 +133,7 @@ class KinesisProducer:
         self._in_transfer = 0
         self._in_flight = 0
         self._invalid = 0
+        self._published: dict[str, int] = {}
         self._invalid_lock = threading.Lock()
         self._lifecycle = threading.Lock()
         self._stopping = False
@@ -284,12 +298,23 @@ class KinesisProducer:
             self._closed = True
             self._fail_unsent()
             self._progress.set()
+            self._publish_metrics()
             stats = self._pipeline.stats
             self._log.info(
                 "producer stopped",
                 user_records_put=stats.user_records_put,
                 user_records_failed=stats.user_records_failed,
             )
+
+    def _publish_metrics(self) -> None:
+        """Publish what changed since the last call: once per batch of outcomes, not per record."""
+        stats = self._pipeline.stats
+        for name, attribute in _PUBLISHED_COUNTERS:
+            value = getattr(stats, attribute)
+            delta = value - self._published.get(name, 0)
+            if delta:
+                self._published[name] = value
+                metrics.count(name, delta, stream=self.stream_name)
 
     def _loop(self) -> None:
         pipeline = self._pipeline
@@ -303,9 +328,11 @@ class KinesisProducer:
         flushed = 0
         while True:
             now = clock()
-            while outcomes:
-                outcomes.popleft()(now)
-                self._in_flight -= 1
+            if outcomes:
+                while outcomes:
+                    outcomes.popleft()(now)
+                    self._in_flight -= 1
+                self._publish_metrics()
             count = len(pending_input)
             if count:
                 self._in_transfer = count
@@ -371,6 +398,7 @@ class KinesisProducer:
             outcome = functools.partial(
                 self._pipeline.on_response, request, response, None, start, self._clock()
             )
+        metrics.observe("PutRecordsLatency", self._clock() - start, stream=self.stream_name)
         self._deliver(outcome)
 
     def _refresh_shard_map(self) -> None:
