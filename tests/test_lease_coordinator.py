@@ -147,12 +147,20 @@ def test_start_takes_every_lease_and_stop_releases_them(fleet: Fleet) -> None:
 
 
 def test_two_workers_balance_by_stealing(fleet: Fleet) -> None:
+    from kinesis_actors import metrics
+
+    memory = metrics.in_memory()
+    steals_before = memory.total("LeaseSteals", worker="b")
+    losses_before = memory.total("LeaseLosses", worker="a")
     first, _ = fleet.start("a")
     wait_until(lambda: len(first.held_leases()) == 4)
     second, recorder = fleet.start("b")
     wait_until(lambda: fleet.owners() == {"a": 2, "b": 2} and len(second.held_leases()) == 2)
     wait_until(lambda: len(first.held_leases()) == 2)
     assert len(recorder.held()) == 2
+    assert memory.total("LeaseSteals", worker="b") - steals_before == 2
+    assert memory.total("LeaseLosses", worker="a") - losses_before == 2
+    assert memory.value("LeasesHeld", worker="a") == 2
 
 
 def test_graceful_stop_hands_leases_over_at_once(fleet: Fleet) -> None:

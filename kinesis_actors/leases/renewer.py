@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from kinesis_actors import metrics
 from kinesis_actors.errors import (
     DependencyError,
     InvalidStateError,
@@ -98,6 +99,7 @@ class LeaseRenewer:
                 gained.append(entry.view())
             if gained:
                 self._notify(LeasesGained(tuple(gained)))
+            metrics.gauge("LeasesHeld", len(self._held), worker=self._worker_id)
         for held in gained:
             self._log.info("lease gained", shard_id=held.shard_id, checkpoint=str(held.checkpoint))
         return tuple(gained)
@@ -202,6 +204,8 @@ class LeaseRenewer:
             del self._held[entry.lease.shard_id]
             self._log.warning("lease lost", shard_id=entry.lease.shard_id, reason=reason)
         self._notify(LeasesLost(tuple(entry.view() for entry in entries)))
+        metrics.count("LeaseLosses", len(entries), worker=self._worker_id)
+        metrics.gauge("LeasesHeld", len(self._held), worker=self._worker_id)
 
     # -- checkpoints ---------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from kinesis_actors import metrics
 from kinesis_actors.errors import DependencyError, InvalidStateError, ThrottlingError
 from kinesis_actors.leases.lease import Lease
 from kinesis_actors.leases.table import LeaseTable
@@ -98,11 +99,14 @@ class LeaseTaker:
         if wanted and now - started > self._slow_scan_time and any(lease.owner for lease in wanted):
             wanted = self._refresh(wanted)
         taken: list[Lease] = []
+        free = {lease.shard_id for lease in available}
         for lease in wanted:
             done = self._take(lease)
             if done is not None:
                 taken.append(done)
                 self._seen[done.shard_id] = _Observation(done, now)
+                kind = "LeaseTakes" if lease.shard_id in free else "LeaseSteals"
+                metrics.count(kind, 1, worker=self._worker_id)
         return taken
 
     def _observe(self, leases: list[Lease], now: float) -> None:
