@@ -191,7 +191,8 @@ class KinesisConsumer:
         """The consumer stopped (called once, from the manager or a failed start)."""
         atexit.unregister(self._at_exit)
         future = self._future
-        assert future is not None
+        if future is None or future.done():
+            return
         if error is None:
             self._log.info("*** Kinesis consumer completed ***")
             future.set_result(None)
