@@ -39,7 +39,7 @@ test: install lint typecheck
 	$(BIN)/python -m pytest tests integration $(PYTEST_ARGS)
 
 demo: install
-	$(BIN)/python examples/round_trip.py
+	$(BIN)/kinesis-actors reliability run --local --messages 100000 --rate 2500 --shards 2 --consumers 2
 
 benchmarks: install
 	for bench in benchmarks/*.py; do $(BIN)/python $$bench || exit 1; done
