@@ -68,7 +68,9 @@ class Interpreter:
         deadline = time.monotonic() + timeout
         while sum(bool(re.search(pattern, line)) for line in list(self.output)) < count:
             if time.monotonic() > deadline or self.process.poll() is not None:
-                raise AssertionError(f"{pattern!r} x{count} not seen; output:\n{''.join(self.output[-60:])}")
+                raise AssertionError(
+                    f"{pattern!r} x{count} not seen; output:\n{''.join(self.output[-60:])}"
+                )
             time.sleep(0.1)
 
     def close(self) -> None:
