@@ -17,6 +17,13 @@ from kinesis_actors.config import (
     WorkerConf,
     load_config,
 )
+from kinesis_actors.consumer import (
+    ConsumerShutdown,
+    ConsumerWorkerFailure,
+    EventProcessed,
+    KinesisConsumer,
+    ProcessEvent,
+)
 from kinesis_actors.errors import (
     ConfigError,
     DependencyError,
@@ -25,6 +32,7 @@ from kinesis_actors.errors import (
     InvalidStateError,
     KinesisActorsError,
     PartitionKeyError,
+    ProcessingFailedError,
     ProducerStoppedError,
     QueueFullError,
     RecordTooLargeError,
@@ -32,6 +40,7 @@ from kinesis_actors.errors import (
     ThrottlingError,
     UserRecordFailedError,
 )
+from kinesis_actors.leases import LeaseCoordinator
 from kinesis_actors.models import (
     Attempt,
     CompoundSequenceNumber,
@@ -39,6 +48,15 @@ from kinesis_actors.models import (
     ProducerEvent,
     Sentinel,
     UserRecordResult,
+)
+from kinesis_actors.producer import (
+    KinesisProducer,
+    KinesisProducerActor,
+    ProducerActorStats,
+    Send,
+    SendFailed,
+    SendSuccessful,
+    SendWithCallback,
 )
 
 __all__ = [
@@ -48,19 +66,33 @@ __all__ = [
     "ConfigError",
     "ConsumerConf",
     "ConsumerEvent",
+    "ConsumerShutdown",
+    "ConsumerWorkerFailure",
     "DependencyError",
+    "EventProcessed",
     "ExplicitHashKeyError",
     "InvalidRecordError",
     "InvalidStateError",
     "KclConfig",
     "KinesisActorsError",
+    "KinesisConsumer",
+    "KinesisProducer",
+    "KinesisProducerActor",
     "KplConfig",
+    "LeaseCoordinator",
     "PartitionKeyError",
+    "ProcessEvent",
+    "ProcessingFailedError",
+    "ProducerActorStats",
     "ProducerConf",
     "ProducerEvent",
     "ProducerStoppedError",
     "QueueFullError",
     "RecordTooLargeError",
+    "Send",
+    "SendFailed",
+    "SendSuccessful",
+    "SendWithCallback",
     "Sentinel",
     "ShutdownError",
     "ThrottlingConf",

@@ -15,7 +15,7 @@ Or with an actor that receives ``ProcessEvent`` and replies ``EventProcessed``::
     consumer = KinesisConsumer.with_processor(processor_ref, load_config(), "my-consumer")
 
 Many processes may consume one stream together: the DynamoDB lease table shares its shards.
-Delivery is at least once; see ``docs/consuming.rst`` for where duplicates come from.
+Delivery is at least once; the README's "Consuming" section says where duplicates come from.
 """
 
 from __future__ import annotations
