@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -21,6 +19,7 @@ import structlog
 
 from kinesis_actors.config import ProducerConf, load_config
 from kinesis_actors.errors import InvalidRecordError, UserRecordFailedError
+from kinesis_actors.local import temporary_stream
 from kinesis_actors.models import ProducerEvent, UserRecordResult
 from kinesis_actors.producer import KinesisProducer
 
@@ -32,23 +31,12 @@ MAX_OUTSTANDING = 5_000
 @contextlib.contextmanager
 def kinesis_client(in_memory: bool) -> Iterator[tuple[Any, str]]:
     """A fresh 2-shard stream: (client for the producer or None for the default, stream name)."""
-    stream = f"orders-{uuid.uuid4().hex[:8]}"
     if in_memory:
         from kinesis_actors.producer.testing import InMemoryKinesis
 
-        yield InMemoryKinesis(2).client(), stream
+        yield InMemoryKinesis(2).client(), "orders"
         return
-    with contextlib.ExitStack() as stack:
-        if not os.environ.get("AWS_ENDPOINT_URL_KINESIS"):
-            from kinesis_actors.local import LocalKinesis
-
-            local = stack.enter_context(LocalKinesis())
-            os.environ.update(local.environ())
-        import boto3
-
-        client = boto3.client("kinesis")
-        client.create_stream(StreamName=stream, ShardCount=2)
-        client.get_waiter("stream_exists").wait(StreamName=stream)
+    with temporary_stream("orders", shard_count=2) as stream:
         yield None, stream  # the producer builds its own client from the kpl settings
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -22,6 +21,7 @@ from typing import Any
 import structlog
 
 from kinesis_actors.config import load_config
+from kinesis_actors.local import temporary_stream
 from kinesis_actors.models import ProducerEvent
 from kinesis_actors.producer.actor import (
     GetStats,
@@ -38,25 +38,14 @@ ASKED = 1000
 @contextlib.contextmanager
 def local_stream(in_memory: bool) -> Iterator[tuple[str, dict[str, Any]]]:
     """A fresh stream: (its name, extra options for KinesisProducerActor.start)."""
-    stream = f"plain-code-{uuid.uuid4().hex[:8]}"
     if in_memory:
         from kinesis_actors.producer.engine import KinesisProducer
         from kinesis_actors.producer.testing import InMemoryKinesis
 
         client: Any = InMemoryKinesis(2)
-        yield stream, {"engine_factory": lambda conf: KinesisProducer(conf, client=client)}
+        yield "plain-code", {"engine_factory": lambda conf: KinesisProducer(conf, client=client)}
         return
-    with contextlib.ExitStack() as stack:
-        if not os.environ.get("AWS_ENDPOINT_URL_KINESIS"):
-            from kinesis_actors.local import LocalKinesis
-
-            os.environ.update(stack.enter_context(LocalKinesis()).environ())
-        import boto3
-
-        kinesis = boto3.client("kinesis")
-        kinesis.create_stream(StreamName=stream, ShardCount=2)
-        kinesis.get_waiter("stream_exists").wait(StreamName=stream)
-        stack.callback(kinesis.delete_stream, StreamName=stream)
+    with temporary_stream("plain-code", shard_count=2) as stream:
         yield stream, {}
 
 

@@ -84,6 +84,7 @@ __all__ = [
     "installed_version",
     "resolve_backend",
     "run_local",
+    "temporary_stream",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -904,6 +905,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only install kinesalite and dynalite with npm, then exit",
     )
+
+
+@contextlib.contextmanager
+def temporary_stream(prefix: str = "stream", shard_count: int = 1) -> Iterator[str]:
+    """A new stream, deleted afterwards, wherever ``AWS_ENDPOINT_URL_KINESIS`` points.
+
+    When it points nowhere, local servers are started for the duration (and their endpoints put
+    in ``os.environ`` meanwhile), so an example or a demo runs the same on a laptop, in CI, or
+    against an endpoint the caller chose.
+    """
+    name = f"{prefix}-{os.urandom(4).hex()}"
+    with contextlib.ExitStack() as stack:
+        if not os.environ.get("AWS_ENDPOINT_URL_KINESIS"):
+            servers = stack.enter_context(LocalKinesis())
+            saved = dict(os.environ)
+            os.environ.update(servers.environ())
+
+            def restore() -> None:
+                os.environ.clear()
+                os.environ.update(saved)
+
+            stack.callback(restore)
+        kinesis = boto3.client("kinesis")
+        kinesis.create_stream(StreamName=name, ShardCount=shard_count)
+        kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1})
+        stack.callback(kinesis.delete_stream, StreamName=name)
+        yield name
 
 
 def run_local(args: argparse.Namespace) -> int:

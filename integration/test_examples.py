@@ -1,0 +1,43 @@
+"""Every script in examples/ runs against the local servers and exits 0."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kinesis_actors.local import LocalKinesis
+
+EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
+VARIANTS = [
+    (path, args)
+    for path in EXAMPLES
+    for args in (
+        [["--processor", "function"], ["--processor", "actor"]]
+        if path.name == "consume_orders.py"
+        else [[]]
+    )
+]
+
+
+@pytest.mark.parametrize(
+    ("example", "args"), VARIANTS, ids=lambda v: v.name if isinstance(v, Path) else " ".join(v)
+)
+def test_example_runs_against_local_servers(
+    example: Path, args: list[str], local_kinesis: LocalKinesis
+) -> None:
+    result = subprocess.run(
+        [sys.executable, str(example), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, **local_kinesis.environ()},
+    )
+    assert result.returncode == 0, (
+        f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+    )
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
