@@ -447,6 +447,18 @@ def _own_block(kinesis: ConfigTree, name: str) -> ConfigTree:
     return copy.deepcopy(own)
 
 
+def _resolve_named(
+    kinesis_conf: ConfigTree, name: str, default: str
+) -> tuple[ConfigTree, ConfigTree, str]:
+    """(the kinesis block, ``kinesis.<name>`` over ``kinesis.<default>``, the block's path)."""
+    kinesis = _kinesis_block(kinesis_conf)
+    path = f"kinesis.{name}"
+    own = _own_block(kinesis, name)
+    if default == "default-consumer":
+        own = _apply_aliases(own, path)
+    return kinesis, own.with_fallback(_block(kinesis, default), resolve=False), path
+
+
 def _named_blocks(kinesis: ConfigTree) -> str:
     names = [k for k, v in kinesis.items() if isinstance(v, ConfigTree) and k != "akka"]
     return ", ".join(sorted(names)) or "none"
@@ -550,11 +562,7 @@ class ProducerConf:
     @classmethod
     def from_config(cls, kinesis_conf: ConfigTree, name: str) -> Self:
         """Resolve ``kinesis.<name>`` with a deep fallback to ``kinesis.default-producer``."""
-        kinesis = _kinesis_block(kinesis_conf)
-        path = f"kinesis.{name}"
-        block = _own_block(kinesis, name).with_fallback(
-            _block(kinesis, "default-producer"), resolve=False
-        )
+        kinesis, block, path = _resolve_named(kinesis_conf, name, "default-producer")
         return cls._from_block(kinesis, block, name, path, require_stream=True)
 
     @classmethod
@@ -663,10 +671,7 @@ class ConsumerConf:
     @classmethod
     def from_config(cls, kinesis_conf: ConfigTree, name: str) -> Self:
         """Resolve ``kinesis.<name>`` with a deep fallback to ``kinesis.default-consumer``."""
-        kinesis = _kinesis_block(kinesis_conf)
-        path = f"kinesis.{name}"
-        own = _apply_aliases(_own_block(kinesis, name), path)
-        block = own.with_fallback(_block(kinesis, "default-consumer"), resolve=False)
+        kinesis, block, path = _resolve_named(kinesis_conf, name, "default-consumer")
         return cls._from_block(kinesis, block, name, path, require_stream=True)
 
     @classmethod
