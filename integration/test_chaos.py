@@ -27,13 +27,22 @@ def test_put_records_entries_fail_as_partial_failures(
     stream = make_stream(1)
     client = producer_client(KplConfig.from_config({"Region": local_kinesis.region}))
     response = client.put_records(
-        StreamName=stream, Records=[{"PartitionKey": "k", "Data": b"x"} for _ in range(3)]
+        StreamName=stream,
+        Records=[{"PartitionKey": "k", "Data": f"{n}".encode()} for n in range(3)],
     )
-    assert response["FailedRecordCount"] == 3
-    assert {r.get("ErrorCode") for r in response["Records"]} == {
-        "ProvisionedThroughputExceededException"
-    }
-    assert injector.injected["put"] == 3
+    # Every entry but one (PutRecords needs one) failed, as Kinesis reports a throttle...
+    codes = [entry.get("ErrorCode") for entry in response["Records"]]
+    assert codes == ["ProvisionedThroughputExceededException"] * 2 + [None]
+    assert response["FailedRecordCount"] == 2
+    assert injector.injected["put"] == 2
+    # ... and, as in Kinesis, a failed entry was not stored: retrying it makes no duplicate.
+    reader = local_kinesis.kinesis_client()  # not made by kinesis_actors.aws: no injection
+    shard = reader.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    iterator = reader.get_shard_iterator(
+        StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"
+    )["ShardIterator"]
+    stored = [record["Data"] for record in reader.get_records(ShardIterator=iterator)["Records"]]
+    assert stored == [b"2"]
 
 
 def test_get_records_and_lease_writes_are_throttled(

@@ -1,7 +1,8 @@
 """Throttling that no emulator produces, injected through botocore event hooks.
 
 A share of PutRecords entries fails with ``ProvisionedThroughputExceededException`` (a partial
-failure, as Kinesis reports it), a share of GetRecords calls and of lease-table writes fail whole.
+failure, as Kinesis reports it: those entries are never sent, so they are not stored), a share of
+GetRecords calls and of lease-table writes fail whole (the request never leaves the client).
 The library must absorb all of it: retries by the producer engine, backoff by the shard workers
 and the lease coordinator.
 """
@@ -61,25 +62,40 @@ class ThrottleInjector:
     def _hook(self, service: str, client: Any) -> None:
         events = client.meta.events
         if service == "kinesis":
-            events.register("after-call.kinesis.PutRecords", self._fail_some_entries)
+            events.register("provide-client-params.kinesis.PutRecords", self._withhold_entries)
+            events.register("after-call.kinesis.PutRecords", self._report_withheld)
             events.register("before-send.kinesis.GetRecords", self._throttle_get)
         elif service == "dynamodb":
             for operation in _LEASE_WRITES:
                 events.register(f"before-send.dynamodb.{operation}", self._throttle_write)
 
-    def _fail_some_entries(self, parsed: dict[str, Any], **_: Any) -> None:
-        records = parsed.get("Records") or []
-        failed = 0
-        for index, entry in enumerate(records):
-            if "ErrorCode" not in entry and self._random.random() < self.put_entries:
-                records[index] = {
+    def _withhold_entries(self, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """Take some entries out of the request: Kinesis never stores a throttled entry."""
+        records = params.get("Records") or []
+        withheld = [i for i in range(len(records)) if self._random.random() < self.put_entries]
+        if len(withheld) == len(records):
+            withheld = withheld[:-1]  # PutRecords needs at least one entry
+        if withheld:
+            skip = set(withheld)
+            params["Records"] = [r for i, r in enumerate(records) if i not in skip]
+            context["withheld_entries"] = withheld
+
+    def _report_withheld(self, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        """Put the withheld entries back into the response, failed, at their positions."""
+        withheld = context.get("withheld_entries")
+        records = parsed.get("Records")
+        if not withheld or records is None:
+            return
+        for index in withheld:
+            records.insert(
+                index,
+                {
                     "ErrorCode": "ProvisionedThroughputExceededException",
                     "ErrorMessage": "Rate exceeded for shard (injected)",
-                }
-                failed += 1
-        if failed:
-            parsed["FailedRecordCount"] = parsed.get("FailedRecordCount", 0) + failed
-            self.injected["put"] += failed
+                },
+            )
+        parsed["FailedRecordCount"] = parsed.get("FailedRecordCount", 0) + len(withheld)
+        self.injected["put"] += len(withheld)
 
     def _throttle_get(self, request: Any, **_: Any) -> AWSResponse | None:
         if self._random.random() >= self.get_calls:
