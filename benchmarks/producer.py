@@ -7,17 +7,21 @@ needed). On one 4-shard stream, with the same 100-byte records, it measures user
 - ``add_user_record`` with aggregation, until every record is confirmed;
 - ``add_user_record`` without aggregation, likewise;
 
-then the engine's CPU per user record against an in-memory stream that answers at once, and the
-aggregation codec against aws-kinesis-agg (``benchmarks/codec.py``). Targets (issue #3):
-aggregated >= 5x the baseline, plain >= 1.5x, CPU <= 10 us per record with aggregation, codec
->= 1x. kinesalite never throttles, so the per-shard limiter is set out of the way (a real
-4-shard stream takes 4 000 records/s). The records exist before timing starts and are frozen
-out of the garbage collector's reach (``gc.freeze``) for every contender alike.
+then the engine's CPU per user record against an in-memory stream that answers at once, the
+aggregation codec against aws-kinesis-agg (``benchmarks/codec.py``), and the actor path
+(``benchmarks/producer_actor.py``, in-memory stream; ``--no-actor`` skips it): ``SendWithCallback``
+from another actor, with callbacks, against the engine alone with callbacks that only count, in
+the same run. Targets: aggregated >= 5x the baseline, plain >= 1.5x, CPU <= 10 us per record with
+aggregation, codec >= 1x (issue #3); actor path >= 70 % of the engine (issue #4). kinesalite
+never throttles, so the per-shard limiter is set out of the way (a real 4-shard stream takes
+4 000 records/s). The records exist before timing starts and are frozen out of the garbage
+collector's reach (``gc.freeze``) for every contender alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import os
 import sys
@@ -32,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import boto3
 import codec
+import producer_actor
 import structlog
 
 from kinesis_actors.local import LocalKinesis
@@ -44,7 +49,7 @@ __all__ = ["main", "run"]
 SHARDS = 4
 #: Far above what kinesalite (which never throttles) needs: the limiter stays out of the way.
 NO_LIMIT = 1_000_000
-TARGETS = {"aggregated": 5.0, "plain": 1.5, "cpu_us": 10.0, "codec": 1.0}
+TARGETS = {"aggregated": 5.0, "plain": 1.5, "cpu_us": 10.0, "codec": 1.0, "actor": 0.7}
 
 
 def _events(count: int, payload_size: int) -> list[ProducerEvent]:
@@ -87,7 +92,11 @@ def _engine(
 
 
 def run(
-    records: int = 100_000, payload_size: int = 100, rounds: int = 3, codec_records: int = 200_000
+    records: int = 100_000,
+    payload_size: int = 100,
+    rounds: int = 3,
+    codec_records: int = 200_000,
+    actor: bool = True,
 ) -> dict[str, Any]:
     """Best of ``rounds`` for each contender, alternating so all see the same machine state."""
     events = _events(records, payload_size)
@@ -107,24 +116,27 @@ def run(
         for _ in range(rounds):
             best["baseline"] = min(best["baseline"], _baseline(client, stream, events))
             for name, aggregation in (("aggregated", True), ("plain", False)):
-                elapsed, _ = _engine(
-                    lambda a=aggregation: KinesisProducer({**kpl, "AggregationEnabled": a}, stream),
-                    events,
-                )
+                settings: dict[str, Any] = {**kpl, "AggregationEnabled": aggregation}
+                elapsed, _ = _engine(functools.partial(KinesisProducer, settings, stream), events)
                 best[name] = min(best[name], elapsed)
         gc.unfreeze()
     cpu_best = float("inf")
     for _ in range(rounds):
         gc.collect()
         gc.freeze()
-        memory = InMemoryKinesis(SHARDS, keep=False)
+        memory: Any = InMemoryKinesis(SHARDS, keep=False)
         _, cpu = _engine(
-            lambda m=memory: KinesisProducer({"RateLimit": NO_LIMIT}, "bench", client=m),
+            functools.partial(KinesisProducer, {"RateLimit": NO_LIMIT}, "bench", client=memory),
             events,
         )
         gc.unfreeze()
         cpu_best = min(cpu_best, cpu)
     codec_result = codec.run(records=codec_records, payload_size=payload_size, repeat=rounds)
+    actor_result = (
+        producer_actor.run(records=records, payload_size=payload_size, shards=SHARDS, rounds=rounds)
+        if actor
+        else None
+    )
     rates = {name: records / seconds for name, seconds in best.items()}
     return {
         "records": records,
@@ -136,6 +148,7 @@ def run(
             "encode": codec_result["encode"]["ratio"],
             "decode": codec_result["decode"]["ratio"],
         },
+        "actor": actor_result,
     }
 
 
@@ -144,9 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--payload-size", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--no-actor", action="store_true", help="skip the actor path (benchmarks/producer_actor.py)"
+    )
     args = parser.parse_args(argv)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
-    r = run(args.records, args.payload_size, args.rounds)
+    r = run(args.records, args.payload_size, args.rounds, actor=not args.no_actor)
     rates, ratios = r["rates"], r["ratios"]
     checks = [
         ratios["aggregated"] >= TARGETS["aggregated"],
@@ -167,6 +183,20 @@ def main(argv: list[str] | None = None) -> int:
         f"  codec vs aws-kinesis-agg: encode {r['codec']['encode']:.2f}x, "
         f"decode {r['codec']['decode']:.2f}x (target >= 1x)"
     )
+    if (a := r["actor"]) is not None:
+        checks.append(a["actor_to_engine_counting"] >= TARGETS["actor"])
+        print(
+            f"  actor path, in-memory stream, window {a['window']:,}:\n"
+            f"    engine alone, callbacks only count {a['engine_counting_callbacks_per_s']:>10,.0f}"
+            f" records/s  {a['engine_counting_cpu_us']:5.1f} us CPU/record\n"
+            f"    engine alone, callbacks read       {a['engine_reading_callbacks_per_s']:>10,.0f}"
+            f" records/s  {a['engine_reading_cpu_us']:5.1f} us CPU/record\n"
+            f"    SendWithCallback from an actor     {a['actor_records_per_s']:>10,.0f}"
+            f" records/s  {a['actor_cpu_us']:5.1f} us CPU/record\n"
+            f"    actor / engine: {a['actor_to_engine_counting']:.0%} of the counting engine"
+            f" (target >= {TARGETS['actor']:.0%}), {a['actor_to_engine_reading']:.0%} of the"
+            " reading one"
+        )
     return 0 if all(checks) else 1
 
 

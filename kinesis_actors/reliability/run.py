@@ -113,6 +113,9 @@ class RunOptions:
     #: ``kinesis.test.producer.batchSize``. Faults only prove something while records flow.
     rate: int | None = None
     progress: IO[str] | None = None
+    #: Keep the consumer logs, results files and config here instead of a temporary folder
+    #: deleted at the end (created if missing; use an empty one: results files are appended to).
+    keep_dir: Path | None = None
 
 
 @dataclass
@@ -327,11 +330,21 @@ def _backend(local: bool) -> Iterator[dict[str, str]]:
             os.environ.update(saved)
 
 
+@contextlib.contextmanager
+def _workdir(keep: Path | None) -> Iterator[Path]:
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        yield keep
+        return
+    with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
+        yield Path(tmp)
+
+
 def run_test(options: RunOptions) -> RunReport:
     """Run the reliability test end to end and return its report."""
     started = time.monotonic()
-    with _backend(options.local) as env, tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
-        run = _Run(options, env, Path(tmp))
+    with _backend(options.local) as env, _workdir(options.keep_dir) as workdir:
+        run = _Run(options, env, workdir)
         try:
             run.execute()
         finally:
