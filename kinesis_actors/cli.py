@@ -33,6 +33,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "run_leases",
         "print a lease table (owners, counters, checkpoints), or delete it",
     ),
+    "put": ("kinesis_actors.put", "run_put", "put lines from stdin as records, one per line"),
     "reliability": (
         "kinesis_actors.reliability.run",
         "run_reliability",
