@@ -91,7 +91,7 @@ def _row(report: RunReport) -> dict[str, Any]:
         "lag p50/p99 ms": f"{verdict.lag_p50_ms:,.0f} / {verdict.lag_p99_ms:,.0f}"
         if verdict
         else "-",
-        "longest pause s": f"{report.longest_pause:.1f}",
+        "longest pause s": f"{verdict.lag_max_ms / 1000:.1f}",
         "total s": f"{report.total_seconds:.0f}",
         "verdict": "SUCCEEDED"
         if report.succeeded

@@ -63,6 +63,9 @@ class Verdict:
     unexpected: int
     lag_p50_ms: float
     lag_p99_ms: float
+    #: The longest a record waited between its arrival in Kinesis and its consumption: the
+    #: longest pause a shard's consumption made (a failover, a reshard, a throttle).
+    lag_max_ms: float
 
     @property
     def succeeded(self) -> bool:
@@ -94,4 +97,5 @@ def judge(expected: int, entries: Iterable[tuple[int, int]]) -> Verdict:
         unexpected=len(counts) - in_range,
         lag_p50_ms=_percentile(lags, 0.50),
         lag_p99_ms=_percentile(lags, 0.99),
+        lag_max_ms=float(lags[-1]) if lags else 0.0,
     )
