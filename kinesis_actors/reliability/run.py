@@ -546,6 +546,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rate", type=int, default=2000, help="records/s the producer sends (default 2000)"
     )
     run.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
+    run.add_argument(
+        "--keep-dir", type=Path, default=None, help="keep consumer logs and results files here"
+    )
     consumer = modes.add_parser("consumer", help="run one SimpleKinesisConsumer until SIGTERM")
     consumer.add_argument("--config", default=None, help="HOCON file merged over the sample config")
     consumer.add_argument("--results", default=None, help="write consumed integers here (run mode)")
@@ -607,6 +610,7 @@ def run_reliability(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         rate=args.rate,
         progress=sys.stdout,
+        keep_dir=args.keep_dir,
     )
     report = run_test(options)
     print(report.table())
