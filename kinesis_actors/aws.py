@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.config
 import structlog
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
 from kinesis_actors.errors import ConfigError
 
@@ -137,13 +139,53 @@ def producer_client(kpl: KplConfig) -> KinesisClient:
     return client
 
 
+def _utc_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser, without dateutil for the forms Kinesis and DynamoDB send.
+
+    botocore's default turns every timestamp into a ``dateutil`` local-time datetime, which is
+    most of the CPU of a GetRecords call (one ``ApproximateArrivalTimestamp`` per record). The
+    JSON protocol sends epoch seconds as numbers: those (and numeric strings, and ISO 8601 with
+    an offset) become the same instant as a UTC-aware datetime here. Anything else, or a value
+    out of range, is left to the default, so nothing parses differently.
+    """
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            try:
+                return datetime.fromtimestamp(float(value), UTC)
+            except ValueError:
+                pass
+            if len(value) > 19 and value[10:11] == "T":
+                parsed = datetime.fromisoformat(value)
+                if parsed.tzinfo is not None:
+                    return parsed.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    result: datetime = DEFAULT_TIMESTAMP_PARSER(value)
+    return result
+
+
+def _with_fast_timestamps(session: boto3.Session) -> boto3.Session:
+    """Clients created from ``session`` parse timestamps with ``_utc_timestamp``.
+
+    A parser factory of their own, so the change reaches no other session's clients.
+    """
+    factory = ResponseParserFactory()
+    factory.set_parser_defaults(timestamp_parser=_utc_timestamp)
+    session._session.register_component("response_parser_factory", factory)
+    return session
+
+
 def consumer_clients(kcl: KclConfig, *, tries: int = 3) -> tuple[KinesisClient, DynamoDBClient]:
     """Kinesis and DynamoDB clients of a consumer (``kcl`` region, endpoints, credentials).
 
     ``tries`` bounds botocore's own retries of transient errors; the lease code re-reads after a
-    failed conditional write, so a retried renewal is still recognised.
+    failed conditional write, so a retried renewal is still recognised. Timestamps are parsed
+    to UTC datetimes without dateutil (``_utc_timestamp``): the same instants, several times
+    faster on the GetRecords path.
     """
-    session = session_for(kcl.credentials_provider, kcl.region_name)
+    session = _with_fast_timestamps(session_for(kcl.credentials_provider, kcl.region_name))
     config = client_config(tries=tries, max_pool_connections=32)
     kinesis_kwargs: dict[str, Any] = {"config": config}
     if kcl.kinesis_endpoint:

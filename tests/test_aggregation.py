@@ -17,6 +17,7 @@ from kinesis_actors.aggregation import (
     AggregateBuilder,
     AggregatedMember,
     DecodedMember,
+    _md5,
     deaggregate,
     decode,
     encode,
@@ -509,3 +510,52 @@ def test_kpl_vector_filtered_by_its_shard_range() -> None:
     ehks = [int(ehk) for _, ehk, _ in KPL_WITH_EHKS_MEMBERS if ehk is not None]
     assert len(deaggregate(blob, "a", None, (min(ehks), max(ehks)))) == 4
     assert deaggregate(blob, "a", None, (0, 2**127)) == []
+
+
+def _within_by_integers(members: list[Member], start: int, end: int) -> bool:
+    """The filter as the KCL states it: every member's 128-bit key as an integer, in range."""
+    for partition_key, explicit_hash_key, _ in members:
+        try:
+            key = hash_key(partition_key, explicit_hash_key)
+        except ValueError:
+            return False
+        if not start <= key <= end:
+            return False
+    return True
+
+
+_keys = st.sampled_from(["a", "b", "pk-1", "pk-2", "\u00e9t\u00e9", "\U0001f600", ""])
+_ehks = st.one_of(
+    st.none(),
+    st.integers(min_value=0, max_value=MAX_HASH_KEY).map(str),
+    st.sampled_from(["0", str(MAX_HASH_KEY), "-1", str(MAX_HASH_KEY + 1), "x", " 7"]),
+)
+_bounds = st.one_of(
+    st.integers(min_value=0, max_value=MAX_HASH_KEY),
+    st.sampled_from([-1, 0, 1, 2**127, MAX_HASH_KEY - 1, MAX_HASH_KEY, MAX_HASH_KEY + 1]),
+    st.sampled_from(sorted({hash_key(k) + d for k in ["a", "b", "pk-1"] for d in (-1, 0, 1)})),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_keys, _ehks, st.just(b"d")), min_size=1, max_size=8), _bounds, _bounds)
+def test_filter_agrees_with_the_integer_comparison(
+    members: list[Member], start: int, end: int
+) -> None:
+    blob = encode(members)
+    expected = members if _within_by_integers(members, start, end) else []
+    assert _members(deaggregate(blob, "outer", None, (start, end))) == expected
+
+
+def test_filter_bounds_are_inclusive_for_md5_keys() -> None:
+    key = hash_key("pk-1")
+    blob = encode([("pk-1", None, b"x"), ("pk-1", None, b"y")])
+    assert len(deaggregate(blob, "a", None, (key, key))) == 2
+    assert deaggregate(blob, "a", None, (key + 1, MAX_HASH_KEY)) == []
+    assert deaggregate(blob, "a", None, (0, key - 1)) == []
+    assert deaggregate(blob, "a", None, (key, key - 1)) == []  # an empty range holds nothing
+
+
+def test_partition_key_md5_is_hashlibs() -> None:
+    for key in (b"", b"pk-1", "\u00e9t\u00e9".encode(), b"x" * 300):
+        assert _md5(key).digest() == hashlib.md5(key).digest()

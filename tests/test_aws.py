@@ -1,12 +1,18 @@
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 from structlog.testing import capture_logs
 
 from kinesis_actors.aws import (
+    _utc_timestamp,
     add_client_hook,
     consumer_clients,
     producer_client,
@@ -109,3 +115,114 @@ def test_client_hooks_see_every_client() -> None:
     finally:
         remove_client_hook(hook)
     assert seen == ["kinesis", "dynamodb", "kinesis"]
+
+
+# --- the consumer clients' timestamp parser ----------------------------------------------------
+
+TIMESTAMP_SAMPLES: list[Any] = [
+    1795675989.066,  # what Kinesis sends for ApproximateArrivalTimestamp (JSON number)
+    1795675989,
+    0,
+    0.000001,
+    1.5e9,
+    4102444800.999999,
+    "1795675989.066",
+    "1795675989",
+    "2026-11-26T06:53:10Z",
+    "2026-11-26T06:53:10.066Z",
+    "2026-11-26T06:53:10.123456+00:00",
+    "2026-11-26T07:53:10+01:00",
+    "2026-11-26T01:53:10.5-05:00",
+]
+#: Left to botocore's default parser (no UTC fast path): the same result by construction.
+FALLBACK_SAMPLES: list[Any] = [
+    "Thu, 26 Nov 2026 06:53:10 GMT",
+    "2026-11-26T06:53:10",
+    "2026-11-26 06:53:10Z",
+    "2026-11-26",
+]
+
+
+@pytest.mark.parametrize("value", TIMESTAMP_SAMPLES)
+def test_utc_timestamp_is_the_default_parsers_instant_in_utc(value: Any) -> None:
+    parsed = _utc_timestamp(value)
+    expected = DEFAULT_TIMESTAMP_PARSER(value)
+    assert parsed == expected
+    assert parsed.tzinfo is UTC
+    assert parsed.utcoffset() == timedelta(0)
+    assert parsed.timestamp() == expected.timestamp()
+    assert parsed.microsecond == expected.astimezone(UTC).microsecond
+
+
+@pytest.mark.parametrize("value", FALLBACK_SAMPLES)
+def test_other_timestamp_forms_are_left_to_the_default(value: Any) -> None:
+    parsed = _utc_timestamp(value)
+    expected = DEFAULT_TIMESTAMP_PARSER(value)
+    assert parsed == expected
+    assert (parsed.tzinfo is None) == (expected.tzinfo is None)
+
+
+@pytest.mark.parametrize("value", ["not a timestamp", "", float("nan"), "2026-13-01T00:00:00Z"])
+def test_invalid_timestamps_fail_as_with_the_default(value: Any) -> None:
+    with pytest.raises(ValueError) as default_error:
+        DEFAULT_TIMESTAMP_PARSER(value)
+    with pytest.raises(ValueError) as error:
+        _utc_timestamp(value)
+    assert str(error.value) == str(default_error.value)
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self._body
+
+
+def _get_records_via(client: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """``client.get_records`` answered by ``body`` through botocore's own response parsing."""
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        return AWSResponse(request.url, 200, {}, _Raw(json.dumps(body).encode()))
+
+    client.meta.events.register_first("before-send.kinesis.GetRecords", answer)
+    response: dict[str, Any] = client.get_records(ShardIterator="it")
+    return response
+
+
+GET_RECORDS_BODY = {
+    "Records": [
+        {
+            "SequenceNumber": "49680575801627832859960180891904532909477935108728029234",
+            "ApproximateArrivalTimestamp": 1795675989.066,
+            "Data": "eHl6",
+            "PartitionKey": "pk",
+        }
+    ],
+    "NextShardIterator": "next",
+    "MillisBehindLatest": 0,
+}
+
+
+def test_consumer_clients_parse_timestamps_to_utc_and_other_clients_do_not() -> None:
+    conf = ConsumerConf.from_config(
+        load_config(
+            "kinesis.c { stream-name = s, kcl { regionName = us-east-1, "
+            'AWSCredentialsProvider = "StaticCredentialsProvider|AKID|secret" } }'
+        ),
+        "c",
+    )
+    kinesis, _ = consumer_clients(conf.kcl)
+    record = _get_records_via(kinesis, GET_RECORDS_BODY)["Records"][0]
+    assert record["ApproximateArrivalTimestamp"].tzinfo is UTC
+    assert record["ApproximateArrivalTimestamp"] == datetime(
+        2026, 11, 26, 6, 53, 9, 66000, tzinfo=UTC
+    )
+    assert record["Data"] == b"xyz"
+    # A plain client (a new session, as the benchmark's baseline uses) keeps botocore's default.
+    plain = boto3.Session(
+        aws_access_key_id="AKID", aws_secret_access_key="secret", region_name="us-east-1"
+    ).client("kinesis")
+    default = _get_records_via(plain, GET_RECORDS_BODY)["Records"][0]
+    assert default["ApproximateArrivalTimestamp"] == record["ApproximateArrivalTimestamp"]
+    assert default["ApproximateArrivalTimestamp"].tzinfo is not UTC

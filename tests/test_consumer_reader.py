@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 from test_consumer_support import SHARD, FakeKinesis, client_error, consumer_conf, lease, seq
 
-from kinesis_actors.aggregation import encode, hash_key
+from kinesis_actors.aggregation import MAGIC, encode, hash_key
 from kinesis_actors.consumer.reader import ShardReader, is_throttling
-from kinesis_actors.models import Sentinel
+from kinesis_actors.models import ConsumerEvent, Sentinel
 
 CONF = consumer_conf()
 
@@ -151,3 +151,33 @@ def test_throttling_is_raised_for_the_caller_to_back_off(kinesis: FakeKinesis) -
     assert not is_throttling(RuntimeError("other"))
     kinesis.put(SHARD, b"after")
     assert payloads(r.read()) == [b"after"]  # same iterator, nothing lost
+
+
+def test_events_are_what_the_public_constructors_make(kinesis: FakeKinesis) -> None:
+    kinesis.put(SHARD, b"raw", partition_key="p0")
+    kinesis.put(SHARD, encode([("a", None, b"a0"), ("b", "42", b"a1")]), partition_key="outer")
+    kinesis.put(SHARD, MAGIC + b"not an aggregate at all", partition_key="p2")
+    records = kinesis.shards[SHARD].records
+    when = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    for record in records:
+        record["ApproximateArrivalTimestamp"] = when
+    records[1]["ApproximateArrivalTimestamp"] = datetime(2026, 1, 1)  # naive: taken as UTC
+    result = reader(kinesis).read()
+    assert list(result.events) == [
+        ConsumerEvent(seq(1000), b"raw", when, "p0", SHARD),
+        ConsumerEvent(seq(1001, 0), b"a0", datetime(2026, 1, 1, tzinfo=UTC), "a", SHARD),
+        ConsumerEvent(seq(1001, 1), b"a1", datetime(2026, 1, 1, tzinfo=UTC), "b", SHARD, "42"),
+        ConsumerEvent(seq(1002), MAGIC + b"not an aggregate at all", when, "p2", SHARD),
+    ]
+    assert all(e.timestamp.tzinfo is not None for e in result.events)
+
+
+def test_resume_skips_a_whole_aggregate_at_or_below_the_checkpoint(kinesis: FakeKinesis) -> None:
+    kinesis.put(SHARD, encode([("a", None, b"a0"), ("b", None, b"a1")]))
+    kinesis.put(SHARD, encode([("c", None, b"b0"), ("d", None, b"b1")]))
+    r = reader(kinesis, checkpoint=seq(1000, 1))
+    result = r.read()
+    assert payloads(result) == [b"b0", b"b1"]
+    assert [e.sequence_number for e in result.events] == [seq(1001, 0), seq(1001, 1)]
+    kinesis.put(SHARD, b"next")
+    assert payloads(r.read()) == [b"next"]  # the resume filter is done after the first read

@@ -68,3 +68,26 @@ def test_consumer_event_payload_round_trip(text: str) -> None:
 def test_consumer_event_timestamps_are_utc() -> None:
     event = ConsumerEvent(CompoundSequenceNumber("1"), b"", datetime(2026, 1, 1), "pk", "s")
     assert event.timestamp.tzinfo is UTC
+
+
+@given(sequence_numbers, sub_numbers)
+def test_readers_fast_position_is_the_public_one(sequence_number: str, sub: int) -> None:
+    public = CompoundSequenceNumber(sequence_number, sub)
+    fast = CompoundSequenceNumber._trusted(sequence_number, sub, int(sequence_number))
+    assert fast == public and hash(fast) == hash(public)
+    assert not fast < public and not fast > public
+    assert (fast.sequence_number, fast.sub_sequence_number) == (sequence_number, sub)
+    assert repr(fast) == repr(public) and str(fast) == str(public)
+    assert vars(fast) == vars(public)
+
+
+def test_readers_fast_event_is_the_public_one() -> None:
+    position = CompoundSequenceNumber("49680575801627832859960180891904532909477935108728029234", 3)
+    when = datetime(2026, 11, 26, 6, 53, 9, 66000, tzinfo=UTC)
+    for ehk in (None, "42"):
+        public = ConsumerEvent(position, b"data", when, "pk", "shardId-0", ehk)
+        fast = ConsumerEvent._trusted(position, b"data", when, "pk", "shardId-0", ehk)
+        assert fast == public and repr(fast) == repr(public) and vars(fast) == vars(public)
+        assert fast.payload_as_string() == "data"
+    with pytest.raises(AttributeError):
+        fast.payload = b"other"  # type: ignore[misc]

@@ -75,14 +75,23 @@ class RecordProcessor(pykka.ThreadingActor):
             super().on_receive(message)
 
     def _process_batch(self, message: ProcessEventBatch) -> None:
+        # The per-record loop; the common case (``process_record`` returned None) stays inline.
         reply_to = message.reply_to
+        process_record = self._process_record
         acks: list[CompoundSequenceNumber] = []
-        flushed = time.monotonic()
+        append = acks.append
+        monotonic = time.monotonic
+        flushed = monotonic()
         for event in message.events:
-            if not self._process(event, reply_to):
+            try:
+                result = process_record(event)
+            except Exception:
+                self._not_processed(event, "process_record raised", exc_info=True)
                 continue
-            acks.append(event.sequence_number)
-            now = time.monotonic()
+            if result is not None and self._acknowledged_later(event, reply_to, result):
+                continue
+            append(event.sequence_number)
+            now = monotonic()
             if len(acks) >= _ACK_CHUNK or now - flushed >= _ACK_DELAY:
                 if not tell(reply_to, EventsProcessed(tuple(acks))):
                     self._log.debug("shard stopped: rest of the batch not processed")
@@ -92,16 +101,13 @@ class RecordProcessor(pykka.ThreadingActor):
         if acks:
             tell(reply_to, EventsProcessed(tuple(acks)))
 
-    def _process(self, event: ConsumerEvent, reply_to: pykka.ActorRef[Any]) -> bool:
-        """True if processed now; a future acknowledges later by itself."""
-        try:
-            result = self._process_record(event)
-        except Exception:
-            self._not_processed(event, "process_record raised", exc_info=True)
-            return False
+    def _acknowledged_later(
+        self, event: ConsumerEvent, reply_to: pykka.ActorRef[Any], result: object
+    ) -> bool:
+        """True if ``result`` is a future, which acknowledges ``event`` by itself when done."""
         if isinstance(result, concurrent.futures.Future):
             result.add_done_callback(lambda future: self._future_done(event, reply_to, future))
-            return False
+            return True
         if isinstance(result, pykka.Future):
             # Pykka futures have no callbacks: wait for this one on a helper thread.
             run_blocking(
@@ -109,8 +115,8 @@ class RecordProcessor(pykka.ThreadingActor):
                 result.get,
                 lambda outcome: self._outcome(event, reply_to, outcome),
             )
-            return False
-        return True
+            return True
+        return False
 
     def _future_done(
         self,

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from botocore.exceptions import ClientError
 
-from kinesis_actors.aggregation import MAX_HASH_KEY, deaggregate
+from kinesis_actors.aggregation import MAGIC, MAX_HASH_KEY, _unpack
 from kinesis_actors.models import CompoundSequenceNumber, ConsumerEvent, Sentinel
 
 if TYPE_CHECKING:
@@ -161,35 +162,69 @@ class ShardReader:
         return self._kinesis.get_records(ShardIterator=self._iterator, Limit=self._kcl.max_records)
 
     def _events(self, records: Sequence[Mapping[str, Any]]) -> tuple[ConsumerEvent, ...]:
+        # The per-record hot path: positions and events come from the private constructors
+        # (no re-validation of what Kinesis sent), and aggregates are unpacked as plain rows
+        # (``deaggregate`` without the named tuples); a record without the magic is no aggregate.
         events: list[ConsumerEvent] = []
         append = events.append
-        resume, shard_id, hash_range = self._resume_after, self._shard_id, self._hash_range
+        position_of = CompoundSequenceNumber._trusted
+        event_of = ConsumerEvent._trusted
+        shard_id, hash_range = self._shard_id, self._hash_range
+        resume = self._resume_after
+        resume_key: tuple[int, int] | None = None
+        if resume is not None:
+            resume_key = (int(resume.sequence_number), resume.sub_sequence_number)
         for record in records:
             sequence_number = record["SequenceNumber"]
-            members = deaggregate(record["Data"], record["PartitionKey"], None, hash_range)
-            if not members:
+            number = int(sequence_number)
+            data = record["Data"]
+            timestamp = record["ApproximateArrivalTimestamp"]
+            if timestamp.tzinfo is None:
+                timestamp = timestamp.replace(tzinfo=UTC)
+            rows = _unpack(data, hash_range) if data.startswith(MAGIC) else None
+            if rows is None:  # not an aggregate: the record itself, sub-sequence 0
+                if resume_key is not None:
+                    if (number, 0) <= resume_key:
+                        continue
+                    resume_key = None
+                append(
+                    event_of(
+                        position_of(sequence_number, 0, number),
+                        data,
+                        timestamp,
+                        record["PartitionKey"],
+                        shard_id,
+                        None,
+                    )
+                )
+                continue
+            if not rows:
                 self._log.warning(
                     "aggregate dropped: a member is outside this shard's hash range "
                     "(written before a reshard; the producer re-sent it to a child shard)",
                     sequence_number=sequence_number,
                 )
                 continue
-            timestamp = record["ApproximateArrivalTimestamp"]
-            for member in members:
-                position = CompoundSequenceNumber(sequence_number, member.sub_sequence_number)
-                if resume is not None:
-                    if position <= resume:
-                        continue
-                    resume = None
+            sub_sequence = 0
+            if resume_key is not None:
+                # Resuming inside this aggregate: skip the members at or below the checkpoint.
+                while sub_sequence < len(rows) and (number, sub_sequence) <= resume_key:
+                    sub_sequence += 1
+                if sub_sequence == len(rows):
+                    continue
+                resume_key = None
+            for partition_key, explicit_hash_key, payload in rows[sub_sequence:]:
                 append(
-                    ConsumerEvent(
-                        position,
-                        member.data,
+                    event_of(
+                        position_of(sequence_number, sub_sequence, number),
+                        payload,
                         timestamp,
-                        member.partition_key,
+                        partition_key,
                         shard_id,
-                        member.explicit_hash_key,
+                        explicit_hash_key,
                     )
                 )
-        self._resume_after = resume
+                sub_sequence += 1
+        if resume_key is None:
+            self._resume_after = None
         return tuple(events)

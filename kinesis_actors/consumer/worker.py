@@ -16,6 +16,7 @@ resets the retry count, and acks of records outside the current batch are not co
 from __future__ import annotations
 
 import enum
+import operator
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -55,11 +56,16 @@ __all__ = ["CheckpointWorkerFactory", "ConsumerWorker", "ResponseCollector"]
 CheckpointWorkerFactory = Callable[[pykka.ActorRef[Any]], pykka.ActorRef[Any]]
 
 
+_position_key = operator.attrgetter("_key")
+
+
 class ResponseCollector:
     """The acknowledgements of one batch.
 
     Acks are counted per record of the batch (an ack for anything else is ignored), so the batch
-    is done exactly when each of its records was acknowledged once. O(1) per ack.
+    is done exactly when each of its records was acknowledged once. O(1) per ack: positions are
+    looked up by their ``(sequence, sub-sequence)`` integer key, whose hash and comparisons are
+    the tuple's own (no Python-level ``__hash__``/``__eq__`` per record).
     """
 
     __slots__ = ("_acked", "_contiguous", "_positions", "_sorted", "events", "pending", "previous")
@@ -70,15 +76,15 @@ class ResponseCollector:
         self.events = events
         #: The checkpoint target carried over from earlier batches.
         self.previous = previous
-        self._sorted = sorted(event.sequence_number for event in events)
-        self._positions = {seq: i for i, seq in enumerate(self._sorted)}
+        self._sorted = sorted((event.sequence_number for event in events), key=_position_key)
+        self._positions = {seq._key: i for i, seq in enumerate(self._sorted)}
         self._acked = bytearray(len(events))
         self._contiguous = 0
         self.pending = len(events)
 
     def ack(self, sequence_number: CompoundSequenceNumber) -> bool:
         """Record an ack; False if the position is not in this batch."""
-        position = self._positions.get(sequence_number)
+        position = self._positions.get(sequence_number._key)
         if position is None:
             return False
         if not self._acked[position]:
@@ -109,7 +115,7 @@ class ResponseCollector:
     def unconfirmed(self) -> tuple[ConsumerEvent, ...]:
         """Unacknowledged records, in the batch's order."""
         acked, positions = self._acked, self._positions
-        return tuple(e for e in self.events if not acked[positions[e.sequence_number]])
+        return tuple(e for e in self.events if not acked[positions[e.sequence_number._key]])
 
 
 class _State(enum.Enum):
