@@ -8,16 +8,24 @@ import sys
 from typing import TYPE_CHECKING
 
 import pytest
+import structlog
 
 from kinesis_actors.aggregation import encode
 from kinesis_actors.cli import main
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from mypy_boto3_kinesis import KinesisClient
 
     from kinesis_actors.local import LocalKinesis
+
+
+@pytest.fixture(autouse=True)
+def _reset_logging() -> Iterator[None]:
+    """``main`` configures structlog for the terminal (on capsys's stream): undo it after."""
+    yield
+    structlog.reset_defaults()
 
 
 def test_help_lists_the_commands() -> None:
@@ -89,3 +97,21 @@ def test_bad_position_is_a_clear_error(
     stream = make_stream(1)
     with pytest.raises(SystemExit, match="not TRIM_HORIZON, LATEST or a timestamp"):
         main(["tail", stream, "--from", "yesterday"])
+
+
+def test_reliability_run_command_succeeds(
+    local_kinesis: LocalKinesis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["reliability", "run", "--messages", "3000", "--rate", "3000", "--timeout", "90"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "SUCCEEDED" in out
+    assert "lost                                0" in out
+
+
+def test_reliability_rejects_unknown_faults(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["reliability", "run", "--chaos", "meteor"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "kinesis-actors reliability: unknown fault(s) meteor; known: sigkill, graceful, reshard, throttle"
+    ]
