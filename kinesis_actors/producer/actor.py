@@ -426,6 +426,7 @@ class KinesisProducerActor(pykka.ThreadingActor):
         self._queue: deque[_Entry] = deque()
         self._in_flight: dict[_EngineFuture, _Entry] = {}
         self._on_done = self._handoff.put  # one bound method shared by every engine future
+        self._fast_receive = type(self).on_receive is KinesisProducerActor.on_receive
         self._timer: Cancellable | None = None
         self._start_error: BaseException | None = None
         self._sent = 0
@@ -478,6 +479,23 @@ class KinesisProducerActor(pykka.ThreadingActor):
         self._shutdown()
 
     # -- messages -----------------------------------------------------------------------------
+
+    def _handle_receive(self, message: Any) -> Any:
+        """Pykka's dispatch, with the two messages of every record ahead of its proxy checks.
+
+        A told ``SendWithCallback`` and the ``_Drain`` wake-up skip Pykka's four ``isinstance``
+        tests and ``on_receive``'s (a tenth of the actor's own cost per record), unless a
+        subclass overrides ``on_receive``: then everything goes through it.
+        """
+        if self._fast_receive:
+            cls = type(message)
+            if cls is SendWithCallback and message.reply_to is not None:
+                self._accept(message)
+                return None
+            if cls is _Drain:
+                self._complete_batch(self._handoff.take_all())
+                return None
+        return super()._handle_receive(message)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, SendWithCallback):
@@ -607,8 +625,27 @@ class KinesisProducerActor(pykka.ThreadingActor):
     # -- outcomes -----------------------------------------------------------------------------
 
     def _complete_batch(self, batch: list[_EngineFuture]) -> None:
-        for future in batch:
-            self._complete(future)
+        pop = self._in_flight.pop
+        sent = 0
+        try:
+            for future in batch:
+                entry = pop(future, None)
+                if entry is None:
+                    continue  # already settled (stop timeout)
+                # The common case inline: a told send that succeeded (``_outcome``'s fast path).
+                if (
+                    type(entry) is SendWithCallback
+                    and entry.reply_to is not None
+                    and getattr(future, "_state", None) == _FINISHED
+                    and future._exception is None
+                    and (result := future._result) is not None
+                ):
+                    sent += 1
+                    self._tell(entry.reply_to, SendSuccessful(entry.message_id, result))
+                else:
+                    self._complete_entry(future, entry)
+        finally:
+            self._sent += sent
         if self._state is _State.THROTTLING and batch:
             self._maybe_release()
 
@@ -616,6 +653,9 @@ class KinesisProducerActor(pykka.ThreadingActor):
         entry = self._in_flight.pop(future, None)
         if entry is None:
             return  # already settled (stop timeout)
+        self._complete_entry(future, entry)
+
+    def _complete_entry(self, future: _EngineFuture, entry: _Entry) -> None:
         result, error = _outcome(future)
         if error is None:
             self._sent += 1
