@@ -18,7 +18,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kinesis_actors.aggregation import MAX_HASH_KEY, AggregateBuilder, deaggregate
+from kinesis_actors._aggregation import MAX_HASH_KEY, AggregateBuilder, deaggregate
 
 __all__ = ["main", "run"]
 

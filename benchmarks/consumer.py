@@ -27,12 +27,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from kinesis_actors.aggregation import AggregateBuilder, hash_key
-from kinesis_actors.aws import add_client_hook, remove_client_hook
-from kinesis_actors.config import ConsumerConf, load_config
-from kinesis_actors.consumer import KinesisConsumer
-from kinesis_actors.local import LocalKinesis
-from kinesis_actors.models import ConsumerEvent
+from kinesis_actors._aggregation import AggregateBuilder, hash_key
+from kinesis_actors._aws import add_client_hook, remove_client_hook
+from kinesis_actors._config import ConsumerConf, load_config
+from kinesis_actors._consumer import KinesisConsumer
+from kinesis_actors._models import ConsumerEvent
+from kinesis_actors.testing._local import LocalKinesis
 
 __all__ = ["main", "run"]
 

@@ -31,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from integration.lease_fleet import LeaseFleet, wait_until
-from kinesis_actors.local import LocalKinesis
+from kinesis_actors.testing._local import LocalKinesis
 
 __all__ = ["Result", "main", "run"]
 

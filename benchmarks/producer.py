@@ -39,10 +39,10 @@ import codec
 import producer_actor
 import structlog
 
-from kinesis_actors.local import LocalKinesis
-from kinesis_actors.models import ProducerEvent
-from kinesis_actors.producer import KinesisProducer
-from kinesis_actors.producer.testing import InMemoryKinesis
+from kinesis_actors._models import ProducerEvent
+from kinesis_actors._producer import KinesisProducer
+from kinesis_actors.testing._local import LocalKinesis
+from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 
 __all__ = ["main", "run"]
 

@@ -36,16 +36,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pykka
 import structlog
 
-from kinesis_actors.config import ProducerConf, load_config
-from kinesis_actors.models import ProducerEvent
-from kinesis_actors.producer.actor import (
+from kinesis_actors._config import ProducerConf, load_config
+from kinesis_actors._models import ProducerEvent
+from kinesis_actors._producer.actor import (
     GetStats,
     KinesisProducerActor,
     SendFailed,
     SendSuccessful,
     SendWithCallback,
 )
-from kinesis_actors.producer.engine import KinesisProducer
+from kinesis_actors._producer.engine import KinesisProducer
 
 __all__ = ["main", "run"]
 
@@ -183,7 +183,7 @@ def _actor_path(
 @contextmanager
 def _backend(name: str, shards: int) -> Iterator[tuple[ProducerConf, EngineFactory]]:
     if name == "memory":
-        from kinesis_actors.producer.testing import InMemoryKinesis
+        from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 
         tree = load_config('kinesis { bench { stream-name = "bench" } }')
         conf = ProducerConf.from_config(tree, "bench")
@@ -194,8 +194,8 @@ def _backend(name: str, shards: int) -> Iterator[tuple[ProducerConf, EngineFacto
 
         yield conf, in_memory
         return
-    from kinesis_actors.aws import producer_client
-    from kinesis_actors.local import LocalKinesis
+    from kinesis_actors._aws import producer_client
+    from kinesis_actors.testing._local import LocalKinesis
 
     with LocalKinesis(backend="emulators") as local:
         os.environ.update(local.environ())

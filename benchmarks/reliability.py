@@ -1,7 +1,7 @@
 """The reliability test at scale: records/s end to end, duplicates, loss and lag, with failover.
 
 Run ``python benchmarks/reliability.py`` (starts kinesalite and dynalite on loopback). It runs
-the reliability test through the library's own API (``kinesis_actors.reliability.run``): a
+the reliability test through the library's own API (``kinesis_actors.reliability._run``): a
 ``SimpleKinesisProducer`` sends the integers ``0 .. N-1`` with ``SendWithCallback`` into a fresh
 stream, ``--consumers`` consumer processes read it, and every integer each consumed is checked.
 By default 1 000 000 messages on 4 shards with 2 consumer processes, once plain and once with a
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pykka
 import structlog
 
-from kinesis_actors.reliability.run import FAULTS, RunOptions, RunReport, run_test
+from kinesis_actors.reliability._run import FAULTS, RunOptions, RunReport, run_test
 
 __all__ = ["main", "run"]
 

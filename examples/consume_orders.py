@@ -30,16 +30,17 @@ import boto3
 import pykka
 import structlog
 
-from kinesis_actors.config import ConsumerConf, load_config
-from kinesis_actors.consumer import (
+from kinesis_actors import (
+    ConsumerConf,
+    ConsumerEvent,
     ConsumerShutdown,
     ConsumerWorkerFailure,
+    DynamoDBLeaseTable,
     EventProcessed,
     KinesisConsumer,
     ProcessEvent,
+    load_config,
 )
-from kinesis_actors.leases import DynamoDBLeaseTable
-from kinesis_actors.models import ConsumerEvent
 
 ORDERS = 400
 
@@ -58,7 +59,7 @@ def local_aws(moto: bool) -> Iterator[None]:
     elif os.environ.get("AWS_ENDPOINT_URL_KINESIS"):
         yield
     else:
-        from kinesis_actors.local import LocalKinesis
+        from kinesis_actors.testing import LocalKinesis
 
         with LocalKinesis() as local:
             os.environ.update(local.environ())

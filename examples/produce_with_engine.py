@@ -17,11 +17,16 @@ from typing import Any
 
 import structlog
 
-from kinesis_actors.config import ProducerConf, load_config
-from kinesis_actors.errors import InvalidRecordError, UserRecordFailedError
-from kinesis_actors.local import temporary_stream
-from kinesis_actors.models import ProducerEvent, UserRecordResult
-from kinesis_actors.producer import KinesisProducer
+from kinesis_actors import (
+    InvalidRecordError,
+    KinesisProducer,
+    ProducerConf,
+    ProducerEvent,
+    UserRecordFailedError,
+    UserRecordResult,
+    load_config,
+)
+from kinesis_actors.testing import temporary_stream
 
 RECORDS = 20_000
 #: Back-pressure: the producer buffers without limit, so the caller keeps this many in flight.
@@ -32,7 +37,7 @@ MAX_OUTSTANDING = 5_000
 def kinesis_client(in_memory: bool) -> Iterator[tuple[Any, str]]:
     """A fresh 2-shard stream: (client for the producer or None for the default, stream name)."""
     if in_memory:
-        from kinesis_actors.producer.testing import InMemoryKinesis
+        from kinesis_actors.testing import InMemoryKinesis
 
         yield InMemoryKinesis(2).client(), "orders"
         return

@@ -20,17 +20,17 @@ from typing import Any
 
 import structlog
 
-from kinesis_actors.config import load_config
-from kinesis_actors.local import temporary_stream
-from kinesis_actors.models import ProducerEvent
-from kinesis_actors.producer.actor import (
+from kinesis_actors import (
     GetStats,
     KinesisProducerActor,
+    ProducerEvent,
     Send,
     SendFailed,
     SendSuccessful,
     SendWithCallback,
+    load_config,
 )
+from kinesis_actors.testing import temporary_stream
 
 ASKED = 1000
 
@@ -39,8 +39,8 @@ ASKED = 1000
 def local_stream(in_memory: bool) -> Iterator[tuple[str, dict[str, Any]]]:
     """A fresh stream: (its name, extra options for KinesisProducerActor.start)."""
     if in_memory:
-        from kinesis_actors.producer.engine import KinesisProducer
-        from kinesis_actors.producer.testing import InMemoryKinesis
+        from kinesis_actors import KinesisProducer
+        from kinesis_actors.testing import InMemoryKinesis
 
         client: Any = InMemoryKinesis(2)
         yield "plain-code", {"engine_factory": lambda conf: KinesisProducer(conf, client=client)}

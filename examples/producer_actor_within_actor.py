@@ -25,15 +25,15 @@ import pykka
 import structlog
 from pyhocon import ConfigTree
 
-from kinesis_actors.config import load_config
-from kinesis_actors.local import temporary_stream
-from kinesis_actors.models import ProducerEvent
-from kinesis_actors.producer.actor import (
+from kinesis_actors import (
     KinesisProducerActor,
+    ProducerEvent,
     SendFailed,
     SendSuccessful,
     SendWithCallback,
+    load_config,
 )
+from kinesis_actors.testing import temporary_stream
 
 MESSAGES = 10
 
@@ -94,8 +94,8 @@ class SomeActor(pykka.ThreadingActor):
 def local_stream(in_memory: bool) -> Iterator[tuple[str, dict[str, Any]]]:
     """A fresh stream: (its name, extra options for KinesisProducerActor.start)."""
     if in_memory:
-        from kinesis_actors.producer.engine import KinesisProducer
-        from kinesis_actors.producer.testing import InMemoryKinesis
+        from kinesis_actors import KinesisProducer
+        from kinesis_actors.testing import InMemoryKinesis
 
         client: Any = InMemoryKinesis(1)
         yield "some-actor", {"engine_factory": lambda conf: KinesisProducer(conf, client=client)}

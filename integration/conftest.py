@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kinesis_actors.errors import LocalBackendError
-from kinesis_actors.local import LocalKinesis, install_emulators
+from kinesis_actors._errors import LocalBackendError
+from kinesis_actors.testing._local import LocalKinesis, install_emulators
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -26,9 +26,9 @@ import time
 
 import structlog
 
-from kinesis_actors.config import load_config
-from kinesis_actors.consumer import KinesisConsumer
-from kinesis_actors.models import ConsumerEvent
+from kinesis_actors._config import load_config
+from kinesis_actors._consumer import KinesisConsumer
+from kinesis_actors._models import ConsumerEvent
 
 CONFIG = """
 kinesis {{

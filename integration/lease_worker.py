@@ -30,9 +30,9 @@ from typing import Any
 
 import structlog
 
-from kinesis_actors.aws import consumer_clients
-from kinesis_actors.config import ConsumerConf, load_config
-from kinesis_actors.leases import LeaseCoordinator, LeaseEvent, LeasesGained
+from kinesis_actors._aws import consumer_clients
+from kinesis_actors._config import ConsumerConf, load_config
+from kinesis_actors._leases import LeaseCoordinator, LeaseEvent, LeasesGained
 
 #: DynamoDB calls counted: the writes, and the scans of the taker.
 _COUNTED = ("PutItem", "UpdateItem", "DeleteItem", "Scan")

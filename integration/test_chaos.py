@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 import pytest
 from botocore.exceptions import ClientError
 
-from kinesis_actors.aws import consumer_clients, producer_client
-from kinesis_actors.config import ConsumerConf, KplConfig, load_config
-from kinesis_actors.local import LocalKinesis
-from kinesis_actors.reliability.chaos import ThrottleInjector
+from kinesis_actors._aws import consumer_clients, producer_client
+from kinesis_actors._config import ConsumerConf, KplConfig, load_config
+from kinesis_actors.reliability._chaos import ThrottleInjector
+from kinesis_actors.testing._local import LocalKinesis
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def test_put_records_entries_fail_as_partial_failures(
     assert response["FailedRecordCount"] == 2
     assert injector.injected["put"] == 2
     # ... and, as in Kinesis, a failed entry was not stored: retrying it makes no duplicate.
-    reader = local_kinesis.kinesis_client()  # not made by kinesis_actors.aws: no injection
+    reader = local_kinesis.kinesis_client()  # not made by kinesis_actors._aws: no injection
     shard = reader.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
     iterator = reader.get_shard_iterator(
         StreamName=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON"

@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog
 
-from kinesis_actors.aggregation import encode
-from kinesis_actors.cli import main
+from kinesis_actors._aggregation import encode
+from kinesis_actors._cli import main
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from mypy_boto3_kinesis import KinesisClient
 
-    from kinesis_actors.local import LocalKinesis
+    from kinesis_actors.testing._local import LocalKinesis
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,7 @@ def _reset_logging() -> Iterator[None]:
 
 def test_help_lists_the_commands() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "kinesis_actors.cli", "--help"],
+        [sys.executable, "-m", "kinesis_actors._cli", "--help"],
         capture_output=True,
         text=True,
         check=True,
@@ -81,7 +81,7 @@ def test_missing_stream_is_one_line_and_non_zero(
 
 
 def test_unreachable_endpoint_is_one_line_and_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    from kinesis_actors.local import free_port
+    from kinesis_actors.testing._local import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     assert main(["tail", "s", "--endpoint-url", url, "--region", "us-east-1"]) == 1

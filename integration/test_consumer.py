@@ -23,11 +23,11 @@ import pytest
 import structlog
 from aws_kinesis_agg.aggregator import RecordAggregator
 
-from kinesis_actors.config import load_config
-from kinesis_actors.consumer import KinesisConsumer
-from kinesis_actors.leases import DynamoDBLeaseTable
-from kinesis_actors.local import LocalKinesis
-from kinesis_actors.models import CompoundSequenceNumber, ConsumerEvent, Sentinel
+from kinesis_actors._config import load_config
+from kinesis_actors._consumer import KinesisConsumer
+from kinesis_actors._leases import DynamoDBLeaseTable
+from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
+from kinesis_actors.testing._local import LocalKinesis
 
 WORKER = Path(__file__).resolve().parent / "consumer_worker.py"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kinesis_actors.local import LocalKinesis
+from kinesis_actors.testing._local import LocalKinesis
 
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.py"))
 VARIANTS = [

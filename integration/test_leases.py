@@ -18,20 +18,20 @@ import pytest
 
 from integration.lease_fleet import LeaseFleet, wait_until
 from integration.lease_worker import worker_conf
-from kinesis_actors.leases import (
+from kinesis_actors._leases import (
     DynamoDBLeaseTable,
     HeldLease,
     LeaseCoordinator,
     LeaseEvent,
     LeasesGained,
 )
-from kinesis_actors.models import CompoundSequenceNumber, Sentinel
+from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
 
-    from kinesis_actors.local import LocalKinesis
+    from kinesis_actors.testing._local import LocalKinesis
 
 FAILOVER = 1.5
 POLL = 0.25

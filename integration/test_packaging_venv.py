@@ -122,7 +122,7 @@ def test_sdist_carries_the_data_files_and_documents(dist: Path) -> None:
         "kinesis_actors/reference.conf",
         "kinesis_actors/py.typed",
         "kinesis_actors/reliability/reliability.conf",
-        "kinesis_actors/local_emulators/kinesalite-loopback.js",
+        "kinesis_actors/testing/local_emulators/kinesalite-loopback.js",
     }
     if (ROOT / "CHANGELOG.md").exists():
         expected.add("CHANGELOG.md")

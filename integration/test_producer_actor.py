@@ -19,11 +19,10 @@ import pykka
 import pytest
 from structlog.testing import capture_logs
 
-from kinesis_actors.aggregation import deaggregate
-from kinesis_actors.config import ProducerConf, load_config
-from kinesis_actors.local import LocalKinesis
-from kinesis_actors.models import ProducerEvent
-from kinesis_actors.producer.actor import (
+from kinesis_actors._aggregation import deaggregate
+from kinesis_actors._config import ProducerConf, load_config
+from kinesis_actors._models import ProducerEvent
+from kinesis_actors._producer.actor import (
     GetStats,
     KinesisProducerActor,
     ProducerActorStats,
@@ -32,6 +31,7 @@ from kinesis_actors.producer.actor import (
     SendSuccessful,
     SendWithCallback,
 )
+from kinesis_actors.testing._local import LocalKinesis
 
 RECORDS = 50_000
 KEYS = 997

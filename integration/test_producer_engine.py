@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 
-from kinesis_actors.aggregation import hash_key
-from kinesis_actors.models import ProducerEvent, UserRecordResult
-from kinesis_actors.producer import KinesisProducer
+from kinesis_actors._aggregation import hash_key
+from kinesis_actors._models import ProducerEvent, UserRecordResult
+from kinesis_actors._producer import KinesisProducer
 
 KEYS = 1000
 #: Payload sizes cycled through; every 10 000th record is a 300 KB one.

@@ -11,22 +11,22 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kinesis_actors.local import free_port
-from kinesis_actors.tail import read_stream
+from kinesis_actors._cli.tail import read_stream
+from kinesis_actors.testing._local import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from mypy_boto3_kinesis import KinesisClient
 
-    from kinesis_actors.local import LocalKinesis
+    from kinesis_actors.testing._local import LocalKinesis
 
 
 def put(
     *args: str, data: bytes, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kinesis_actors.cli", "put", *args],
+        [sys.executable, "-m", "kinesis_actors._cli", "put", *args],
         check=False,
         input=data.decode(),
         capture_output=True,

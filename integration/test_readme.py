@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kinesis_actors.local import LocalKinesis
+from kinesis_actors.testing._local import LocalKinesis
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
 _BLOCK = re.compile(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)")

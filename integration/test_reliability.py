@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from kinesis_actors.local import LocalKinesis
-from kinesis_actors.reliability.run import FAULTS, RunOptions, run_test
+from kinesis_actors.reliability._run import FAULTS, RunOptions, run_test
+from kinesis_actors.testing._local import LocalKinesis
 
 MESSAGES = 20_000
 

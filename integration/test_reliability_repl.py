@@ -14,7 +14,7 @@ from typing import IO
 
 import pytest
 
-from kinesis_actors.local import LocalKinesis
+from kinesis_actors.testing._local import LocalKinesis
 
 README = Path(__file__).resolve().parent.parent / "README.rst"
 

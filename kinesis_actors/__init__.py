@@ -6,8 +6,7 @@ on boto3: no JVM, no native daemon.
 
 from __future__ import annotations
 
-from kinesis_actors._version import __version__
-from kinesis_actors.config import (
+from kinesis_actors._config import (
     CheckpointerConf,
     ConsumerConf,
     KclConfig,
@@ -17,14 +16,14 @@ from kinesis_actors.config import (
     WorkerConf,
     load_config,
 )
-from kinesis_actors.consumer import (
+from kinesis_actors._consumer import (
     ConsumerShutdown,
     ConsumerWorkerFailure,
     EventProcessed,
     KinesisConsumer,
     ProcessEvent,
 )
-from kinesis_actors.errors import (
+from kinesis_actors._errors import (
     ConfigError,
     DependencyError,
     ExplicitHashKeyError,
@@ -40,8 +39,8 @@ from kinesis_actors.errors import (
     ThrottlingError,
     UserRecordFailedError,
 )
-from kinesis_actors.leases import LeaseCoordinator
-from kinesis_actors.models import (
+from kinesis_actors._leases import DynamoDBLeaseTable, LeaseCoordinator
+from kinesis_actors._models import (
     Attempt,
     CompoundSequenceNumber,
     ConsumerEvent,
@@ -49,7 +48,8 @@ from kinesis_actors.models import (
     Sentinel,
     UserRecordResult,
 )
-from kinesis_actors.producer import (
+from kinesis_actors._producer import (
+    GetStats,
     KinesisProducer,
     KinesisProducerActor,
     ProducerActorStats,
@@ -58,6 +58,7 @@ from kinesis_actors.producer import (
     SendSuccessful,
     SendWithCallback,
 )
+from kinesis_actors._version import __version__
 
 __all__ = [
     "Attempt",
@@ -69,8 +70,10 @@ __all__ = [
     "ConsumerShutdown",
     "ConsumerWorkerFailure",
     "DependencyError",
+    "DynamoDBLeaseTable",
     "EventProcessed",
     "ExplicitHashKeyError",
+    "GetStats",
     "InvalidRecordError",
     "InvalidStateError",
     "KclConfig",

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kinesis_actors.aggregation import (
+from kinesis_actors._aggregation import (
     MAGIC,
     MAX_HASH_KEY,
     AggregateBuilder,

@@ -11,7 +11,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 from structlog.testing import capture_logs
 
-from kinesis_actors.aws import (
+from kinesis_actors._aws import (
     _utc_timestamp,
     add_client_hook,
     consumer_clients,
@@ -19,8 +19,8 @@ from kinesis_actors.aws import (
     remove_client_hook,
     session_for,
 )
-from kinesis_actors.config import ConsumerConf, KplConfig, load_config
-from kinesis_actors.errors import ConfigError
+from kinesis_actors._config import ConsumerConf, KplConfig, load_config
+from kinesis_actors._errors import ConfigError
 
 
 @pytest.fixture(autouse=True)

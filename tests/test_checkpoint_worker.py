@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from test_consumer_support import Probe, checkpointer_conf, seq
 
-from kinesis_actors.consumer.checkpoint import CheckpointWorker
-from kinesis_actors.consumer.messages import (
+from kinesis_actors._consumer.checkpoint import CheckpointWorker
+from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
     NotReady,
     ReadyToCheckpoint,
 )
-from kinesis_actors.errors import (
+from kinesis_actors._errors import (
     DependencyError,
     InvalidStateError,
     ShutdownError,

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from kinesis_actors.config import (
+from kinesis_actors._config import (
     ConsumerConf,
     KplConfig,
     ProducerConf,
@@ -14,7 +14,7 @@ from kinesis_actors.config import (
     load_reference,
     to_seconds,
 )
-from kinesis_actors.errors import ConfigError
+from kinesis_actors._errors import ConfigError
 
 SEED_APPLICATION_CONF = """
 kinesis {

@@ -29,13 +29,13 @@ from test_consumer_support import (
     wait_for,
 )
 
-from kinesis_actors.aggregation import encode
-from kinesis_actors.config import ConsumerConf, load_config
-from kinesis_actors.consumer.consumer import KinesisConsumer
-from kinesis_actors.consumer.messages import ConsumerShutdown, ProcessEvent
-from kinesis_actors.errors import ProcessingFailedError
-from kinesis_actors.leases import InMemoryLeaseTable, LeaseCoordinator
-from kinesis_actors.models import ConsumerEvent
+from kinesis_actors._aggregation import encode
+from kinesis_actors._config import ConsumerConf, load_config
+from kinesis_actors._consumer.consumer import KinesisConsumer
+from kinesis_actors._consumer.messages import ConsumerShutdown, ProcessEvent
+from kinesis_actors._errors import ProcessingFailedError
+from kinesis_actors._leases import InMemoryLeaseTable, LeaseCoordinator
+from kinesis_actors._models import ConsumerEvent
 
 SPEC_CONFIG = """
 kinesis {
@@ -385,8 +385,8 @@ EXIT_HOOK_SCRIPT = """
 import sys
 sys.path.insert(0, {tests!r})
 from test_consumer_support import FakeCoordinator, FakeKinesis, SHARD, consumer_conf, lease, wait_for
-from kinesis_actors.consumer import KinesisConsumer
-from kinesis_actors.leases.lease import LeasesGained
+from kinesis_actors._consumer import KinesisConsumer
+from kinesis_actors._leases.lease import LeasesGained
 
 class Coordinator(FakeCoordinator):
     def start(self):

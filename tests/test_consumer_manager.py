@@ -20,12 +20,12 @@ from test_consumer_support import (
     wait_for,
 )
 
-from kinesis_actors.consumer.manager import RecordProcessingManager, StopConsumer
-from kinesis_actors.consumer.messages import ShardFailed
-from kinesis_actors.consumer.shard_worker import ShardWorker
-from kinesis_actors.errors import ProcessingFailedError
-from kinesis_actors.leases.lease import HeldLease, LeasesGained, LeasesLost
-from kinesis_actors.models import ConsumerEvent
+from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
+from kinesis_actors._consumer.messages import ShardFailed
+from kinesis_actors._consumer.shard_worker import ShardWorker
+from kinesis_actors._errors import ProcessingFailedError
+from kinesis_actors._leases.lease import HeldLease, LeasesGained, LeasesLost
+from kinesis_actors._models import ConsumerEvent
 
 S0, S1 = "shardId-000000000000", "shardId-000000000001"
 FAST_FAILURE = "worker { batchTimeoutSeconds = 0.1, failedMessageRetries = 0 }"

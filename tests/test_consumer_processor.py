@@ -11,8 +11,8 @@ import pykka
 import pytest
 from test_consumer_support import SHARD, Probe, event, seq
 
-from kinesis_actors.consumer.messages import EventProcessed, EventsProcessed, ProcessEventBatch
-from kinesis_actors.consumer.processor import RecordProcessor
+from kinesis_actors._consumer.messages import EventProcessed, EventsProcessed, ProcessEventBatch
+from kinesis_actors._consumer.processor import RecordProcessor
 
 
 @pytest.fixture

@@ -19,11 +19,11 @@ from typing import Any
 import pykka
 from botocore.exceptions import ClientError
 
-from kinesis_actors.config import CheckpointerConf, ConsumerConf, WorkerConf, load_config
-from kinesis_actors.consumer.messages import ProcessEvent
-from kinesis_actors.errors import ShutdownError
-from kinesis_actors.leases.lease import HeldLease
-from kinesis_actors.models import CompoundSequenceNumber, ConsumerEvent, Sentinel
+from kinesis_actors._config import CheckpointerConf, ConsumerConf, WorkerConf, load_config
+from kinesis_actors._consumer.messages import ProcessEvent
+from kinesis_actors._errors import ShutdownError
+from kinesis_actors._leases.lease import HeldLease
+from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
 
 SHARD = "shardId-000000000000"
 

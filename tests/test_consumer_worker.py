@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from test_consumer_support import SHARD, Probe, event, seq, wait_for, worker_conf
 
-from kinesis_actors.config import WorkerConf
-from kinesis_actors.consumer.messages import (
+from kinesis_actors._config import WorkerConf
+from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
     ConsumerShutdown,
@@ -30,8 +30,8 @@ from kinesis_actors.consumer.messages import (
     ShutdownComplete,
     ShutdownReason,
 )
-from kinesis_actors.consumer.worker import ConsumerWorker, ResponseCollector
-from kinesis_actors.models import ConsumerEvent, Sentinel
+from kinesis_actors._consumer.worker import ConsumerWorker, ResponseCollector
+from kinesis_actors._models import ConsumerEvent, Sentinel
 
 EVENTS = tuple(event(n) for n in range(1, 6))
 

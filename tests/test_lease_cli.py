@@ -11,10 +11,10 @@ import botocore.exceptions
 import pytest
 from moto import mock_aws
 
-from kinesis_actors.errors import InvalidStateError
-from kinesis_actors.leases import DynamoDBLeaseTable, Lease
-from kinesis_actors.leases.cli import add_arguments, format_lag, format_leases, run_leases
-from kinesis_actors.models import CompoundSequenceNumber, Sentinel
+from kinesis_actors._cli.leases import add_arguments, format_lag, format_leases, run_leases
+from kinesis_actors._errors import InvalidStateError
+from kinesis_actors._leases import DynamoDBLeaseTable, Lease
+from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 SEQ = "49680573334585594527311465187954266352274692041466707986"
 

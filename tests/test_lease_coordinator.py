@@ -12,9 +12,9 @@ import botocore.exceptions
 import pykka
 import pytest
 
-from kinesis_actors.config import ConsumerConf, KclConfig, load_config
-from kinesis_actors.errors import DependencyError, InvalidStateError, ShutdownError
-from kinesis_actors.leases import (
+from kinesis_actors._config import ConsumerConf, KclConfig, load_config
+from kinesis_actors._errors import DependencyError, InvalidStateError, ShutdownError
+from kinesis_actors._leases import (
     InMemoryLeaseTable,
     Lease,
     LeaseCoordinator,
@@ -22,8 +22,8 @@ from kinesis_actors.leases import (
     LeasesGained,
     LeasesLost,
 )
-from kinesis_actors.leases.lease import Checkpoint
-from kinesis_actors.models import CompoundSequenceNumber, Sentinel
+from kinesis_actors._leases.lease import Checkpoint
+from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 FAILOVER = 0.3
 

@@ -6,13 +6,13 @@ import dataclasses
 
 import pytest
 
-from kinesis_actors.errors import (
+from kinesis_actors._errors import (
     DependencyError,
     InvalidStateError,
     ShutdownError,
     ThrottlingError,
 )
-from kinesis_actors.leases import (
+from kinesis_actors._leases import (
     InMemoryLeaseTable,
     Lease,
     LeaseEvent,
@@ -21,8 +21,8 @@ from kinesis_actors.leases import (
     LeasesLost,
     LeaseTaker,
 )
-from kinesis_actors.leases.lease import Checkpoint
-from kinesis_actors.models import CompoundSequenceNumber, Sentinel
+from kinesis_actors._leases.lease import Checkpoint
+from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 FAILOVER = 10.0
 SHARD = "shardId-000000000000"

@@ -7,9 +7,9 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from kinesis_actors.errors import DependencyError, InvalidStateError
-from kinesis_actors.leases import InMemoryLeaseTable, Lease, ShardInfo, ShardSync, plan_new_leases
-from kinesis_actors.models import CompoundSequenceNumber, Sentinel
+from kinesis_actors._errors import DependencyError, InvalidStateError
+from kinesis_actors._leases import InMemoryLeaseTable, Lease, ShardInfo, ShardSync, plan_new_leases
+from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 TOP = 2**128 - 1
 

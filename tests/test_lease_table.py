@@ -12,10 +12,10 @@ import botocore.awsrequest
 import pytest
 from moto import mock_aws
 
-from kinesis_actors.errors import DependencyError, InvalidStateError, ThrottlingError
-from kinesis_actors.leases import DynamoDBLeaseTable, InMemoryLeaseTable, Lease, LeaseTable
-from kinesis_actors.leases.table import item_to_lease, lease_to_item
-from kinesis_actors.models import CompoundSequenceNumber, Sentinel
+from kinesis_actors._errors import DependencyError, InvalidStateError, ThrottlingError
+from kinesis_actors._leases import DynamoDBLeaseTable, InMemoryLeaseTable, Lease, LeaseTable
+from kinesis_actors._leases.table import item_to_lease, lease_to_item
+from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 #: A realistic Kinesis sequence number: 56 digits, too long for a DynamoDB number.
 SEQ_56 = "49680573334585594527311465187954266352274692041466707986"

@@ -9,8 +9,8 @@ import random
 from collections import Counter
 from typing import Any
 
-from kinesis_actors.leases import InMemoryLeaseTable, Lease, LeaseTaker
-from kinesis_actors.models import Sentinel
+from kinesis_actors._leases import InMemoryLeaseTable, Lease, LeaseTaker
+from kinesis_actors._models import Sentinel
 
 FAILOVER = 10.0
 ME = "me"

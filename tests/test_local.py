@@ -1,4 +1,4 @@
-"""Unit tests for kinesis_actors.local: no server is started, no npm is run."""
+"""Unit tests for kinesis_actors.testing._local: no server is started, no npm is run."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from kinesis_actors import local
-from kinesis_actors.errors import LocalBackendError
-from kinesis_actors.local import (
+from kinesis_actors.testing import _local as local
+from kinesis_actors._errors import LocalBackendError
+from kinesis_actors.testing._local import (
     BACKEND_EMULATORS,
     BACKEND_MOTO,
     EMULATOR_PACKAGES,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kinesis_actors.models import CompoundSequenceNumber, ConsumerEvent, ProducerEvent
+from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, ProducerEvent
 
 sequence_numbers = st.integers(min_value=0, max_value=10**56 - 1).map(str)
 sub_numbers = st.integers(min_value=0, max_value=2**32)

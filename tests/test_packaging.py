@@ -60,7 +60,7 @@ def test_installed_wheel_loads_its_defaults(wheel: Path, tmp_path: Path) -> None
         check=True,
     )
     script = (
-        "import kinesis_actors, kinesis_actors.config as c;"
+        "import kinesis_actors, kinesis_actors._config as c;"
         "from pathlib import Path;"
         f"assert Path(kinesis_actors.__file__).is_relative_to({str(target)!r}), kinesis_actors.__file__;"
         "k = c.load_config('kinesis.p.stream-name = s');"

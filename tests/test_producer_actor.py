@@ -20,15 +20,15 @@ import pykka
 import pytest
 from structlog.testing import capture_logs
 
-from kinesis_actors.config import ProducerConf, ThrottlingConf, load_config
-from kinesis_actors.errors import (
+from kinesis_actors._config import ProducerConf, ThrottlingConf, load_config
+from kinesis_actors._errors import (
     PartitionKeyError,
     ProducerStoppedError,
     QueueFullError,
     UserRecordFailedError,
 )
-from kinesis_actors.models import Attempt, ProducerEvent, UserRecordResult
-from kinesis_actors.producer.actor import (
+from kinesis_actors._models import Attempt, ProducerEvent, UserRecordResult
+from kinesis_actors._producer.actor import (
     GetStats,
     KinesisProducerActor,
     ProducerActorStats,

@@ -8,19 +8,19 @@ from typing import Any
 
 import pykka
 
-from kinesis_actors.aggregation import deaggregate
-from kinesis_actors.config import ProducerConf, load_config
-from kinesis_actors.errors import PartitionKeyError, RecordTooLargeError
-from kinesis_actors.models import ProducerEvent
-from kinesis_actors.producer.actor import (
+from kinesis_actors._aggregation import deaggregate
+from kinesis_actors._config import ProducerConf, load_config
+from kinesis_actors._errors import PartitionKeyError, RecordTooLargeError
+from kinesis_actors._models import ProducerEvent
+from kinesis_actors._producer.actor import (
     GetStats,
     KinesisProducerActor,
     SendFailed,
     SendSuccessful,
     SendWithCallback,
 )
-from kinesis_actors.producer.engine import KinesisProducer
-from kinesis_actors.producer.testing import InMemoryKinesis
+from kinesis_actors._producer.engine import KinesisProducer
+from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 
 
 def conf(extra: str = "") -> ProducerConf:

@@ -17,9 +17,9 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from structlog.testing import capture_logs
 
-from kinesis_actors.aggregation import hash_key
-from kinesis_actors.config import KplConfig, ProducerConf, load_config
-from kinesis_actors.errors import (
+from kinesis_actors._aggregation import hash_key
+from kinesis_actors._config import KplConfig, ProducerConf, load_config
+from kinesis_actors._errors import (
     ConfigError,
     ExplicitHashKeyError,
     InvalidRecordError,
@@ -28,10 +28,10 @@ from kinesis_actors.errors import (
     RecordTooLargeError,
     UserRecordFailedError,
 )
-from kinesis_actors.models import ProducerEvent, UserRecordResult
-from kinesis_actors.producer import KinesisProducer
-from kinesis_actors.producer.pipeline import THROTTLED
-from kinesis_actors.producer.testing import InMemoryKinesis
+from kinesis_actors._models import ProducerEvent, UserRecordResult
+from kinesis_actors._producer import KinesisProducer
+from kinesis_actors._producer.pipeline import THROTTLED
+from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 
 FAST = {"RecordMaxBufferedTime": 10, "RecordTtl": 5000}
 

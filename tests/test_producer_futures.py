@@ -9,8 +9,8 @@ from concurrent.futures import Future
 
 import pytest
 
-from kinesis_actors.models import UserRecordResult
-from kinesis_actors.producer.futures import RecordFuture, finish_all
+from kinesis_actors._models import UserRecordResult
+from kinesis_actors._producer.futures import RecordFuture, finish_all
 
 RESULT = UserRecordResult("shardId-1", "42", (), True)
 

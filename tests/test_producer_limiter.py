@@ -6,13 +6,13 @@ import math
 
 import pytest
 
-from kinesis_actors.producer.limiter import (
+from kinesis_actors._producer.limiter import (
     BYTES_PER_SECOND,
     RECORDS_PER_SECOND,
     ShardLimiter,
     TokenBucket,
 )
-from kinesis_actors.producer.records import KinesisRecord
+from kinesis_actors._producer.records import KinesisRecord
 
 
 def bucket(now: float = 0.0) -> TokenBucket:

@@ -17,15 +17,15 @@ from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kinesis_actors.aggregation import MAX_HASH_KEY, decode, hash_key
-from kinesis_actors.config import KplConfig
-from kinesis_actors.errors import UserRecordFailedError
-from kinesis_actors.models import UserRecordResult
-from kinesis_actors.producer.futures import RecordFuture
-from kinesis_actors.producer.pipeline import SHARD_FLUSH_BYTES, THROTTLED, Pipeline, PutRequest
-from kinesis_actors.producer.records import UserRecord, validate
-from kinesis_actors.producer.shard_map import ShardMap, list_shards
-from kinesis_actors.producer.testing import InMemoryKinesis
+from kinesis_actors._aggregation import MAX_HASH_KEY, decode, hash_key
+from kinesis_actors._config import KplConfig
+from kinesis_actors._errors import UserRecordFailedError
+from kinesis_actors._models import UserRecordResult
+from kinesis_actors._producer.futures import RecordFuture
+from kinesis_actors._producer.pipeline import SHARD_FLUSH_BYTES, THROTTLED, Pipeline, PutRequest
+from kinesis_actors._producer.records import UserRecord, validate
+from kinesis_actors._producer.shard_map import ShardMap, list_shards
+from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 
 
 class Harness:

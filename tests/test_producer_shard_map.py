@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from kinesis_actors.aggregation import MAX_HASH_KEY
-from kinesis_actors.producer.shard_map import ShardMap, ShardMapState, list_shards, shard_number
-from kinesis_actors.producer.testing import InMemoryKinesis
+from kinesis_actors._aggregation import MAX_HASH_KEY
+from kinesis_actors._producer.shard_map import ShardMap, ShardMapState, list_shards, shard_number
+from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 
 
 def shard(shard_id: str, start: int, end: int, *, closed: bool = False) -> dict[str, Any]:

@@ -13,13 +13,13 @@ import pytest
 import structlog
 from moto import mock_aws
 
-from kinesis_actors.aggregation import deaggregate
-from kinesis_actors.cli import main
-from kinesis_actors.config import KplConfig
-from kinesis_actors.errors import InvalidStateError
-from kinesis_actors.producer.engine import KinesisProducer
-from kinesis_actors.producer.testing import InMemoryKinesis
-from kinesis_actors.put import add_arguments, kpl_settings, put_lines, report, run_put
+from kinesis_actors._aggregation import deaggregate
+from kinesis_actors._cli import main
+from kinesis_actors._cli.put import add_arguments, kpl_settings, put_lines, report, run_put
+from kinesis_actors._config import KplConfig
+from kinesis_actors._errors import InvalidStateError
+from kinesis_actors._producer.engine import KinesisProducer
+from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 
 STREAM = "lines"
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from kinesis_actors.errors import ConfigError
-from kinesis_actors.reliability.results import ResultsLog, judge, read_results
-from kinesis_actors.reliability.settings import ReliabilitySettings, load_reliability_config
+from kinesis_actors._errors import ConfigError
+from kinesis_actors.reliability._results import ResultsLog, judge, read_results
+from kinesis_actors.reliability._settings import ReliabilitySettings, load_reliability_config
 
 
 def test_results_log_round_trip_and_torn_tail(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pykka
 import pytest
 
-from kinesis_actors.scheduling import Scheduler, schedule_every, schedule_once
+from kinesis_actors._scheduling import Scheduler, schedule_every, schedule_once
 
 
 class Recorder(pykka.ThreadingActor):

@@ -27,9 +27,9 @@ from test_consumer_support import (
     wait_for,
 )
 
-from kinesis_actors.aggregation import encode
-from kinesis_actors.config import ConsumerConf
-from kinesis_actors.consumer.messages import (
+from kinesis_actors._aggregation import encode
+from kinesis_actors._config import ConsumerConf
+from kinesis_actors._consumer.messages import (
     GracefulShutdown,
     ProcessEvents,
     ProcessingComplete,
@@ -39,10 +39,10 @@ from kinesis_actors.consumer.messages import (
     ShutdownComplete,
     ShutdownReason,
 )
-from kinesis_actors.consumer.shard_worker import ShardWorker, StopShard
-from kinesis_actors.errors import ThrottlingError
-from kinesis_actors.leases.lease import HeldLease
-from kinesis_actors.models import Sentinel
+from kinesis_actors._consumer.shard_worker import ShardWorker, StopShard
+from kinesis_actors._errors import ThrottlingError
+from kinesis_actors._leases.lease import HeldLease
+from kinesis_actors._models import Sentinel
 
 QUIET_CHECKPOINTS = "checkpointer { notificationDelayMillis = 60000 }"
 

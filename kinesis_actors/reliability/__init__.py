@@ -10,15 +10,15 @@ From a REPL, as the Scala library's README did it in ``sbt it:console``::
 
 from __future__ import annotations
 
-from kinesis_actors.reliability.consumer import ConsumerState, GetState, SimpleKinesisConsumer
-from kinesis_actors.reliability.producer import (
+from kinesis_actors.reliability._consumer import ConsumerState, GetState, SimpleKinesisConsumer
+from kinesis_actors.reliability._producer import (
     GetStats,
     ProducerStats,
     SimpleKinesisProducer,
     Start,
 )
-from kinesis_actors.reliability.results import Verdict
-from kinesis_actors.reliability.settings import ReliabilitySettings, load_reliability_config
+from kinesis_actors.reliability._results import Verdict
+from kinesis_actors.reliability._settings import ReliabilitySettings, load_reliability_config
 
 __all__ = [
     "ConsumerState",

@@ -1,0 +1,260 @@
+"""KinesisConsumer: consume a stream with a function or an event-processor actor.
+
+::
+
+    def process_record(event: ConsumerEvent) -> None:
+        handle(event.payload)            # return = acknowledged
+
+    consumer = KinesisConsumer(process_record, load_config(), "my-consumer")
+    done = consumer.start()              # Future: completes when the consumer stops
+    ...
+    consumer.stop()                      # graceful: final checkpoints, leases handed over
+
+Or with an actor that receives ``ProcessEvent`` and replies ``EventProcessed``::
+
+    consumer = KinesisConsumer.with_processor(processor_ref, load_config(), "my-consumer")
+
+Many processes may consume one stream together: the DynamoDB lease table shares its shards.
+Delivery is at least once; the README's "Consuming" section says where duplicates come from.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import TYPE_CHECKING, Any, Self
+
+import pykka
+import structlog
+
+from kinesis_actors._aws import consumer_clients
+from kinesis_actors._config import ConsumerConf
+from kinesis_actors._consumer._support import tell
+from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
+from kinesis_actors._consumer.processor import ProcessRecord
+from kinesis_actors._leases.coordinator import LeaseCoordinator, Subscriber
+from kinesis_actors._leases.lease import LeaseEvent
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_kinesis import KinesisClient
+    from pyhocon import ConfigTree
+
+    from kinesis_actors._consumer.coordination import Coordinator
+
+__all__ = ["CoordinatorFactory", "KinesisConsumer"]
+
+#: Builds the lease coordinator: (conf, kinesis, dynamodb, subscriber) -> coordinator.
+CoordinatorFactory = Callable[
+    [ConsumerConf, "KinesisClient", "DynamoDBClient | None", Subscriber], "Coordinator"
+]
+
+#: Time beyond ``worker.shutdownTimeoutSeconds`` that ``stop()`` waits for the lease hand-off.
+_STOP_MARGIN = 5.0
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _lease_coordinator(
+    conf: ConsumerConf,
+    kinesis: KinesisClient,
+    dynamodb: DynamoDBClient | None,
+    subscriber: Subscriber,
+) -> Coordinator:
+    if dynamodb is None:
+        raise ValueError("the lease coordinator needs a DynamoDB client")
+    return LeaseCoordinator.from_consumer_conf(
+        conf, kinesis=kinesis, dynamodb=dynamodb, subscriber=subscriber
+    )
+
+
+class _Forward:
+    """The coordinator's subscriber: forwards lease events to the manager once it exists."""
+
+    def __init__(self) -> None:
+        self.ref: pykka.ActorRef[Any] | None = None
+
+    def __call__(self, event: LeaseEvent) -> None:
+        tell(self.ref, event)
+
+
+class KinesisConsumer:
+    """Consumes one stream; ``start()`` once, ``stop()`` any number of times.
+
+    ``process_record`` is a function (see `RecordProcessor` for its contract) or an
+    event-processor actor (as with `with_processor`).
+
+    ``kinesis_conf`` is the loaded config (the whole tree or its ``kinesis`` block, as
+    ``load_config()`` returns it) with ``consumer_name`` naming the block, or a resolved
+    `ConsumerConf`. ``kinesis`` / ``dynamodb`` clients and ``coordinator_factory`` replace the
+    defaults built from ``kcl`` (tests, custom sessions).
+    """
+
+    def __init__(
+        self,
+        process_record: ProcessRecord | pykka.ActorRef[Any],
+        kinesis_conf: ConfigTree | ConsumerConf,
+        consumer_name: str | None = None,
+        *,
+        kinesis: KinesisClient | None = None,
+        dynamodb: DynamoDBClient | None = None,
+        coordinator_factory: CoordinatorFactory = _lease_coordinator,
+    ) -> None:
+        self._processor = process_record
+        if isinstance(kinesis_conf, ConsumerConf):
+            self._conf = kinesis_conf
+        else:
+            if consumer_name is None:
+                raise ValueError("consumer_name is required with a config tree")
+            self._conf = ConsumerConf.from_config(kinesis_conf, consumer_name)
+        self._kinesis = kinesis
+        self._dynamodb = dynamodb
+        self._coordinator_factory = coordinator_factory
+        self._log = structlog.get_logger(__name__).bind(
+            consumer=self._conf.name, stream=self._conf.stream_name
+        )
+        self._lock = threading.Lock()
+        self._future: concurrent.futures.Future[None] | None = None
+        self._manager: pykka.ActorRef[Any] | None = None
+        self._stop_requested = False
+        self._previous_handlers: dict[int, Any] = {}
+
+    @classmethod
+    def with_processor(
+        cls,
+        event_processor: pykka.ActorRef[Any],
+        kinesis_conf: ConfigTree | ConsumerConf,
+        consumer_name: str | None = None,
+        **kwargs: Any,
+    ) -> Self:
+        """A consumer whose records go to ``event_processor`` as ``ProcessEvent``s (shared by
+        all shards); it must reply ``EventProcessed`` to each message's ``reply_to``."""
+        return cls(event_processor, kinesis_conf, consumer_name, **kwargs)
+
+    @property
+    def conf(self) -> ConsumerConf:
+        return self._conf
+
+    # -- start ----------------------------------------------------------------------------------
+
+    def start(self) -> concurrent.futures.Future[None]:
+        """Start consuming; the future completes when the consumer has stopped.
+
+        It fails with the reason if the consumer could not start or died (a batch beyond the
+        failure tolerance with ``failurePolicy = consumer`` fails it with ProcessingFailedError).
+        Calling ``start()`` again returns the same future.
+        """
+        with self._lock:
+            if self._future is not None:
+                return self._future
+            future: concurrent.futures.Future[None] = concurrent.futures.Future()
+            future.set_running_or_notify_cancel()
+            self._future = future
+        try:
+            self._start()
+        except Exception as exc:
+            self._log.exception("*** Caught throwable while starting the Kinesis consumer ***")
+            self._ended(exc)
+        return future
+
+    def _start(self) -> None:
+        conf = self._conf
+        kinesis, dynamodb = self._kinesis, self._dynamodb
+        if kinesis is None or (
+            dynamodb is None and self._coordinator_factory is _lease_coordinator
+        ):
+            default_kinesis, default_dynamodb = consumer_clients(conf.kcl)
+            kinesis, dynamodb = kinesis or default_kinesis, dynamodb or default_dynamodb
+        forward = _Forward()
+        coordinator = self._coordinator_factory(conf, kinesis, dynamodb, forward)
+        manager = RecordProcessingManager.start(
+            conf, kinesis, coordinator, self._processor, self._ended
+        )
+        forward.ref = self._manager = manager
+        try:
+            coordinator.start()
+        except BaseException:
+            manager.stop()
+            raise
+        if conf.worker.graceful_shutdown_hook:
+            self._install_hooks()
+        self._log.info(
+            "*** Kinesis consumer started ***",
+            application=conf.application_name,
+            table=conf.table_name,
+        )
+
+    def _ended(self, error: BaseException | None) -> None:
+        """The consumer stopped (called once, from the manager or a failed start)."""
+        atexit.unregister(self._at_exit)
+        future = self._future
+        if future is None or future.done():
+            return
+        if error is None:
+            self._log.info("*** Kinesis consumer completed ***")
+            future.set_result(None)
+        else:
+            self._log.error("*** Kinesis consumer stopped on an error ***", error=repr(error))
+            future.set_exception(error)
+
+    # -- stop -----------------------------------------------------------------------------------
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop gracefully and wait for it; True once stopped. Idempotent.
+
+        Each shard's batch in flight is aborted, what was acknowledged is checkpointed, and the
+        leases are released so other workers take over at once. Waits at most ``timeout``
+        (default ``worker.shutdownTimeoutSeconds`` plus a few seconds for the hand-off).
+        """
+        with self._lock:
+            future, manager = self._future, self._manager
+            first = not self._stop_requested
+            self._stop_requested = True
+        if future is None:
+            return True
+        if first:
+            tell(manager, StopConsumer())
+        else:
+            self._log.warning("Shutdown attempted twice")
+        wait = self._conf.worker.shutdown_timeout + _STOP_MARGIN if timeout is None else timeout
+        done, _ = concurrent.futures.wait([future], timeout=wait)
+        if done:
+            self._log.info("*** Shutdown for Kinesis Consumer completed ***")
+        else:
+            self._log.error("*** Shutdown for Kinesis Consumer failed: timed out ***", wait=wait)
+        self._restore_signal_handlers()
+        return bool(done)
+
+    # -- shutdown hooks -------------------------------------------------------------------------
+
+    def _install_hooks(self) -> None:
+        atexit.register(self._at_exit)
+        if threading.current_thread() is not threading.main_thread():
+            self._log.debug("signal hooks need the main thread; only the exit hook is installed")
+            return
+        for signum in _SIGNALS:
+            self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
+
+    def _at_exit(self) -> None:
+        self.stop()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._log.info("signal received: stopping the consumer", signal=signal.Signals(signum).name)
+        previous = self._previous_handlers.get(signum, signal.SIG_DFL)
+        self.stop()
+        # Then do what the signal would have done without us.
+        if callable(previous):
+            previous(signum, frame)
+        elif previous == signal.SIG_DFL:
+            signal.raise_signal(signum)
+
+    def _restore_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum, previous in list(self._previous_handlers.items()):
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, previous)
+            del self._previous_handlers[signum]

@@ -1,0 +1,58 @@
+"""What the consumer needs from the lease coordinator, as Protocols.
+
+The consumer's actors depend on these few calls only, so they are tested with an in-memory fake,
+and `kinesis_actors._leases.LeaseCoordinator` satisfies them as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from kinesis_actors._leases.lease import Checkpoint, HeldLease
+
+__all__ = ["Coordinator", "LeaseCheckpointer"]
+
+
+class LeaseCheckpointer(Protocol):
+    """Checkpoints and shard-lifecycle gates of held leases.
+
+    Every call may block on DynamoDB, so the consumer makes them on helper threads or inside the
+    CheckpointWorker, never in a message loop that must stay responsive. Checkpoints raise the
+    KCL's errors: ``ShutdownError`` (lease no longer held, or stale token), ``ThrottlingError``
+    and ``DependencyError`` (back off), ``InvalidStateError`` (don't retry).
+    """
+
+    def checkpoint(self, shard_id: str, checkpoint: Checkpoint, concurrency_token: str) -> None:
+        """Record that everything up to and including ``checkpoint`` is processed."""
+
+    def shard_ended(
+        self,
+        shard_id: str,
+        concurrency_token: str,
+        child_shards: Sequence[Mapping[str, Any]] | None = None,
+    ) -> tuple[str, ...]:
+        """Checkpoint SHARD_END and create the children's leases (idempotent)."""
+
+    def parents_finished(self, shard_id: str) -> bool:
+        """Whether every parent lease of this (child) shard still in the table is finished."""
+
+    def release(self, shard_id: str, concurrency_token: str) -> bool:
+        """Hand the lease over now (after its final checkpoint); True if it was freed."""
+
+
+class Coordinator(LeaseCheckpointer, Protocol):
+    """The whole coordinator as the KinesisConsumer drives it."""
+
+    def start(self) -> None:
+        """Create the table if needed, sync shards, start renewing and taking leases."""
+
+    def held_leases(self) -> tuple[HeldLease, ...]:
+        """The leases held now, with their latest checkpoints (restarts resume there)."""
+
+    def stop_taking(self) -> None:
+        """Take no new leases; held ones stay renewed so final checkpoints still work."""
+
+    def stop(self, release: bool | None = None) -> None:
+        """Release (or drop) every held lease and stop; after the final checkpoints."""

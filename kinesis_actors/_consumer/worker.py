@@ -1,0 +1,416 @@
+"""ConsumerWorker: the batch protocol of one shard (the Scala library's ConsumerWorker).
+
+A batch (``ProcessEvents``) fans out as one ``ProcessEvent`` per record to the event processor
+and completes when every record is acknowledged by ``EventProcessed``. Each attempt has
+``worker.batchTimeoutSeconds``; on timeout only the unacknowledged records are re-sent, up to
+``worker.failedMessageRetries`` times. Then the failure tolerance decides: within
+``int(failureTolerancePercentage / 100 * batch size)`` the batch completes and the rest are
+skipped; beyond it the processor gets ``ConsumerWorkerFailure`` and the batch ends unsuccessful.
+
+The checkpoint target is the highest *contiguous* acknowledged position, carried across batches;
+it is offered to the CheckpointWorker when that one is ready, and never the same or an older
+position twice. Fixed here, unlike the original: positions compare as integers, an ack never
+resets the retry count, and acks of records outside the current batch are not counted.
+"""
+
+from __future__ import annotations
+
+import enum
+import operator
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+import structlog
+
+from kinesis_actors import metrics
+from kinesis_actors._config import WorkerConf
+from kinesis_actors._consumer._support import tell
+from kinesis_actors._consumer.checkpoint import FailureReporter
+from kinesis_actors._consumer.messages import (
+    Checkpoint,
+    CheckpointResult,
+    ConsumerShutdown,
+    ConsumerWorkerFailure,
+    EventProcessed,
+    EventsProcessed,
+    GracefulShutdown,
+    NotReady,
+    ProcessEvent,
+    ProcessEventBatch,
+    ProcessEvents,
+    ProcessingComplete,
+    ProcessingTimeout,
+    ReadyToCheckpoint,
+    ShutdownComplete,
+    ShutdownReason,
+)
+from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
+from kinesis_actors._scheduling import Cancellable, schedule_once
+
+__all__ = ["CheckpointWorkerFactory", "ConsumerWorker", "ResponseCollector"]
+
+#: Starts the shard's CheckpointWorker with the given parent (the ConsumerWorker).
+CheckpointWorkerFactory = Callable[[pykka.ActorRef[Any]], pykka.ActorRef[Any]]
+
+
+_position_key = operator.attrgetter("_key")
+
+
+class ResponseCollector:
+    """The acknowledgements of one batch.
+
+    Acks are counted per record of the batch (an ack for anything else is ignored), so the batch
+    is done exactly when each of its records was acknowledged once. O(1) per ack: positions are
+    looked up by their ``(sequence, sub-sequence)`` integer key, whose hash and comparisons are
+    the tuple's own (no Python-level ``__hash__``/``__eq__`` per record).
+    """
+
+    __slots__ = ("_acked", "_contiguous", "_positions", "_sorted", "events", "pending", "previous")
+
+    def __init__(
+        self, events: Sequence[ConsumerEvent], previous: CompoundSequenceNumber | None
+    ) -> None:
+        self.events = events
+        #: The checkpoint target carried over from earlier batches.
+        self.previous = previous
+        self._sorted = sorted((event.sequence_number for event in events), key=_position_key)
+        self._positions = {seq._key: i for i, seq in enumerate(self._sorted)}
+        self._acked = bytearray(len(events))
+        self._contiguous = 0
+        self.pending = len(events)
+
+    def ack(self, sequence_number: CompoundSequenceNumber) -> bool:
+        """Record an ack; False if the position is not in this batch."""
+        position = self._positions.get(sequence_number._key)
+        if position is None:
+            return False
+        if not self._acked[position]:
+            self._acked[position] = 1
+            self.pending -= 1
+            acked, n = self._acked, len(self._acked)
+            while self._contiguous < n and acked[self._contiguous]:
+                self._contiguous += 1
+        return True
+
+    @property
+    def done(self) -> bool:
+        return self.pending == 0
+
+    @property
+    def latest_confirmed(self) -> CompoundSequenceNumber | None:
+        """Highest position with nothing unacknowledged at or below it (else the carried one)."""
+        if self._contiguous:
+            return self._sorted[self._contiguous - 1]
+        return self.previous
+
+    @property
+    def latest_event(self) -> CompoundSequenceNumber | None:
+        """The batch's highest position: the target when the tolerance forgives the rest."""
+        return self._sorted[-1] if self._sorted else self.previous
+
+    @property
+    def unconfirmed(self) -> tuple[ConsumerEvent, ...]:
+        """Unacknowledged records, in the batch's order."""
+        acked, positions = self._acked, self._positions
+        return tuple(e for e in self.events if not acked[positions[e.sequence_number._key]])
+
+
+class _State(enum.Enum):
+    READY = "ready"
+    PROCESSING = "processing"
+    SHUTTING_DOWN = "shutting down"
+
+
+@dataclass(frozen=True)
+class _ShutdownTimeout:
+    """The final checkpoint did not answer within ``worker.shutdownTimeoutSeconds``."""
+
+
+class ConsumerWorker(pykka.ThreadingActor):
+    """One per shard. ``processor`` receives one ``ProcessEvent`` per record, or one
+    ``ProcessEventBatch`` per attempt if ``batch_processor`` (the built-in RecordProcessor);
+    ``checkpoint_worker`` starts the CheckpointWorker child (a factory, so tests can put a probe
+    there)."""
+
+    use_daemon_thread = True
+
+    def __init__(
+        self,
+        shard_id: str,
+        processor: pykka.ActorRef[Any],
+        conf: WorkerConf,
+        checkpoint_worker: CheckpointWorkerFactory,
+        report_failure: FailureReporter | None = None,
+        *,
+        batch_processor: bool = False,
+    ) -> None:
+        super().__init__()
+        self._shard_id = shard_id
+        self._processor = processor
+        self._batch_processor = batch_processor
+        self._conf = conf
+        self._checkpoint_worker_factory = checkpoint_worker
+        self._report_failure = report_failure
+        self._log = structlog.get_logger(__name__).bind(shard_id=shard_id)
+        self._checkpointer: pykka.ActorRef[Any] | None = None
+        self._state = _State.READY
+        self._stash: deque[ProcessEvents] = deque()
+        # Batch in flight.
+        self._collector: ResponseCollector | None = None
+        self._batch_reply_to: pykka.ActorRef[Any] | None = None
+        self._batch = 0
+        self._attempt = 0
+        self._timer: Cancellable | None = None
+        # Checkpoint positions: processed (target), written, and in flight.
+        self._latest: CompoundSequenceNumber | None = None
+        self._last_checkpointed: CompoundSequenceNumber | None = None
+        self._checkpoint_in_flight: CompoundSequenceNumber | None = None
+        # Shutdown.
+        self._shutdown_reply_to: pykka.ActorRef[Any] | None = None
+        self._final_checkpoint: CompoundSequenceNumber | Sentinel | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        try:
+            self._checkpointer = self._checkpoint_worker_factory(self.actor_ref)
+        except Exception as exc:
+            # Pykka would stop the actor silently; make the failure visible to the supervisor.
+            self._report(exc)
+            self.actor_ref.stop(block=False)
+
+    def on_stop(self) -> None:
+        self._cancel_timer()
+        if self._checkpointer is not None:
+            self._checkpointer.stop(block=False)
+
+    def on_failure(self, *exc_info: Any) -> None:
+        self.on_stop()
+        if exc_info[1] is not None:
+            self._report(exc_info[1])
+
+    def _report(self, error: BaseException) -> None:
+        if self._report_failure is not None:
+            self._report_failure(type(self).__name__, error)
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        state = self._state
+        if isinstance(message, EventsProcessed):
+            self._on_acks(message.sequence_numbers, True)
+        elif isinstance(message, EventProcessed):
+            self._on_acks((message.sequence_number,), message.successful)
+        elif state is _State.SHUTTING_DOWN:
+            self._while_shutting_down(message)
+        elif isinstance(message, ProcessEvents):
+            if state is _State.READY:
+                self._start_batch(message)
+            else:
+                self._stash.append(message)
+        elif isinstance(message, ProcessingTimeout):
+            self._on_timeout(message)
+        elif isinstance(message, ReadyToCheckpoint):
+            self._offer_checkpoint()
+        elif isinstance(message, CheckpointResult):
+            self._on_checkpoint_result(message)
+        elif isinstance(message, NotReady):
+            self._log.debug("checkpointer not ready", sequence_number=str(message.checkpoint))
+            self._checkpoint_in_flight = None
+        elif isinstance(message, GracefulShutdown):
+            self._shutdown(message)
+        else:
+            self._log.warning("unexpected message dropped", message=repr(message))
+
+    def _start_batch(self, message: ProcessEvents) -> None:
+        if not message.events:
+            tell(message.reply_to, ProcessingComplete())
+            return
+        self._state = _State.PROCESSING
+        self._collector = ResponseCollector(message.events, self._latest)
+        self._batch_reply_to = message.reply_to
+        self._batch += 1
+        self._attempt = 0
+        self._send(message.events)
+        self._schedule_timeout()
+
+    def _send(self, events: tuple[ConsumerEvent, ...]) -> None:
+        me, processor = self.actor_ref, self._processor
+        if self._batch_processor:
+            processor.tell(ProcessEventBatch(events, me))
+            return
+        for event in events:
+            processor.tell(ProcessEvent(event, me))
+
+    def _on_acks(
+        self, sequence_numbers: tuple[CompoundSequenceNumber, ...], successful: bool
+    ) -> None:
+        collector = self._collector
+        if collector is None:
+            return
+        for sequence_number in sequence_numbers:
+            if not collector.ack(sequence_number):
+                # A late ack of an earlier, already completed or forgiven batch: not counted.
+                self._log.debug("ack outside the current batch ignored", seq=str(sequence_number))
+            elif not successful:
+                self._log.warning(
+                    "Skipping message due to client failure", seq=str(sequence_number)
+                )
+        if collector.done and self._state is _State.PROCESSING:
+            self._complete_batch(collector.latest_confirmed, ProcessingComplete())
+
+    def _on_timeout(self, message: ProcessingTimeout) -> None:
+        collector = self._collector
+        if (
+            collector is None
+            or self._state is not _State.PROCESSING
+            or (message.batch, message.attempt) != (self._batch, self._attempt)
+        ):
+            return  # stale timer
+        unconfirmed = collector.unconfirmed
+        if self._attempt < self._conf.failed_message_retries:
+            self._attempt += 1
+            self._log.debug(
+                "Timed out processing batch, retrying",
+                count=len(unconfirmed),
+                attempt=self._attempt,
+            )
+            self._send(unconfirmed)
+            self._schedule_timeout()
+            return
+        allowed = self._conf.allowed_failures(len(collector.events))
+        self._log.warning(
+            "batch timed out after all retries",
+            unconfirmed=[str(e.sequence_number) for e in unconfirmed],
+            allowed_failures=allowed,
+        )
+        if len(unconfirmed) <= allowed:
+            self._log.warning(
+                "Ignoring unconfirmed messages, setting next checkpoint at latest event",
+                checkpoint_at=str(collector.latest_event),
+            )
+            self._complete_batch(collector.latest_event, ProcessingComplete())
+        else:
+            self._log.warning("Shutting down shard worker on this node", failed=len(unconfirmed))
+            tell(self._processor, ConsumerWorkerFailure(unconfirmed, self._shard_id))
+            self._complete_batch(collector.latest_confirmed, ProcessingComplete(False, unconfirmed))
+
+    def _complete_batch(
+        self, latest: CompoundSequenceNumber | None, reply: ProcessingComplete
+    ) -> None:
+        self._cancel_timer()
+        if self._collector is not None:
+            acknowledged = len(self._collector.events) - self._collector.pending
+            metrics.count("RecordsProcessed", acknowledged, shard_id=self._shard_id)
+        self._latest = latest
+        self._collector = None
+        self._state = _State.READY
+        tell(self._batch_reply_to, reply)
+        self._batch_reply_to = None
+        while self._stash and self._state is _State.READY:
+            self._start_batch(self._stash.popleft())
+
+    def _schedule_timeout(self) -> None:
+        self._cancel_timer()
+        self._timer = schedule_once(
+            self.actor_ref, self._conf.batch_timeout, ProcessingTimeout(self._batch, self._attempt)
+        )
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- checkpoints ----------------------------------------------------------------------------
+
+    def _processed(self) -> CompoundSequenceNumber | None:
+        if self._collector is not None:
+            return self._collector.latest_confirmed
+        return self._latest
+
+    def _is_new(self, position: CompoundSequenceNumber | None) -> bool:
+        return position is not None and (
+            self._last_checkpointed is None or position > self._last_checkpointed
+        )
+
+    def _offer_checkpoint(self) -> None:
+        target = self._processed()
+        if not self._is_new(target):
+            return
+        in_flight = self._checkpoint_in_flight
+        if in_flight is not None and target is not None and target <= in_flight:
+            return
+        self._checkpoint_in_flight = target
+        assert target is not None
+        tell(self._checkpointer, Checkpoint(target, reply_to=self.actor_ref))
+
+    def _on_checkpoint_result(self, message: CheckpointResult) -> None:
+        self._checkpoint_in_flight = None
+        position = message.sequence_number
+        if not isinstance(position, CompoundSequenceNumber):
+            return
+        if message.success:
+            if self._is_new(position):
+                self._last_checkpointed = position
+        else:
+            self._log.warning("Failed to checkpoint", sequence_number=str(position))
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    def _shutdown(self, message: GracefulShutdown) -> None:
+        target = self._processed()
+        self._state = _State.SHUTTING_DOWN
+        self._shutdown_reply_to = message.reply_to
+        self._stash.clear()
+        if self._collector is not None:
+            # Abort the batch in flight; only what was acknowledged so far is checkpointed.
+            self._cancel_timer()
+            self._collector = None
+            tell(self._batch_reply_to, ProcessingComplete(False))
+            self._batch_reply_to = None
+        self._log.info("shutting down", reason=message.reason.value)
+        final: CompoundSequenceNumber | Sentinel | None = None
+        if message.reason is ShutdownReason.SHARD_END:
+            final = Sentinel.SHARD_END
+        elif message.reason is ShutdownReason.REQUESTED and self._is_new(target):
+            final = target
+        if final is None:
+            if message.reason is ShutdownReason.REQUESTED:
+                self._log.info("Skipped checkpointing on shutdown: nothing new processed")
+            self._finalise(checkpointed=False)
+            return
+        self._final_checkpoint = final
+        if not tell(self._checkpointer, Checkpoint(final, force=True, reply_to=self.actor_ref)):
+            self._log.warning("Failed to checkpoint on shutdown: checkpointer is gone")
+            self._finalise(checkpointed=False)
+            return
+        self._timer = schedule_once(self.actor_ref, self._conf.shutdown_timeout, _ShutdownTimeout())
+
+    def _while_shutting_down(self, message: Any) -> None:
+        if (
+            isinstance(message, CheckpointResult | NotReady)
+            and self._checkpoint_in_flight is not None
+        ):
+            # The answer to the checkpoint sent before the shutdown: the forced one comes next.
+            self._checkpoint_in_flight = None
+        elif isinstance(message, CheckpointResult) and self._final_checkpoint is not None:
+            if not message.success:
+                self._log.warning(
+                    "Failed to checkpoint on shutdown", sequence_number=str(message.sequence_number)
+                )
+            self._finalise(checkpointed=message.success)
+        elif isinstance(message, _ShutdownTimeout):
+            self._log.warning("Failed to checkpoint on shutdown: no answer in time")
+            self._finalise(checkpointed=False)
+        else:
+            self._log.debug("ignored while shutting down", message=repr(message))
+
+    def _finalise(self, *, checkpointed: bool) -> None:
+        self._cancel_timer()
+        self._final_checkpoint = None
+        tell(self._shutdown_reply_to, ShutdownComplete(checkpointed))
+        tell(self._processor, ConsumerShutdown(self._shard_id))
+        self.actor_ref.stop(block=False)

@@ -1,0 +1,153 @@
+"""An in-process lease table with the same conditional semantics as the DynamoDB one.
+
+For tests of code built on leases (the coordinator, the consumer) without DynamoDB: single or
+multi-threaded, deterministic, instant. Conditions are checked and writes applied under one lock,
+as DynamoDB applies each conditional write atomically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+
+from kinesis_actors._errors import InvalidStateError
+from kinesis_actors._leases.lease import Checkpoint, Lease
+from kinesis_actors._leases.table import LeaseTable
+from kinesis_actors._models import Sentinel
+
+__all__ = ["InMemoryLeaseTable"]
+
+
+class InMemoryLeaseTable(LeaseTable):
+    """A lease table in a dict; it exists from the start (`delete_table` removes it)."""
+
+    def __init__(self, name: str = "leases") -> None:
+        self._name = name
+        self._leases: dict[str, Lease] | None = {}
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def _table(self) -> dict[str, Lease]:
+        if self._leases is None:
+            raise InvalidStateError(f"lease table {self._name} does not exist")
+        return self._leases
+
+    def create_if_missing(
+        self,
+        *,
+        billing_mode: str = "PAY_PER_REQUEST",
+        read_capacity: int = 10,
+        write_capacity: int = 10,
+        timeout: float = 60.0,
+    ) -> bool:
+        with self._lock:
+            if self._leases is not None:
+                return False
+            self._leases = {}
+            return True
+
+    def delete_table(self) -> None:
+        with self._lock:
+            self._table()
+            self._leases = None
+
+    def list_leases(self) -> list[Lease]:
+        with self._lock:
+            return list(self._table().values())
+
+    def get_lease(self, shard_id: str) -> Lease | None:
+        with self._lock:
+            return self._table().get(shard_id)
+
+    def put(self, lease: Lease) -> None:
+        """Write ``lease`` unconditionally (test setup, or another worker's write)."""
+        with self._lock:
+            self._table()[lease.shard_id] = lease
+
+    def _update_if(
+        self, shard_id: str, check: Callable[[Lease], bool], update: Callable[[Lease], Lease]
+    ) -> Lease | None:
+        """Apply ``update`` to the stored lease if ``check`` holds for it, atomically."""
+        with self._lock:
+            current = self._table().get(shard_id)
+            if current is None or not check(current):
+                return None
+            new = update(current)
+            self._table()[shard_id] = new
+            return new
+
+    def create_lease(self, lease: Lease) -> bool:
+        with self._lock:
+            if lease.shard_id in self._table():
+                return False
+            self._table()[lease.shard_id] = lease
+            return True
+
+    def _renew_once(self, lease: Lease) -> Lease | None:
+        return self._update_if(
+            lease.shard_id,
+            lambda current: current.counter == lease.counter,
+            lambda current: dataclasses.replace(current, counter=current.counter + 1),
+        )
+
+    def _take_once(self, lease: Lease, owner: str) -> Lease | None:
+        return self._update_if(
+            lease.shard_id,
+            lambda current: current.counter == lease.counter,
+            lambda current: dataclasses.replace(
+                current,
+                owner=owner,
+                counter=current.counter + 1,
+                owner_switches_since_checkpoint=current.owner_switches_since_checkpoint
+                + (current.owner != owner),
+            ),
+        )
+
+    def _checkpoint_once(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None:
+        return self._update_if(
+            lease.shard_id,
+            lambda current: (
+                lease.owner is not None
+                and current.counter == lease.counter
+                and current.owner == lease.owner
+                and (checkpoint == Sentinel.SHARD_END or not current.finished)
+            ),
+            lambda current: dataclasses.replace(
+                current,
+                counter=current.counter + 1,
+                checkpoint=checkpoint,
+                owner_switches_since_checkpoint=0,
+                pending_checkpoint=None,
+            ),
+        )
+
+    def release(self, lease: Lease) -> bool:
+        released = self._update_if(
+            lease.shard_id,
+            lambda current: lease.owner is not None and current.owner == lease.owner,
+            lambda current: dataclasses.replace(current, owner=None, counter=current.counter + 1),
+        )
+        return released is not None
+
+    def add_child_shard_ids(self, shard_id: str, child_shard_ids: tuple[str, ...]) -> None:
+        if child_shard_ids:
+            self._update_if(
+                shard_id,
+                lambda current: True,
+                lambda current: dataclasses.replace(
+                    current,
+                    child_shard_ids=tuple(sorted({*current.child_shard_ids, *child_shard_ids})),
+                ),
+            )
+
+    def delete_finished(self, shard_id: str) -> bool:
+        with self._lock:
+            current = self._table().get(shard_id)
+            if current is None or not current.finished:
+                return False
+            del self._table()[shard_id]
+            return True

@@ -1,0 +1,477 @@
+"""The lease table: the KCL's DynamoDB schema, and every state change as a conditional write.
+
+Correctness rests on the conditions, never on read consistency: a renewal, take or checkpoint
+succeeds only if ``leaseCounter`` still has the value this worker last saw, and raises it by one;
+a release only if this worker is still the owner; a lease is created only if absent and deleted
+only once finished. Item layout (attribute names and types) is exactly the KCL 2.x one, so Java
+KCL workers and this library can read each other's tables:
+
+=============================== ==== ====================================================
+``leaseKey``                    S    shard id (hash key)
+``leaseOwner``                  S    worker id, absent when the lease is free
+``leaseCounter``                N    optimistic lock and heartbeat
+``checkpoint``                  S    sequence number digits, or TRIM_HORIZON / LATEST /
+                                     AT_TIMESTAMP / SHARD_END (S: numbers have 56 digits,
+                                     DynamoDB's N holds 38)
+``checkpointSubSequenceNumber`` N    index inside a KPL aggregate
+``ownerSwitchesSinceCheckpoint`` N   takes by another worker since the last checkpoint
+``parentShardId``               SS   parent and adjacent parent (only when non-empty)
+``childShardIds``               SS   children, written at shard end
+``pendingCheckpoint*``          S/N  two-phase checkpoints of Java apps; cleared by checkpoints
+``startingHashKey``,            S    the shard's hash key range (decimal)
+``endingHashKey``
+=============================== ==== ====================================================
+
+`LeaseTable` is the interface the coordinator uses; `DynamoDBLeaseTable` is the real one and
+`kinesis_actors._leases.memory.InMemoryLeaseTable` a fake with the same conditional semantics for
+tests. Writes return the lease as written, or None (False) when the condition failed; errors are
+`ThrottlingError` (back off), `InvalidStateError` (table missing) or `DependencyError` (anything
+else, including timeouts).
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import botocore.exceptions
+import structlog
+
+from kinesis_actors._errors import DependencyError, InvalidStateError, ThrottlingError
+from kinesis_actors._leases.lease import Checkpoint, Lease
+from kinesis_actors._models import CompoundSequenceNumber, Sentinel
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = [
+    "DynamoDBLeaseTable",
+    "LeaseTable",
+    "item_to_lease",
+    "lease_to_item",
+]
+
+log = structlog.get_logger(__name__)
+
+_T = TypeVar("_T")
+
+#: DynamoDB error codes that mean "slow down" rather than "broken".
+_THROTTLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+    }
+)
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+_SHARD_END = {"S": Sentinel.SHARD_END.value}
+_PENDING_ATTRIBUTES = (
+    "pendingCheckpoint, pendingCheckpointSubSequenceNumber, pendingCheckpointState"
+)
+
+
+class LeaseTable(abc.ABC):
+    """The operations the lease coordinator needs from a lease table.
+
+    Subclasses implement one attempt of each conditional write; this base class adds the KCL's
+    recognition of retried requests: when a write fails its condition, the lease is re-read, and
+    if it shows exactly the state the write would have produced (same owner, counter one higher),
+    an earlier attempt of the same request succeeded (an SDK retry after a lost response), so the
+    write counts as successful.
+    """
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str: ...
+
+    @abc.abstractmethod
+    def create_if_missing(
+        self,
+        *,
+        billing_mode: str = "PAY_PER_REQUEST",
+        read_capacity: int = 10,
+        write_capacity: int = 10,
+        timeout: float = 60.0,
+    ) -> bool:
+        """Create the table unless it exists and wait until it is active; True if created."""
+
+    @abc.abstractmethod
+    def delete_table(self) -> None: ...
+
+    @abc.abstractmethod
+    def list_leases(self) -> list[Lease]:
+        """Every lease (an eventually consistent scan)."""
+
+    @abc.abstractmethod
+    def get_lease(self, shard_id: str) -> Lease | None:
+        """One lease, read consistently; None if there is none."""
+
+    @abc.abstractmethod
+    def create_lease(self, lease: Lease) -> bool:
+        """Write a new lease unless one exists for the shard; True if written."""
+
+    @abc.abstractmethod
+    def release(self, lease: Lease) -> bool:
+        """Remove ``lease.owner`` as owner (if still owner) and bump the counter; True if done."""
+
+    @abc.abstractmethod
+    def add_child_shard_ids(self, shard_id: str, child_shard_ids: tuple[str, ...]) -> None:
+        """Record children on an existing lease, leaving its counter alone."""
+
+    @abc.abstractmethod
+    def delete_finished(self, shard_id: str) -> bool:
+        """Delete the lease if its checkpoint is SHARD_END; True if deleted."""
+
+    @abc.abstractmethod
+    def _renew_once(self, lease: Lease) -> Lease | None: ...
+
+    @abc.abstractmethod
+    def _take_once(self, lease: Lease, owner: str) -> Lease | None: ...
+
+    @abc.abstractmethod
+    def _checkpoint_once(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None: ...
+
+    def renew(self, lease: Lease) -> Lease | None:
+        """Bump the counter if it is still ``lease.counter``; None if the lease was lost."""
+        return self._renew_once(lease) or self._retried(lease, lease.owner)
+
+    def take(self, lease: Lease, owner: str) -> Lease | None:
+        """Make ``owner`` the owner if the counter is still ``lease.counter``; None if not."""
+        return self._take_once(lease, owner) or self._retried(lease, owner)
+
+    def checkpoint(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None:
+        """Write ``checkpoint`` if ``lease.owner`` still holds the lease at ``lease.counter``.
+
+        A finished lease (SHARD_END) is never rolled back to a sequence number. None if the
+        lease is no longer held as read.
+        """
+        written = self._checkpoint_once(lease, checkpoint) or self._retried(lease, lease.owner)
+        if written is not None and written.checkpoint != checkpoint:
+            return None
+        return written
+
+    def _retried(self, expected: Lease, owner: str | None) -> Lease | None:
+        current = self.get_lease(expected.shard_id)
+        if (
+            current is not None
+            and current.owner == owner
+            and current.counter == expected.counter + 1
+        ):
+            log.info(
+                "conditional write failed but had succeeded before", shard_id=expected.shard_id
+            )
+            return current
+        return None
+
+
+# -- DynamoDB -------------------------------------------------------------------------------------
+
+
+def _checkpoint_attributes(checkpoint: Checkpoint) -> tuple[str, int]:
+    if isinstance(checkpoint, CompoundSequenceNumber):
+        return checkpoint.sequence_number, checkpoint.sub_sequence_number
+    return checkpoint.value, 0
+
+
+def _parse_checkpoint(shard_id: str, value: str, sub: int) -> Checkpoint:
+    if value.isdigit():
+        return CompoundSequenceNumber(value, sub)
+    try:
+        return Sentinel(value)
+    except ValueError:
+        raise InvalidStateError(
+            f"lease {shard_id}: checkpoint {value!r} is neither digits nor a sentinel"
+        ) from None
+
+
+def lease_to_item(lease: Lease) -> dict[str, Any]:
+    """The DynamoDB item of ``lease`` (KCL attribute names and types)."""
+    checkpoint, sub = _checkpoint_attributes(lease.checkpoint)
+    item: dict[str, Any] = {
+        "leaseKey": {"S": lease.shard_id},
+        "leaseCounter": {"N": str(lease.counter)},
+        "checkpoint": {"S": checkpoint},
+        "checkpointSubSequenceNumber": {"N": str(sub)},
+        "ownerSwitchesSinceCheckpoint": {"N": str(lease.owner_switches_since_checkpoint)},
+    }
+    if lease.owner is not None:
+        item["leaseOwner"] = {"S": lease.owner}
+    if lease.parent_shard_ids:
+        item["parentShardId"] = {"SS": list(lease.parent_shard_ids)}
+    if lease.child_shard_ids:
+        item["childShardIds"] = {"SS": list(lease.child_shard_ids)}
+    if lease.pending_checkpoint is not None:
+        item["pendingCheckpoint"] = {"S": lease.pending_checkpoint.sequence_number}
+        item["pendingCheckpointSubSequenceNumber"] = {
+            "N": str(lease.pending_checkpoint.sub_sequence_number)
+        }
+    if lease.starting_hash_key is not None and lease.ending_hash_key is not None:
+        item["startingHashKey"] = {"S": str(lease.starting_hash_key)}
+        item["endingHashKey"] = {"S": str(lease.ending_hash_key)}
+    return item
+
+
+def item_to_lease(item: Mapping[str, Any]) -> Lease:
+    """The lease stored in a DynamoDB item; unknown attributes (KCL 3.x extras) are ignored."""
+
+    def number(name: str) -> int:
+        return int(item[name]["N"]) if name in item else 0
+
+    def text(name: str) -> str | None:
+        return str(item[name]["S"]) if name in item else None
+
+    def strings(name: str) -> tuple[str, ...]:
+        return tuple(sorted(item[name]["SS"])) if name in item else ()
+
+    shard_id = str(item["leaseKey"]["S"])
+    checkpoint_text = text("checkpoint")
+    if checkpoint_text is None:
+        raise InvalidStateError(f"lease {shard_id} has no checkpoint attribute")
+    pending_text = text("pendingCheckpoint")
+    pending = None
+    if pending_text is not None and pending_text.isdigit():
+        pending = CompoundSequenceNumber(pending_text, number("pendingCheckpointSubSequenceNumber"))
+    start, end = text("startingHashKey"), text("endingHashKey")
+    return Lease(
+        shard_id=shard_id,
+        owner=text("leaseOwner"),
+        counter=number("leaseCounter"),
+        checkpoint=_parse_checkpoint(
+            shard_id, checkpoint_text, number("checkpointSubSequenceNumber")
+        ),
+        owner_switches_since_checkpoint=number("ownerSwitchesSinceCheckpoint"),
+        parent_shard_ids=strings("parentShardId"),
+        child_shard_ids=strings("childShardIds"),
+        pending_checkpoint=pending,
+        starting_hash_key=int(start) if start is not None else None,
+        ending_hash_key=int(end) if end is not None else None,
+    )
+
+
+class DynamoDBLeaseTable(LeaseTable):
+    """A lease table in DynamoDB (or dynalite), through a shared, thread-safe boto3 client."""
+
+    def __init__(self, dynamodb: DynamoDBClient, table_name: str) -> None:
+        self._dynamodb = dynamodb
+        self._name = table_name
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @contextmanager
+    def _errors(self, operation: str, expected: str = _CONDITION_FAILED) -> Iterator[None]:
+        """Translate boto3 errors to the library's; the ``expected`` error code passes through."""
+        try:
+            yield
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == expected:
+                raise
+            message = f"{operation} on lease table {self._name}: {code}"
+            if code in _THROTTLE_CODES:
+                raise ThrottlingError(message) from exc
+            if code == "ResourceNotFoundException":
+                raise InvalidStateError(f"{message} (does the table exist?)") from exc
+            raise DependencyError(message) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise DependencyError(f"{operation} on lease table {self._name}: {exc}") from exc
+
+    def _conditional(self, operation: str, call: Callable[[], _T]) -> _T | None:
+        """Run a conditional write; None if its condition failed."""
+        try:
+            with self._errors(operation):
+                return call()
+        except botocore.exceptions.ClientError:
+            return None  # only ConditionalCheckFailed gets through _errors
+
+    def _status(self) -> str | None:
+        try:
+            with self._errors("DescribeTable"):
+                return self._dynamodb.describe_table(TableName=self._name)["Table"]["TableStatus"]
+        except InvalidStateError:
+            return None
+
+    def create_if_missing(
+        self,
+        *,
+        billing_mode: str = "PAY_PER_REQUEST",
+        read_capacity: int = 10,
+        write_capacity: int = 10,
+        timeout: float = 60.0,
+    ) -> bool:
+        created = False
+        if self._status() is None:
+            capacity: dict[str, Any] = {"BillingMode": billing_mode}
+            if billing_mode == "PROVISIONED":
+                capacity["ProvisionedThroughput"] = {
+                    "ReadCapacityUnits": read_capacity,
+                    "WriteCapacityUnits": write_capacity,
+                }
+            try:
+                with self._errors("CreateTable", expected="ResourceInUseException"):
+                    self._dynamodb.create_table(
+                        TableName=self._name,
+                        KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
+                        **capacity,
+                    )
+                created = True
+                log.info("lease table created", table=self._name, billing_mode=billing_mode)
+            except botocore.exceptions.ClientError:
+                pass  # another worker created it first
+        deadline = time.monotonic() + timeout
+        while (status := self._status()) != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise InvalidStateError(
+                    f"lease table {self._name} not active after {timeout:g} s (status {status})"
+                )
+            time.sleep(0.2)
+        return created
+
+    def delete_table(self) -> None:
+        with self._errors("DeleteTable"):
+            self._dynamodb.delete_table(TableName=self._name)
+
+    def list_leases(self) -> list[Lease]:
+        leases: list[Lease] = []
+        with self._errors("Scan"):
+            for page in self._dynamodb.get_paginator("scan").paginate(TableName=self._name):
+                leases.extend(item_to_lease(item) for item in page.get("Items", []))
+        return leases
+
+    def get_lease(self, shard_id: str) -> Lease | None:
+        with self._errors("GetItem"):
+            response = self._dynamodb.get_item(
+                TableName=self._name, Key={"leaseKey": {"S": shard_id}}, ConsistentRead=True
+            )
+        item = response.get("Item")
+        return item_to_lease(item) if item else None
+
+    def create_lease(self, lease: Lease) -> bool:
+        done = self._conditional(
+            "PutItem",
+            lambda: self._dynamodb.put_item(
+                TableName=self._name,
+                Item=lease_to_item(lease),
+                ConditionExpression="attribute_not_exists(leaseKey)",
+            ),
+        )
+        return done is not None
+
+    def _update(self, operation: str, shard_id: str, **kwargs: Any) -> Lease | None:
+        response = self._conditional(
+            operation,
+            lambda: self._dynamodb.update_item(
+                TableName=self._name,
+                Key={"leaseKey": {"S": shard_id}},
+                ReturnValues="ALL_NEW",
+                **kwargs,
+            ),
+        )
+        if response is None:
+            return None
+        return item_to_lease(response["Attributes"])
+
+    def _renew_once(self, lease: Lease) -> Lease | None:
+        return self._update(
+            "UpdateItem(renew)",
+            lease.shard_id,
+            UpdateExpression="SET leaseCounter = :next",
+            ConditionExpression="leaseCounter = :expected",
+            ExpressionAttributeValues={
+                ":expected": {"N": str(lease.counter)},
+                ":next": {"N": str(lease.counter + 1)},
+            },
+        )
+
+    def _take_once(self, lease: Lease, owner: str) -> Lease | None:
+        update = "SET leaseCounter = :next, leaseOwner = :owner"
+        values: dict[str, Any] = {
+            ":expected": {"N": str(lease.counter)},
+            ":next": {"N": str(lease.counter + 1)},
+            ":owner": {"S": owner},
+        }
+        if lease.owner != owner:
+            update += " ADD ownerSwitchesSinceCheckpoint :one"
+            values[":one"] = {"N": "1"}
+        return self._update(
+            "UpdateItem(take)",
+            lease.shard_id,
+            # checkpointOwner: a KCL 3.x hand-off in progress is void once the lease is taken.
+            UpdateExpression=update + " REMOVE checkpointOwner",
+            ConditionExpression="leaseCounter = :expected",
+            ExpressionAttributeValues=values,
+        )
+
+    def _checkpoint_once(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None:
+        if lease.owner is None:
+            return None
+        sequence, sub = _checkpoint_attributes(checkpoint)
+        condition = "leaseCounter = :expected AND leaseOwner = :owner"
+        values: dict[str, Any] = {
+            ":expected": {"N": str(lease.counter)},
+            ":next": {"N": str(lease.counter + 1)},
+            ":owner": {"S": lease.owner},
+            ":checkpoint": {"S": sequence},
+            ":sub": {"N": str(sub)},
+            ":zero": {"N": "0"},
+        }
+        if checkpoint != Sentinel.SHARD_END:
+            condition += " AND checkpoint <> :shard_end"
+            values[":shard_end"] = _SHARD_END
+        return self._update(
+            "UpdateItem(checkpoint)",
+            lease.shard_id,
+            UpdateExpression=(
+                "SET leaseCounter = :next, checkpoint = :checkpoint,"
+                " checkpointSubSequenceNumber = :sub, ownerSwitchesSinceCheckpoint = :zero"
+                f" REMOVE {_PENDING_ATTRIBUTES}"
+            ),
+            ConditionExpression=condition,
+            ExpressionAttributeValues=values,
+        )
+
+    def release(self, lease: Lease) -> bool:
+        if lease.owner is None:
+            return False
+        done = self._update(
+            "UpdateItem(release)",
+            lease.shard_id,
+            UpdateExpression="SET leaseCounter = leaseCounter + :one REMOVE leaseOwner",
+            ConditionExpression="leaseOwner = :owner",
+            ExpressionAttributeValues={":owner": {"S": lease.owner}, ":one": {"N": "1"}},
+        )
+        return done is not None
+
+    def add_child_shard_ids(self, shard_id: str, child_shard_ids: tuple[str, ...]) -> None:
+        if not child_shard_ids:
+            return
+        done = self._conditional(
+            "UpdateItem(children)",
+            lambda: self._dynamodb.update_item(
+                TableName=self._name,
+                Key={"leaseKey": {"S": shard_id}},
+                UpdateExpression="ADD childShardIds :children",
+                ConditionExpression="attribute_exists(leaseKey)",
+                ExpressionAttributeValues={":children": {"SS": list(child_shard_ids)}},
+            ),
+        )
+        if done is None:
+            log.warning("lease gone before its children were recorded", shard_id=shard_id)
+
+    def delete_finished(self, shard_id: str) -> bool:
+        done = self._conditional(
+            "DeleteItem",
+            lambda: self._dynamodb.delete_item(
+                TableName=self._name,
+                Key={"leaseKey": {"S": shard_id}},
+                ConditionExpression="checkpoint = :shard_end",
+                ExpressionAttributeValues={":shard_end": _SHARD_END},
+            ),
+        )
+        return done is not None

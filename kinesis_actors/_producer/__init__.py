@@ -1,0 +1,33 @@
+"""Producing: the engine (a native KPL) and the actor in front of it.
+
+`KinesisProducer` batches, aggregates, rate-limits and retries user records and reports each one
+through a future; `KinesisProducerActor` puts records on behalf of actors and plain code and
+answers ``SendWithCallback`` with ``SendSuccessful`` / ``SendFailed``.
+"""
+
+from __future__ import annotations
+
+from kinesis_actors._producer.actor import (
+    GetStats,
+    KinesisProducerActor,
+    ProducerActorStats,
+    Send,
+    SendFailed,
+    SendOutcome,
+    SendSuccessful,
+    SendWithCallback,
+)
+from kinesis_actors._producer.engine import EngineStats, KinesisProducer
+
+__all__ = [
+    "EngineStats",
+    "GetStats",
+    "KinesisProducer",
+    "KinesisProducerActor",
+    "ProducerActorStats",
+    "Send",
+    "SendFailed",
+    "SendOutcome",
+    "SendSuccessful",
+    "SendWithCallback",
+]
