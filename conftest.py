@@ -7,6 +7,7 @@ first so that one leaky test does not break the ones after it.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -68,3 +69,16 @@ def _no_leaked_actors_or_threads() -> Iterator[None]:
 
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _library_events_at_debug() -> Iterator[None]:
+    """Let every library event through to structlog's processors (tests capture them).
+
+    The library leaves levels to the application, so without this only warnings would reach
+    ``structlog.testing.capture_logs``. A test of the logging defaults resets the level itself.
+    """
+    logger = logging.getLogger("kinesis_actors")
+    logger.setLevel(logging.DEBUG)
+    yield
+    logger.setLevel(logging.NOTSET)

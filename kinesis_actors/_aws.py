@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.config
-import structlog
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
 from kinesis_actors._errors import ConfigError
+from kinesis_actors._logging import get_logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -35,7 +35,7 @@ __all__ = [
     "session_for",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Called with every client this module creates (service name, client): fault injection in the
 #: reliability test, instrumentation in applications. botocore event hooks are per client, so

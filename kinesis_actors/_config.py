@@ -19,11 +19,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Self
 
-import structlog
 from pyhocon import ConfigFactory, ConfigTree
 from pyhocon.exceptions import ConfigException
 
 from kinesis_actors._errors import ConfigError
+from kinesis_actors._logging import get_logger
 
 __all__ = [
     "CheckpointerConf",
@@ -38,7 +38,7 @@ __all__ = [
     "to_seconds",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _UNIT_SECONDS = {

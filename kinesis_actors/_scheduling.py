@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pykka
-import structlog
+
+from kinesis_actors._logging import get_logger
 
 __all__ = [
     "Cancellable",
@@ -27,7 +28,7 @@ __all__ = [
     "schedule_once",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @dataclass(eq=False)

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-import structlog
+from kinesis_actors._logging import get_logger
 
 __all__ = [
     "InMemoryMetrics",
@@ -129,7 +129,7 @@ class StructlogMetrics:
     """Each publication as a debug log event ``metric`` (name, value, kind, dimensions)."""
 
     def __init__(self, level: str = "debug") -> None:
-        self._log = getattr(structlog.get_logger("kinesis_actors.metrics"), level)
+        self._log = getattr(get_logger("kinesis_actors.metrics"), level)
 
     def count(self, name: str, value: float, dimensions: Mapping[str, str]) -> None:
         self._log("metric", kind="count", name=name, value=value, **dimensions)

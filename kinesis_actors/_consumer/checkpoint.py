@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-import structlog
 
 from kinesis_actors import metrics
 from kinesis_actors._config import CheckpointerConf
@@ -28,6 +27,7 @@ from kinesis_actors._consumer.messages import (
     ReadyToCheckpoint,
 )
 from kinesis_actors._errors import InvalidStateError, ShutdownError, ThrottlingError
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 from kinesis_actors._scheduling import Cancellable, schedule_every, schedule_once
 
@@ -71,7 +71,7 @@ class CheckpointWorker(pykka.ThreadingActor):
         self._shard_id = shard_id
         self._state = _State.READY
         self._timer: Cancellable | None = None
-        self._log = structlog.get_logger(__name__).bind(shard_id=shard_id)
+        self._log = get_logger(__name__).bind(shard_id=shard_id)
 
     def on_start(self) -> None:
         self._notify_when_ready()

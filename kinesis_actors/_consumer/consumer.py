@@ -29,7 +29,6 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Self
 
 import pykka
-import structlog
 
 from kinesis_actors._aws import consumer_clients
 from kinesis_actors._config import ConsumerConf
@@ -38,6 +37,7 @@ from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsum
 from kinesis_actors._consumer.processor import ProcessRecord
 from kinesis_actors._leases.coordinator import LeaseCoordinator, Subscriber
 from kinesis_actors._leases.lease import LeaseEvent
+from kinesis_actors._logging import get_logger
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -113,7 +113,7 @@ class KinesisConsumer:
         self._kinesis = kinesis
         self._dynamodb = dynamodb
         self._coordinator_factory = coordinator_factory
-        self._log = structlog.get_logger(__name__).bind(
+        self._log = get_logger(__name__).bind(
             consumer=self._conf.name, stream=self._conf.stream_name
         )
         self._lock = threading.Lock()

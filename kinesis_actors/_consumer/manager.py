@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pykka
-import structlog
 
 from kinesis_actors._consumer._support import run_blocking, tell
 from kinesis_actors._consumer.messages import (
@@ -38,6 +37,7 @@ from kinesis_actors._consumer.processor import ProcessRecord, RecordProcessor
 from kinesis_actors._consumer.shard_worker import ShardWorker, StopShard
 from kinesis_actors._errors import ProcessingFailedError
 from kinesis_actors._leases.lease import HeldLease, LeasesGained, LeasesLost
+from kinesis_actors._logging import get_logger
 from kinesis_actors._scheduling import Cancellable, schedule_once
 
 if TYPE_CHECKING:
@@ -107,7 +107,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
         self._coordinator = coordinator
         self._processor = processor
         self._on_stopped = on_stopped
-        self._log = structlog.get_logger(__name__).bind(stream=conf.stream_name)
+        self._log = get_logger(__name__).bind(stream=conf.stream_name)
         self._shards: dict[str, _Shard] = {}
         #: Leases (re)gained while the shard's previous worker is still shutting down.
         self._pending: dict[str, HeldLease] = {}

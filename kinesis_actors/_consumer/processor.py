@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pykka
-import structlog
 
 from kinesis_actors._consumer._support import run_blocking, tell
 from kinesis_actors._consumer.messages import (
@@ -35,6 +34,7 @@ from kinesis_actors._consumer.messages import (
     EventsProcessed,
     ProcessEventBatch,
 )
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent
 
 __all__ = ["ProcessRecord", "RecordProcessor"]
@@ -59,7 +59,7 @@ class RecordProcessor(pykka.ThreadingActor):
         super().__init__()
         self._process_record = process_record
         self._shard_id = shard_id
-        self._log = structlog.get_logger(__name__).bind(shard_id=shard_id)
+        self._log = get_logger(__name__).bind(shard_id=shard_id)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, ProcessEventBatch):

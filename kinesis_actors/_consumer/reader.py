@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from botocore.exceptions import ClientError
 
 from kinesis_actors._aggregation import MAGIC, MAX_HASH_KEY, _unpack
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
 
 if TYPE_CHECKING:
@@ -67,7 +67,7 @@ class ShardReader:
         self._shard_id = lease.shard_id
         self._checkpoint = lease.checkpoint
         self._kcl = kcl
-        self._log = structlog.get_logger(__name__).bind(shard_id=lease.shard_id)
+        self._log = get_logger(__name__).bind(shard_id=lease.shard_id)
         self._hash_range: tuple[int, int] | None = None
         if lease.starting_hash_key is None or lease.ending_hash_key is None:
             self._log.info("shard hash range unknown: aggregates are not filtered by range")

@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pykka
-import structlog
 
 from kinesis_actors import metrics
 from kinesis_actors._consumer._support import run_blocking, tell
@@ -45,6 +44,7 @@ from kinesis_actors._consumer.messages import (
 from kinesis_actors._consumer.reader import ReadResult, ShardReader, is_throttling
 from kinesis_actors._consumer.worker import ConsumerWorker
 from kinesis_actors._errors import ShutdownError
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import Sentinel
 from kinesis_actors._scheduling import Cancellable, schedule_once
 
@@ -127,7 +127,7 @@ class ShardWorker(pykka.ThreadingActor):
         self._consumer_worker_factory = consumer_worker or self._start_consumer_worker
         self._reader = ShardReader(kinesis, conf.stream_name, lease, conf.kcl)
         self._prefetch = conf.kcl.data_fetching_strategy == "PREFETCH_CACHED"
-        self._log = structlog.get_logger(__name__).bind(shard_id=lease.shard_id)
+        self._log = get_logger(__name__).bind(shard_id=lease.shard_id)
         self._worker: pykka.ActorRef[Any] | None = None
         self._state = ShardState.WAITING_ON_PARENTS
         self._reason: ShutdownReason | None = None

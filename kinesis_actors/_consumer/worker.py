@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-import structlog
 
 from kinesis_actors import metrics
 from kinesis_actors._config import WorkerConf
@@ -47,6 +46,7 @@ from kinesis_actors._consumer.messages import (
     ShutdownComplete,
     ShutdownReason,
 )
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
 from kinesis_actors._scheduling import Cancellable, schedule_once
 
@@ -154,7 +154,7 @@ class ConsumerWorker(pykka.ThreadingActor):
         self._conf = conf
         self._checkpoint_worker_factory = checkpoint_worker
         self._report_failure = report_failure
-        self._log = structlog.get_logger(__name__).bind(shard_id=shard_id)
+        self._log = get_logger(__name__).bind(shard_id=shard_id)
         self._checkpointer: pykka.ActorRef[Any] | None = None
         self._state = _State.READY
         self._stash: deque[ProcessEvents] = deque()

@@ -48,7 +48,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import pykka
-import structlog
 
 from kinesis_actors._errors import KinesisActorsError, ShutdownError
 from kinesis_actors._leases.lease import Checkpoint, HeldLease, LeaseEvent
@@ -56,6 +55,7 @@ from kinesis_actors._leases.renewer import LeaseRenewer
 from kinesis_actors._leases.shard_sync import ShardSync
 from kinesis_actors._leases.table import DynamoDBLeaseTable, LeaseTable
 from kinesis_actors._leases.taker import LeaseTaker
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import Sentinel
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LeaseCoordinator", "Subscriber", "default_worker_id"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Who hears about gained and lost leases: a Pykka actor (told) or a callable (called).
 Subscriber = Callable[[LeaseEvent], object] | pykka.ActorRef[Any]

@@ -20,8 +20,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-import structlog
-
 from kinesis_actors import metrics
 from kinesis_actors._errors import (
     DependencyError,
@@ -38,11 +36,12 @@ from kinesis_actors._leases.lease import (
     LeasesLost,
 )
 from kinesis_actors._leases.table import LeaseTable
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 __all__ = ["LeaseRenewer"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Attempts of one renewal when DynamoDB throttles (the KCL's RENEWAL_RETRIES).
 RENEW_ATTEMPTS = 2

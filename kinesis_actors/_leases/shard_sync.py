@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
-import structlog
 
 from kinesis_actors._errors import DependencyError, InvalidStateError
 from kinesis_actors._leases.lease import Checkpoint, Lease
 from kinesis_actors._leases.table import LeaseTable
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import Sentinel
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ShardInfo", "ShardSync", "plan_new_leases"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Child checkpoints that mean "never checkpointed": the parent must stay until they move on.
 _NOT_STARTED = frozenset({Sentinel.TRIM_HORIZON, Sentinel.AT_TIMESTAMP})

@@ -38,10 +38,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import botocore.exceptions
-import structlog
 
 from kinesis_actors._errors import DependencyError, InvalidStateError, ThrottlingError
 from kinesis_actors._leases.lease import Checkpoint, Lease
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ __all__ = [
     "lease_to_item",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _T = TypeVar("_T")
 

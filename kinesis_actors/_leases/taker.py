@@ -31,16 +31,15 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
-import structlog
-
 from kinesis_actors import metrics
 from kinesis_actors._errors import DependencyError, InvalidStateError, ThrottlingError
 from kinesis_actors._leases.lease import Lease
 from kinesis_actors._leases.table import LeaseTable
+from kinesis_actors._logging import get_logger
 
 __all__ = ["LeaseTaker"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Attempts of one take when DynamoDB throttles (the KCL's TAKE_RETRIES).
 TAKE_ATTEMPTS = 3

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
-import structlog
 from pyhocon import ConfigTree
 
 from kinesis_actors._config import ProducerConf, ThrottlingConf
@@ -40,6 +39,7 @@ from kinesis_actors._errors import (
     QueueFullError,
     UserRecordFailedError,
 )
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent, UserRecordResult
 from kinesis_actors._scheduling import Cancellable, schedule_once
 
@@ -60,7 +60,7 @@ __all__ = [
     "SendWithCallback",
 ]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: A throttled actor resumes sending when the outstanding count falls strictly below this share
 #: of ``max-outstanding-requests`` (hysteresis, as in the Scala library).

@@ -17,13 +17,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
-import structlog
 from pyhocon import ConfigTree
 
 from kinesis_actors import metrics
 from kinesis_actors._aws import producer_client
 from kinesis_actors._config import KplConfig, ProducerConf
 from kinesis_actors._errors import ConfigError, InvalidRecordError, ProducerStoppedError
+from kinesis_actors._logging import get_logger
 from kinesis_actors._producer.futures import RecordFuture
 from kinesis_actors._producer.pipeline import Pipeline, PutRequest, error_code
 from kinesis_actors._producer.records import UserRecord, validate
@@ -114,7 +114,7 @@ class KinesisProducer:
     ) -> None:
         self._kpl, self.stream_name = _resolve(config, stream_name)
         kpl = self._kpl
-        self._log = structlog.get_logger(__name__).bind(stream=self.stream_name)
+        self._log = get_logger(__name__).bind(stream=self.stream_name)
         self._client = client if client is not None else producer_client(kpl)
         self._clock = time.monotonic
         self._pipeline = Pipeline(kpl, ShardMap(), self._log)

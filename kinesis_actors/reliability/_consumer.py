@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pykka
-import structlog
 from pyhocon import ConfigTree
 
 from kinesis_actors._consumer.consumer import KinesisConsumer
@@ -30,6 +29,7 @@ from kinesis_actors._consumer.messages import (
     EventProcessed,
     ProcessEvent,
 )
+from kinesis_actors._logging import get_logger
 from kinesis_actors._scheduling import Cancellable, schedule_every
 from kinesis_actors.reliability._producer import END_MARKER, FORCE_CHECKPOINT_MARKER
 from kinesis_actors.reliability._results import ResultsLog
@@ -82,7 +82,7 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
         super().__init__()
         self._config = config if config is not None else load_reliability_config()
         self._settings = settings or ReliabilitySettings.from_config(self._config)
-        self._log = structlog.get_logger(__name__).bind(consumer=self._settings.consumer_name)
+        self._log = get_logger(__name__).bind(consumer=self._settings.consumer_name)
         self._results = ResultsLog(results_path) if results_path is not None else None
         self._pending_acks: list[tuple[Any, Any]] = []
         self._consumer: KinesisConsumer | None = None

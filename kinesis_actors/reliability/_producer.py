@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-import structlog
 from pyhocon import ConfigTree
 
 from kinesis_actors._config import ProducerConf
+from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent
 from kinesis_actors._producer.actor import (
     KinesisProducerActor,
@@ -92,7 +92,7 @@ class SimpleKinesisProducer(pykka.ThreadingActor):
         self._config = config if config is not None else load_reliability_config()
         self._settings = settings or ReliabilitySettings.from_config(self._config)
         self._conf = ProducerConf.from_config(self._config, self._settings.producer_name)
-        self._log = structlog.get_logger(__name__).bind(stream=self._conf.stream_name)
+        self._log = get_logger(__name__).bind(stream=self._conf.stream_name)
         self._kpa: pykka.ActorRef[Any] | None = None
         self._next = 0
         self._outstanding: dict[str, int] = {}

@@ -29,11 +29,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 import boto3
 import pykka
-import structlog
 
 from kinesis_actors._aws import client_config
 from kinesis_actors._config import ConsumerConf, ProducerConf
 from kinesis_actors._errors import KinesisActorsError
+from kinesis_actors._logging import get_logger
 from kinesis_actors.reliability._chaos import ThrottleInjector
 from kinesis_actors.reliability._results import Verdict, judge, read_results
 from kinesis_actors.reliability._settings import ReliabilitySettings, load_reliability_config
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FAULTS", "RunOptions", "RunReport", "add_arguments", "run_reliability", "run_test"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Fault scenarios of ``--chaos``.
 FAULTS = ("sigkill", "graceful", "reshard", "throttle")

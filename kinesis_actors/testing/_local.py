@@ -50,10 +50,10 @@ from types import MappingProxyType
 from typing import IO, TYPE_CHECKING, Final, Literal
 
 import boto3
-import structlog
 from botocore.config import Config
 
 from kinesis_actors._errors import LocalBackendError
+from kinesis_actors._logging import get_logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping
@@ -87,7 +87,7 @@ __all__ = [
     "temporary_stream",
 ]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 #: npm packages and the exact versions the emulator backend runs.
 EMULATOR_PACKAGES: Final[Mapping[str, str]] = MappingProxyType(
