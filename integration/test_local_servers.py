@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
-from kinesis_actors.testing import _local as local
 from kinesis_actors._errors import LocalBackendError
+from kinesis_actors.testing import _local as local
 from kinesis_actors.testing._local import BACKEND_EMULATORS, BACKEND_MOTO, LocalKinesis, free_ports
 
 if TYPE_CHECKING:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from kinesis_actors.testing import _local as local
 from kinesis_actors._errors import LocalBackendError
+from kinesis_actors.testing import _local as local
 from kinesis_actors.testing._local import (
     BACKEND_EMULATORS,
     BACKEND_MOTO,
