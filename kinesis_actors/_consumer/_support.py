@@ -4,28 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import pykka
-
-__all__ = ["run_blocking", "tell"]
+__all__ = ["run_blocking"]
 
 T = TypeVar("T")
-
-
-def tell(ref: pykka.ActorRef[Any] | None, message: object) -> bool:
-    """Tell ``message`` unless ``ref`` is gone; False if it was not delivered.
-
-    Actors of a shard stop independently (shutdown, crash), so a late reply to a stopped actor is
-    normal and must not kill the sender.
-    """
-    if ref is None:
-        return False
-    try:
-        ref.tell(message)
-    except pykka.ActorDeadError:
-        return False
-    return True
 
 
 def run_blocking(

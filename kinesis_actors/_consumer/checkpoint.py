@@ -18,8 +18,8 @@ from typing import Any
 import pykka
 
 from kinesis_actors import metrics
+from kinesis_actors._actors import tell
 from kinesis_actors._config import CheckpointerConf
-from kinesis_actors._consumer._support import tell
 from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,

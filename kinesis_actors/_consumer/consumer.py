@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
+from kinesis_actors._actors import tell
 from kinesis_actors._aws import consumer_clients
 from kinesis_actors._config import ConsumerConf
-from kinesis_actors._consumer._support import tell
 from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
 from kinesis_actors._consumer.processor import ProcessRecord
 from kinesis_actors._leases.coordinator import LeaseCoordinator, Subscriber

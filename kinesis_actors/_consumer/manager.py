@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from kinesis_actors._consumer._support import run_blocking, tell
+from kinesis_actors._actors import tell
+from kinesis_actors._consumer._support import run_blocking
 from kinesis_actors._consumer.messages import (
     ShardFailed,
     ShardFinished,

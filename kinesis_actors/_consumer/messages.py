@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
+from kinesis_actors._actors import tell
+
 if TYPE_CHECKING:
     from kinesis_actors._leases.lease import HeldLease
     from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
@@ -71,10 +73,8 @@ class ProcessEvent:
 
     def acknowledge(self, successful: bool = True) -> None:
         """Reply ``EventProcessed`` for this event (``successful=False`` skips it on purpose)."""
-        try:
-            self.reply_to.tell(EventProcessed(self.event.sequence_number, successful))
-        except pykka.ActorDeadError:
-            pass  # the shard stopped; the record will be re-read by the next owner
+        # If the shard stopped, the record will be re-read by the next owner.
+        tell(self.reply_to, EventProcessed(self.event.sequence_number, successful))
 
 
 @dataclass(frozen=True)

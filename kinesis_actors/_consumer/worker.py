@@ -25,8 +25,8 @@ from typing import Any
 import pykka
 
 from kinesis_actors import metrics
+from kinesis_actors._actors import tell
 from kinesis_actors._config import WorkerConf
-from kinesis_actors._consumer._support import tell
 from kinesis_actors._consumer.checkpoint import FailureReporter
 from kinesis_actors._consumer.messages import (
     Checkpoint,

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
+from kinesis_actors._actors import tell
 from kinesis_actors._errors import KinesisActorsError, ShutdownError
 from kinesis_actors._leases.lease import Checkpoint, HeldLease, LeaseEvent
 from kinesis_actors._leases.renewer import LeaseRenewer
@@ -409,11 +410,9 @@ class LeaseCoordinator:
         if subscriber is None:
             return
         try:
-            if isinstance(subscriber, pykka.ActorRef):
-                subscriber.tell(event)
-            else:
+            if not isinstance(subscriber, pykka.ActorRef):
                 subscriber(event)
-        except pykka.ActorDeadError:
-            self._log.warning("lease subscriber is dead; message dropped", message=type(event))
+            elif not tell(subscriber, event):
+                self._log.warning("lease subscriber is dead; message dropped", message=type(event))
         except Exception:
             self._log.exception("lease subscriber failed", message=type(event).__name__)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pykka
 from pyhocon import ConfigTree
 
+from kinesis_actors._actors import tell
 from kinesis_actors._config import ProducerConf, ThrottlingConf
 from kinesis_actors._errors import (
     InvalidRecordError,
@@ -267,9 +268,7 @@ class _Handoff:
             if self._wakeup_sent or self._closed:
                 return
             self._wakeup_sent = True
-        try:
-            self._ref.tell(_DRAIN)
-        except pykka.ActorDeadError:
+        if not tell(self._ref, _DRAIN):
             self._arrived.set()  # stopping: on_stop reads the deque directly
 
     def take_all(self) -> list[_EngineFuture]:
@@ -723,13 +722,17 @@ class KinesisProducerActor(pykka.ThreadingActor):
     def _tell(self, ref: pykka.ActorRef[Any], message: object) -> None:
         """Tell a user's actor; its death or any error must not take this actor down."""
         try:
-            ref.tell(message)
+            delivered = tell(ref, message)
         except Exception as exc:
+            delivered, error = False, f"{type(exc).__name__}: {exc}"
+        else:
+            error = "ActorDeadError: the actor is not running"
+        if not delivered:
             self._log.warning(
                 "could not deliver to reply_to",
                 reply_to=str(ref),
                 message_type=type(message).__name__,
-                error=f"{type(exc).__name__}: {exc}",
+                error=error,
             )
 
     # -- stopping -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 import pykka
 from pyhocon import ConfigTree
 
+from kinesis_actors._actors import tell
 from kinesis_actors._consumer.consumer import KinesisConsumer
 from kinesis_actors._consumer.messages import (
     ConsumerShutdown,
@@ -196,10 +197,8 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
         self._acknowledge(*ack)
 
     def _acknowledge(self, reply_to: Any, processed: EventProcessed) -> None:
-        try:
-            reply_to.tell(processed)
-        except pykka.ActorDeadError:
-            pass  # the shard was handed over; its next owner delivers the record again
+        # If the shard was handed over, its next owner delivers the record again.
+        tell(reply_to, processed)
 
     def _flush_results(self) -> None:
         if self._results is None or not self._pending_acks:
