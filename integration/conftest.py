@@ -1,4 +1,5 @@
-"""Fixtures for integration tests: one kinesalite + dynalite pair per test session.
+"""Fixtures for integration tests: one kinesalite + dynalite pair per test session, and one
+ministack (Kinesis only: enhanced fan-out, UpdateShardCount, ChildShards) when a test asks for it.
 
 Integration tests run on the real npm emulators only (never moto, never AWS). If they
 cannot be installed or started, every integration test errors with the reason; CI installs
@@ -22,6 +23,7 @@ import pytest
 
 from kinesis_actors._errors import LocalBackendError
 from kinesis_actors.testing._local import LocalKinesis, install_emulators
+from kinesis_actors.testing._ministack import LocalMinistack
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -74,6 +76,26 @@ def local_kinesis() -> Iterator[LocalKinesis]:
             yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def local_ministack() -> Iterator[LocalMinistack]:
+    """ministack's Kinesis on loopback for the whole session (leases stay on dynalite)."""
+    server = LocalMinistack()
+    try:
+        server.start()
+    except LocalBackendError as exc:
+        pytest.fail(f"could not start ministack: {exc}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def ministack_kinesis(local_ministack: LocalMinistack) -> KinesisClient:
+    """A boto3 Kinesis client for the session's ministack."""
+    return local_ministack.kinesis_client()
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 `InMemoryKinesis` is a Kinesis client double for the producer engine; `InMemoryLeaseTable` a
 lease table for the lease coordinator; `LocalKinesis` starts kinesalite and dynalite on free
-loopback ports; `temporary_stream` gives a fresh stream on them (or on the endpoint a run names).
+loopback ports; `temporary_stream` gives a fresh stream on them (or on the endpoint a run names);
+`LocalMinistack` starts ministack's Kinesis, the local backend of enhanced fan-out.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from kinesis_actors.testing._local import (
     temporary_stream,
 )
 from kinesis_actors.testing._memory_kinesis import InMemoryKinesis, StoredRecord
+from kinesis_actors.testing._ministack import LocalMinistack
 
 __all__ = [
     "InMemoryKinesis",
     "InMemoryLeaseTable",
     "LocalKinesis",
+    "LocalMinistack",
     "StoredRecord",
     "free_port",
     "free_ports",
