@@ -59,8 +59,11 @@ from kinesis_actors._producer import (
     SendWithCallback,
 )
 from kinesis_actors._version import __version__
+from kinesis_actors.aio import AsyncKinesisProducer, AsyncProducerStats
 
 __all__ = [
+    "AsyncKinesisProducer",
+    "AsyncProducerStats",
     "Attempt",
     "CheckpointerConf",
     "CompoundSequenceNumber",

@@ -1,0 +1,1 @@
+"""asyncio entry points, implemented over the producer engine and the consumer (see ``aio``)."""

@@ -1,0 +1,320 @@
+"""AsyncKinesisProducer: the producer engine behind awaitable puts, for asyncio services.
+
+The engine (`KinesisProducer`) does all the work on its own threads; this class only moves
+records in and results out. Everything here runs on the event loop's thread except two places:
+the engine's done callbacks (they append to a deque and wake the loop at most once per batch
+with ``call_soon_threadsafe``) and the blocking engine calls (building the engine with its boto3
+client, ``stop``), which run in the loop's executor. Nothing here blocks the loop.
+
+Back-pressure is a count of slots on the loop thread: a record takes a slot when it enters the
+engine and gives it back when its result reaches the loop; records beyond the producer block's
+``akka.max-outstanding-requests`` wait, in order, in a deque. A record accepted by `put_nowait`
+(or `put`) is committed: it is sent even if the caller stops waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
+
+from pyhocon import ConfigTree
+
+from kinesis_actors._config import ProducerConf
+from kinesis_actors._errors import ProducerStoppedError, UserRecordFailedError
+from kinesis_actors._logging import get_logger
+from kinesis_actors._models import ProducerEvent, UserRecordResult
+from kinesis_actors._producer.engine import EngineStats, KinesisProducer
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = ["AsyncKinesisProducer", "AsyncProducerStats"]
+
+_EngineFuture = Future[UserRecordResult]
+_Waiter = asyncio.Future[UserRecordResult]
+#: Slots of a producer without ``max-outstanding-requests``.
+_UNLIMITED = 2**62
+
+
+@dataclass(frozen=True)
+class AsyncProducerStats:
+    """The engine's counters plus what only the asyncio side knows.
+
+    ``waiting`` records wait for a slot (back-pressure), ``in_engine`` hold one;
+    ``dropped_results`` finished after their caller stopped waiting (a cancelled ``put`` or a
+    cancelled ``put_nowait`` future), ``dropped_failures`` of them had failed (each is also
+    logged as a warning).
+    """
+
+    engine: EngineStats
+    max_outstanding_requests: int | None
+    waiting: int
+    in_engine: int
+    dropped_results: int
+    dropped_failures: int
+
+
+def _conf(source: ProducerConf | ConfigTree, producer_name: str | None) -> ProducerConf:
+    if isinstance(source, ProducerConf):
+        if producer_name is not None:
+            raise TypeError("a ProducerConf is already named; pass no producer_name with it")
+        return source
+    if isinstance(source, ConfigTree):
+        if not producer_name:
+            raise TypeError("a config tree needs a producer name, e.g. 'testProducer'")
+        return ProducerConf.from_config(source, producer_name)
+    raise TypeError(
+        f"expected a ProducerConf, or a config tree and a producer name; "
+        f"got {type(source).__name__}"
+    )
+
+
+class AsyncKinesisProducer:
+    """Puts records from coroutines through one `KinesisProducer` engine::
+
+        async with AsyncKinesisProducer(load_config(), "orders-producer") as producer:
+            result = await producer.put(ProducerEvent("key", b"payload"))
+
+    ``put`` waits while ``akka.max-outstanding-requests`` records are outstanding (unset: no
+    limit), then for the record's result: a `UserRecordResult`, or it raises
+    `UserRecordFailedError` / `InvalidRecordError` / `ProducerStoppedError` as the engine's
+    futures fail. Cancelling a ``put`` (or the future of ``put_nowait``) never loses or
+    duplicates the record: it is still sent, only its result is dropped (counted in
+    ``stats()``; a dropped failure is logged). Leaving the block flushes and stops the engine.
+    Use it from the loop that started it only.
+    """
+
+    def __init__(
+        self,
+        source: ProducerConf | ConfigTree,
+        producer_name: str | None = None,
+        *,
+        engine_factory: Callable[[ProducerConf], KinesisProducer] = KinesisProducer,
+    ) -> None:
+        self._conf = _conf(source, producer_name)
+        throttling = self._conf.throttling
+        self._limit = throttling.max_outstanding_requests if throttling else None
+        # Free slots: loop thread only.
+        self._free = self._limit if self._limit is not None else _UNLIMITED
+        self._engine_factory = engine_factory
+        self._log = get_logger(__name__).bind(
+            producer=self._conf.name, stream=self._conf.stream_name
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine: KinesisProducer | None = None
+        self._start_task: asyncio.Task[None] | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+        self._closed = False
+        # Loop thread only: records waiting for a slot, and their count in the engine.
+        self._waiting: deque[tuple[ProducerEvent, _Waiter]] = deque()
+        self._in_engine = 0
+        self._idle: asyncio.Event | None = None
+        self._flushes = 0
+        self._dropped_results = 0
+        self._dropped_failures = 0
+        # Engine threads -> loop thread: finished records, and whether a drain is scheduled.
+        self._finished: deque[tuple[_Waiter, _EngineFuture]] = deque()
+        self._handoff_lock = threading.Lock()
+        self._drain_scheduled = False
+
+    @property
+    def conf(self) -> ProducerConf:
+        return self._conf
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Build the engine (and its boto3 client) in the loop's executor; idempotent."""
+        if self._closed:
+            raise ProducerStoppedError(self._refusal())
+        if self._start_task is None:
+            loop = asyncio.get_running_loop()
+            self._loop = loop
+            self._idle = asyncio.Event()
+            self._idle.set()
+            self._start_task = loop.create_task(self._build_engine())
+        await asyncio.shield(self._start_task)
+
+    async def _build_engine(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._engine = await loop.run_in_executor(None, self._engine_factory, self._conf)
+
+    async def stop(self) -> None:
+        """Stop accepting records, send every one accepted, then stop the engine; idempotent.
+
+        The engine's own stop (at most RecordTtl plus one request's timeouts) runs in the
+        loop's executor. Cancelling this coroutine does not cancel the stop.
+        """
+        if self._stop_task is None:
+            self._closed = True
+            self._stop_task = asyncio.get_running_loop().create_task(self._stop_engine())
+        await asyncio.shield(self._stop_task)
+
+    async def _stop_engine(self) -> None:
+        if self._start_task is not None:
+            try:
+                await self._start_task
+            except Exception:
+                return  # start() raised it to its caller; there is no engine to stop
+        engine = self._engine
+        if engine is None:
+            return
+        # Accepted records enter the engine now, beyond the limit: no new ones can come.
+        while self._waiting:
+            self._submit(*self._waiting.popleft())
+        await asyncio.get_running_loop().run_in_executor(None, engine.stop)
+        self._drain()  # results that arrived after the last scheduled drain
+
+    async def __aenter__(self) -> Self:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()  # a cancelled start may still have built the engine
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # -- records ---------------------------------------------------------------------------------
+
+    def put_nowait(self, event: ProducerEvent) -> asyncio.Future[UserRecordResult]:
+        """Accept ``event`` now, without waiting; the future resolves to its result.
+
+        The record enters the engine at once if a slot is free, else it waits for one in order.
+        Raises `ProducerStoppedError` before ``start`` and once ``stop`` was called.
+        """
+        loop = self._loop
+        if self._closed or loop is None or self._engine is None:
+            raise ProducerStoppedError(self._refusal())
+        if not isinstance(event, ProducerEvent):
+            raise TypeError(f"expected a ProducerEvent, got {type(event).__name__}")
+        waiter: _Waiter = loop.create_future()
+        if self._free > 0 and not self._waiting:
+            self._submit(event, waiter)
+        else:
+            self._waiting.append((event, waiter))
+        return waiter
+
+    async def put(self, event: ProducerEvent) -> UserRecordResult:
+        """Put ``event`` and wait for its result (see the class docstring for errors and
+        cancellation); waits for a slot first when the outstanding records reach the limit."""
+        return await self.put_nowait(event)
+
+    async def flush(self) -> None:
+        """Send everything buffered now and wait until no record is outstanding (records put
+        meanwhile are waited for too)."""
+        if self._engine is None or self._idle is None:
+            return
+        self._flushes += 1
+        try:
+            self._engine.flush()
+            await self._idle.wait()
+        finally:
+            self._flushes -= 1
+
+    def outstanding_records_count(self) -> int:
+        """Records accepted whose result has not reached the loop yet (waiting or in the engine)."""
+        return len(self._waiting) + self._in_engine
+
+    def stats(self) -> AsyncProducerStats:
+        """A snapshot of the counters (the engine's and the asyncio side's)."""
+        if self._engine is None:
+            raise ProducerStoppedError(self._refusal())
+        return AsyncProducerStats(
+            engine=self._engine.stats(),
+            max_outstanding_requests=self._limit,
+            waiting=len(self._waiting),
+            in_engine=self._in_engine,
+            dropped_results=self._dropped_results,
+            dropped_failures=self._dropped_failures,
+        )
+
+    # -- loop thread -----------------------------------------------------------------------------
+
+    def _submit(self, event: ProducerEvent, waiter: _Waiter) -> None:
+        assert self._engine is not None and self._idle is not None
+        try:
+            future = self._engine.add_user_record(event)
+        except Exception as exc:  # the engine stopped by itself (it failed)
+            self._settle_error(waiter, exc)
+            return
+        self._free -= 1
+        self._in_engine += 1
+        self._idle.clear()
+        future.add_done_callback(functools.partial(self._engine_done, waiter))
+
+    def _drain(self) -> None:
+        """Deliver the results the engine finished, then let waiting records into free slots."""
+        with self._handoff_lock:
+            self._drain_scheduled = False
+        finished = self._finished
+        count = 0
+        while finished:
+            waiter, future = finished.popleft()
+            count += 1
+            if waiter.done():
+                self._dropped(future)
+                continue
+            error = future.exception()
+            if error is None:
+                waiter.set_result(future.result())
+            else:
+                waiter.set_exception(error)
+        self._free += count
+        self._in_engine -= count
+        waiting = self._waiting
+        while waiting and self._free > 0:
+            self._submit(*waiting.popleft())
+        if count and self._flushes and self._engine is not None:
+            self._engine.flush()  # records that entered the engine during a flush
+        if self._in_engine == 0 and not waiting and self._idle is not None:
+            self._idle.set()
+
+    def _dropped(self, future: _EngineFuture) -> None:
+        self._dropped_results += 1
+        error = future.exception()
+        if error is None:
+            return
+        self._dropped_failures += 1
+        result = error.result if isinstance(error, UserRecordFailedError) else None
+        self._log.warning(
+            "a record whose put was cancelled failed",
+            error=repr(error),
+            attempts=len(result.attempts) if result else 0,
+        )
+
+    def _settle_error(self, waiter: _Waiter, error: BaseException) -> None:
+        if waiter.done():
+            self._dropped_results += 1
+            self._dropped_failures += 1
+            self._log.warning("a record whose put was cancelled failed", error=repr(error))
+        else:
+            waiter.set_exception(error)
+
+    def _refusal(self) -> str:
+        state = "is stopped" if self._closed else "is not started (use 'async with' or start())"
+        return f"producer {self._conf.name!r} for stream {self._conf.stream_name!r} {state}"
+
+    # -- engine threads --------------------------------------------------------------------------
+
+    def _engine_done(self, waiter: _Waiter, future: _EngineFuture) -> None:
+        """Done callback of every engine future: queue it, wake the loop once per batch."""
+        self._finished.append((waiter, future))
+        with self._handoff_lock:
+            if self._drain_scheduled:
+                return
+            self._drain_scheduled = True
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._drain)
