@@ -33,6 +33,7 @@ import structlog
 from kinesis_actors._aws import consumer_clients
 from kinesis_actors._config import ConsumerConf, load_config
 from kinesis_actors._leases import LeaseCoordinator, LeaseEvent, LeasesGained
+from kinesis_actors._leases.lease import CoordinatorFailed
 
 #: DynamoDB calls counted: the writes, and the scans of the taker.
 _COUNTED = ("PutItem", "UpdateItem", "DeleteItem", "Scan")
@@ -58,6 +59,9 @@ class EventLog:
         self._since = now
 
     def __call__(self, message: LeaseEvent) -> None:
+        if isinstance(message, CoordinatorFailed):
+            self.emit("failed", error=str(message.error))
+            return
         shards = sorted(lease.shard_id for lease in message.leases)
         with self._lock:
             self._account()

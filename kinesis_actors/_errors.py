@@ -14,6 +14,7 @@ __all__ = [
     "InvalidRecordError",
     "InvalidStateError",
     "KinesisActorsError",
+    "LeaseTableMissingError",
     "LocalBackendError",
     "PartitionKeyError",
     "ProcessingFailedError",
@@ -21,6 +22,7 @@ __all__ = [
     "QueueFullError",
     "RecordTooLargeError",
     "ShutdownError",
+    "StreamNotFoundError",
     "ThrottlingError",
     "UserRecordFailedError",
 ]
@@ -95,6 +97,23 @@ class ThrottlingError(KinesisActorsError):
 
 class InvalidStateError(KinesisActorsError):
     """The lease table or the checkpoint is in a state that retrying cannot fix."""
+
+
+class LeaseTableMissingError(InvalidStateError):
+    """The lease table does not exist (deleted while the consumer ran): it is never recreated,
+    because its checkpoints are gone and whether to reprocess or skip is the operator's call."""
+
+    def __init__(self, table: str, detail: str = "") -> None:
+        super().__init__(f"lease table {table} does not exist" + (f" ({detail})" if detail else ""))
+        self.table = table
+
+
+class StreamNotFoundError(InvalidStateError):
+    """The stream to consume does not exist; nothing (no lease table) was created for it."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(f"stream {stream} does not exist")
+        self.stream = stream
 
 
 class DependencyError(KinesisActorsError):

@@ -35,6 +35,7 @@ from kinesis_actors._aws import consumer_clients
 from kinesis_actors._config import ConsumerConf
 from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
 from kinesis_actors._consumer.processor import ProcessRecord
+from kinesis_actors._errors import KinesisActorsError
 from kinesis_actors._leases.coordinator import LeaseCoordinator, Subscriber
 from kinesis_actors._leases.lease import LeaseEvent
 from kinesis_actors._logging import get_logger
@@ -155,6 +156,8 @@ class KinesisConsumer:
             self._future = future
         try:
             self._start()
+        except KinesisActorsError as exc:
+            self._ended(exc)  # a known cause (e.g. no such stream): one line, no traceback
         except Exception as exc:
             self._log.exception("*** Caught throwable while starting the Kinesis consumer ***")
             self._ended(exc)

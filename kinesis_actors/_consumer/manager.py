@@ -37,7 +37,7 @@ from kinesis_actors._consumer.messages import (
 from kinesis_actors._consumer.processor import ProcessRecord, RecordProcessor
 from kinesis_actors._consumer.shard_worker import ShardWorker, StopShard
 from kinesis_actors._errors import ProcessingFailedError
-from kinesis_actors._leases.lease import HeldLease, LeasesGained, LeasesLost
+from kinesis_actors._leases.lease import CoordinatorFailed, HeldLease, LeasesGained, LeasesLost
 from kinesis_actors._logging import get_logger
 from kinesis_actors._scheduling import Cancellable, schedule_once
 
@@ -143,6 +143,8 @@ class RecordProcessingManager(pykka.ThreadingActor):
         elif isinstance(message, LeasesLost):
             for lease in message.leases:
                 self._lost(lease)
+        elif isinstance(message, CoordinatorFailed):
+            self._begin_stop(message.error)  # e.g. the lease table was deleted
         elif isinstance(message, ShardFinished):
             self._finished(message)
         elif isinstance(message, ShardProcessingFailed):

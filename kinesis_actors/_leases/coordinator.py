@@ -50,8 +50,8 @@ from typing import TYPE_CHECKING, Any, Self
 import pykka
 
 from kinesis_actors._actors import tell
-from kinesis_actors._errors import KinesisActorsError, ShutdownError
-from kinesis_actors._leases.lease import Checkpoint, HeldLease, LeaseEvent
+from kinesis_actors._errors import KinesisActorsError, LeaseTableMissingError, ShutdownError
+from kinesis_actors._leases.lease import Checkpoint, CoordinatorFailed, HeldLease, LeaseEvent
 from kinesis_actors._leases.renewer import LeaseRenewer
 from kinesis_actors._leases.shard_sync import ShardSync
 from kinesis_actors._leases.table import DynamoDBLeaseTable, LeaseTable
@@ -122,6 +122,8 @@ class LeaseCoordinator:
         self._started = False
         #: shard id -> monotonic time this worker released it (not retaken for a taker interval).
         self._released: dict[str, float] = {}
+        #: Monotonic time the lease table was first found missing, since the last success.
+        self._missing_since: float | None = None
 
         self._renewer = LeaseRenewer(
             table,
@@ -184,13 +186,17 @@ class LeaseCoordinator:
         """Create the table if missing, sync shards, resume own leases, start the threads.
 
         Errors of the startup steps (table, ListShards) are raised here; nothing is left running
-        and ``start()`` may be called again.
+        and ``start()`` may be called again. A missing stream raises `StreamNotFoundError` before
+        the table is created. The table is created only here: if it disappears later, the
+        coordinator fails (`CoordinatorFailed` with `LeaseTableMissingError`) rather than
+        recreate it without its checkpoints.
         """
         with self._state_lock:
             if self._started:
                 raise RuntimeError("LeaseCoordinator.start() called twice")
             self._started = True
         try:
+            shards = self._shard_sync.list_shards()  # a missing stream fails before any table
             self._table.create_if_missing(
                 billing_mode=self._kcl.lease_table_billing_mode,
                 read_capacity=self._kcl.initial_lease_table_read_capacity,
@@ -198,7 +204,7 @@ class LeaseCoordinator:
             )
             skip_sync = self._kcl.skip_shard_sync_at_startup_if_leases_exist
             if not (skip_sync and self._table.list_leases()):
-                self._shard_sync.sync()
+                self._shard_sync.sync(shards)
             self._renewer.resume_own_leases()
         except BaseException:
             with self._state_lock:
@@ -359,6 +365,8 @@ class LeaseCoordinator:
         while not self._taking_stopped.is_set():
             full_run = time.monotonic() >= next_full_run
             self._take(steal=full_run)
+            if self._table_gone():
+                return
             now = time.monotonic()
             if full_run:
                 next_full_run = now + taker_interval
@@ -376,16 +384,37 @@ class LeaseCoordinator:
             exclude = self._renewer.held_shard_ids() | self._released.keys()
         try:
             taken = self._taker.take_leases(steal=steal, exclude=exclude)
+        except LeaseTableMissingError as exc:
+            if self._missing_since is None:
+                self._missing_since = started
+                self._log.warning("lease table missing", error=str(exc))
+            return
         except KinesisActorsError as exc:
             self._log.warning("lease taker run failed", error=str(exc))
             return
         except Exception:
             self._log.exception("lease taker run failed")
             return
+        self._missing_since = None
         if taken:
             self._renewer.adopt(taken, started)
             self._fence_wake.set()
             self._flush()
+
+    def _table_gone(self) -> bool:
+        """After two failover times of a missing table: give up, tell the subscriber, True."""
+        since = self._missing_since
+        if since is None or time.monotonic() - since < 2 * self._kcl.failover_time:
+            return False
+        error = LeaseTableMissingError(
+            self._table.name, f"missing for {time.monotonic() - since:.1f} s; not recreated"
+        )
+        self._log.warning("lease coordinator failed: lease table missing", table=self._table.name)
+        self._taking_stopped.set()
+        self._renewer.lose_all("lease table missing")
+        self._outbox.append(CoordinatorFailed(error))
+        self._flush()
+        return True
 
     def _run_shard_sync(self) -> None:
         interval = max(self._kcl.shard_sync_interval, _MIN_INTERVAL)

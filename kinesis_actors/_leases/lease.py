@@ -14,6 +14,7 @@ from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 __all__ = [
     "Checkpoint",
+    "CoordinatorFailed",
     "HeldLease",
     "Lease",
     "LeaseEvent",
@@ -97,5 +98,16 @@ class LeasesLost:
     leases: tuple[HeldLease, ...]
 
 
+@dataclass(frozen=True)
+class CoordinatorFailed:
+    """The coordinator stopped for good on ``error`` (e.g. `LeaseTableMissingError`).
+
+    Every lease was reported lost before; nothing more will be gained. The consumer stops and
+    fails with ``error``.
+    """
+
+    error: BaseException
+
+
 #: Every message a coordinator sends to its subscriber.
-LeaseEvent = LeasesGained | LeasesLost
+LeaseEvent = LeasesGained | LeasesLost | CoordinatorFailed

@@ -11,7 +11,7 @@ import dataclasses
 import threading
 from collections.abc import Callable
 
-from kinesis_actors._errors import InvalidStateError
+from kinesis_actors._errors import LeaseTableMissingError
 from kinesis_actors._leases.lease import Checkpoint, Lease
 from kinesis_actors._leases.table import LeaseTable
 from kinesis_actors._models import Sentinel
@@ -33,7 +33,7 @@ class InMemoryLeaseTable(LeaseTable):
 
     def _table(self) -> dict[str, Lease]:
         if self._leases is None:
-            raise InvalidStateError(f"lease table {self._name} does not exist")
+            raise LeaseTableMissingError(self._name)
         return self._leases
 
     def create_if_missing(

@@ -24,6 +24,7 @@ from kinesis_actors import metrics
 from kinesis_actors._errors import (
     DependencyError,
     InvalidStateError,
+    LeaseTableMissingError,
     ShutdownError,
     ThrottlingError,
 )
@@ -177,8 +178,11 @@ class LeaseRenewer:
                         self._log.warning("renewal throttled", shard_id=shard_id)
                         return
                 except (DependencyError, InvalidStateError) as exc:
-                    # Unknown state: keep the lease; fencing drops it if this lasts.
-                    self._log.warning("renewal failed", shard_id=shard_id, error=str(exc))
+                    # Unknown state: keep the lease; fencing drops it if this lasts. A missing
+                    # table is reported once, by the coordinator.
+                    missing = isinstance(exc, LeaseTableMissingError)
+                    report = self._log.debug if missing else self._log.warning
+                    report("renewal failed", shard_id=shard_id, error=str(exc))
                     return
             with self._lock:
                 if self._held.get(shard_id) is not entry:
@@ -273,6 +277,13 @@ class LeaseRenewer:
     def release_all(self) -> int:
         """Release every held lease; returns how many the table freed."""
         return sum(self.release(shard_id) for shard_id in sorted(self.held_shard_ids()))
+
+    def lose_all(self, reason: str) -> None:
+        """Stop renewing every lease without a write, and report them lost."""
+        with self._lock:
+            entries = list(self._held.values())
+            if entries:
+                self._drop_locked(entries, reason)
 
     def drop_all(self) -> None:
         """Stop renewing every lease without a write, as the KCL does; they expire in the table."""

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
-from kinesis_actors._errors import DependencyError, InvalidStateError
+from kinesis_actors._errors import DependencyError, StreamNotFoundError
 from kinesis_actors._leases.lease import Checkpoint, Lease
 from kinesis_actors._leases.table import LeaseTable
 from kinesis_actors._logging import get_logger
@@ -200,7 +200,7 @@ class ShardSync:
             except botocore.exceptions.ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 if code == "ResourceNotFoundException":
-                    raise InvalidStateError(f"stream {self._stream_name} does not exist") from exc
+                    raise StreamNotFoundError(self._stream_name) from exc
                 error: Exception = exc
             except botocore.exceptions.BotoCoreError as exc:
                 error = exc
@@ -223,9 +223,12 @@ class ShardSync:
                 return shards
             response = self._kinesis.list_shards(NextToken=token)
 
-    def sync(self) -> list[str]:
-        """Create the leases `plan_new_leases` asks for, then clean up; returns the created ids."""
-        shards = self.list_shards()
+    def sync(self, shards: Sequence[ShardInfo] | None = None) -> list[str]:
+        """Create the leases `plan_new_leases` asks for, then clean up; returns the created ids.
+
+        ``shards`` is a listing just made (`list_shards`); without, the stream is listed.
+        """
+        shards = self.list_shards() if shards is None else shards
         leases = self._table.list_leases()
         created = [
             lease.shard_id

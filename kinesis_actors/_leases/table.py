@@ -25,8 +25,8 @@ KCL workers and this library can read each other's tables:
 `LeaseTable` is the interface the coordinator uses; `DynamoDBLeaseTable` is the real one and
 `kinesis_actors._leases.memory.InMemoryLeaseTable` a fake with the same conditional semantics for
 tests. Writes return the lease as written, or None (False) when the condition failed; errors are
-`ThrottlingError` (back off), `InvalidStateError` (table missing) or `DependencyError` (anything
-else, including timeouts).
+`ThrottlingError` (back off), `LeaseTableMissingError` (an `InvalidStateError`: the table is
+gone) or `DependencyError` (anything else, including timeouts).
 """
 
 from __future__ import annotations
@@ -39,7 +39,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import botocore.exceptions
 
-from kinesis_actors._errors import DependencyError, InvalidStateError, ThrottlingError
+from kinesis_actors._errors import (
+    DependencyError,
+    InvalidStateError,
+    LeaseTableMissingError,
+    ThrottlingError,
+)
 from kinesis_actors._leases.lease import Checkpoint, Lease
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
@@ -276,7 +281,7 @@ class DynamoDBLeaseTable(LeaseTable):
             if code in _THROTTLE_CODES:
                 raise ThrottlingError(message) from exc
             if code == "ResourceNotFoundException":
-                raise InvalidStateError(f"{message} (does the table exist?)") from exc
+                raise LeaseTableMissingError(self._name, operation) from exc
             raise DependencyError(message) from exc
         except botocore.exceptions.BotoCoreError as exc:
             raise DependencyError(f"{operation} on lease table {self._name}: {exc}") from exc
@@ -293,7 +298,7 @@ class DynamoDBLeaseTable(LeaseTable):
         try:
             with self._errors("DescribeTable"):
                 return self._dynamodb.describe_table(TableName=self._name)["Table"]["TableStatus"]
-        except InvalidStateError:
+        except LeaseTableMissingError:
             return None
 
     def create_if_missing(
