@@ -8,7 +8,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from kinesis_actors._aws import consumer_clients, producer_client
-from kinesis_actors._config import ConsumerConf, KplConfig, load_config
+from kinesis_actors._config import ConsumerConf, KplConf, load_config
 from kinesis_actors.reliability._chaos import ThrottleInjector
 from kinesis_actors.testing._local import LocalKinesis
 
@@ -25,7 +25,7 @@ def test_put_records_entries_fail_as_partial_failures(
     local_kinesis: LocalKinesis, make_stream: Callable[..., str], injector: ThrottleInjector
 ) -> None:
     stream = make_stream(1)
-    client = producer_client(KplConfig.from_config({"Region": local_kinesis.region}))
+    client = producer_client(KplConf.from_config({"Region": local_kinesis.region}))
     response = client.put_records(
         StreamName=stream,
         Records=[{"PartitionKey": "k", "Data": f"{n}".encode()} for n in range(3)],

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
 
-    from kinesis_actors._config import KclConfig, KplConfig
+    from kinesis_actors._config import KclConf, KplConf
 
 __all__ = [
     "ClientHook",
@@ -123,7 +123,7 @@ def client_config(
     )
 
 
-def producer_client(kpl: KplConfig) -> KinesisClient:
+def producer_client(kpl: KplConf) -> KinesisClient:
     """The Kinesis client of the producer engine: one try per call, the engine retries."""
     session = session_for(kpl.credentials_provider, kpl.region)
     config = client_config(
@@ -177,7 +177,7 @@ def _with_fast_timestamps(session: boto3.Session) -> boto3.Session:
     return session
 
 
-def consumer_clients(kcl: KclConfig, *, tries: int = 3) -> tuple[KinesisClient, DynamoDBClient]:
+def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, DynamoDBClient]:
     """Kinesis and DynamoDB clients of a consumer (``kcl`` region, endpoints, credentials).
 
     ``tries`` bounds botocore's own retries of transient errors; the lease code re-reads after a

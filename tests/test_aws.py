@@ -19,7 +19,7 @@ from kinesis_actors._aws import (
     remove_client_hook,
     session_for,
 )
-from kinesis_actors._config import ConsumerConf, KplConfig, load_config
+from kinesis_actors._config import ConsumerConf, KplConf, load_config
 from kinesis_actors._errors import ConfigError
 
 
@@ -70,7 +70,7 @@ def test_static_provider_needs_both_parts() -> None:
 
 
 def test_producer_client_uses_kpl_endpoint_and_never_retries() -> None:
-    kpl = KplConfig.from_config(
+    kpl = KplConf.from_config(
         {
             "KinesisEndpoint": "127.0.0.1",
             "KinesisPort": 4567,
@@ -94,7 +94,7 @@ def test_standard_endpoint_variables_keep_working(monkeypatch: pytest.MonkeyPatc
     kinesis, dynamodb = consumer_clients(conf.kcl)
     assert kinesis.meta.endpoint_url == "http://127.0.0.1:1111"
     assert dynamodb.meta.endpoint_url == "http://127.0.0.1:2222"
-    assert producer_client(KplConfig.from_config({"Region": "us-east-1"})).meta.endpoint_url == (
+    assert producer_client(KplConf.from_config({"Region": "us-east-1"})).meta.endpoint_url == (
         "http://127.0.0.1:1111"
     )
 
@@ -111,7 +111,7 @@ def test_client_hooks_see_every_client() -> None:
             load_config("kinesis.c { stream-name = s, kcl.regionName = us-east-1 }"), "c"
         )
         consumer_clients(conf.kcl)
-        producer_client(KplConfig.from_config({"Region": "us-east-1"}))
+        producer_client(KplConf.from_config({"Region": "us-east-1"}))
     finally:
         remove_client_hook(hook)
     assert seen == ["kinesis", "dynamodb", "kinesis"]

@@ -8,7 +8,7 @@ from structlog.testing import capture_logs
 
 from kinesis_actors._config import (
     ConsumerConf,
-    KplConfig,
+    KplConf,
     ProducerConf,
     load_config,
     load_reference,
@@ -59,7 +59,7 @@ kinesis {
 def test_reference_defaults_match_the_scala_library() -> None:
     ref = load_reference()["kinesis"]
     assert ref["application-name"] == "KinesisProducer"
-    kpl = KplConfig.from_config()
+    kpl = KplConf.from_config()
     assert kpl.aggregation_enabled is True
     assert kpl.aggregation_max_count == 4294967295
     assert kpl.aggregation_max_size == 51200
@@ -313,7 +313,7 @@ def test_producer_throttling_only_when_max_outstanding_is_set() -> None:
 
 
 def test_kpl_block_on_its_own_like_the_seed_wrapper() -> None:
-    kpl = KplConfig.from_config(
+    kpl = KplConf.from_config(
         {
             "AggregationEnabled": False,
             "KinesisEndpoint": "127.0.0.1",

@@ -12,7 +12,7 @@ import botocore.exceptions
 import pykka
 import pytest
 
-from kinesis_actors._config import ConsumerConf, KclConfig, load_config
+from kinesis_actors._config import ConsumerConf, KclConf, load_config
 from kinesis_actors._errors import DependencyError, InvalidStateError, ShutdownError
 from kinesis_actors._leases import (
     InMemoryLeaseTable,
@@ -53,7 +53,7 @@ class FakeKinesis:
         return {"Shards": list(self.shards)}
 
 
-def kcl(**overrides: Any) -> KclConfig:
+def kcl(**overrides: Any) -> KclConf:
     base = ConsumerConf.from_config(load_config("kinesis { c { stream-name = s } }"), "c").kcl
     settings: dict[str, Any] = {
         "failover_time": FAILOVER,

@@ -18,7 +18,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from structlog.testing import capture_logs
 
 from kinesis_actors._aggregation import hash_key
-from kinesis_actors._config import KplConfig, ProducerConf, load_config
+from kinesis_actors._config import KplConf, ProducerConf, load_config
 from kinesis_actors._errors import (
     ConfigError,
     ExplicitHashKeyError,
@@ -116,7 +116,7 @@ def test_built_from_a_producer_conf(client: Any) -> None:
         assert producer.add_user_record(event("k")).result(5).successful
 
 
-@pytest.mark.parametrize("kpl", [{"AggregationEnabled": False}, KplConfig.from_config({})])
+@pytest.mark.parametrize("kpl", [{"AggregationEnabled": False}, KplConf.from_config({})])
 def test_built_like_the_scala_kinesis_producer_kpl(client: Any, kpl: Any) -> None:
     with KinesisProducer(kpl, "stream", client=client) as producer:
         assert producer.stream_name == "stream"

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kinesis_actors._aggregation import MAX_HASH_KEY, decode, hash_key
-from kinesis_actors._config import KplConfig
+from kinesis_actors._config import KplConf
 from kinesis_actors._errors import UserRecordFailedError
 from kinesis_actors._models import UserRecordResult
 from kinesis_actors._producer.futures import RecordFuture
@@ -34,7 +34,7 @@ class Harness:
     def __init__(self, shard_count: int = 4, **kpl: Any) -> None:
         self.now = 1000.0
         self.kinesis = InMemoryKinesis(shard_count)
-        self.kpl = KplConfig.from_config(kpl)
+        self.kpl = KplConf.from_config(kpl)
         self.shard_map = ShardMap()
         self.shard_map.begin_update()
         self.shard_map.update(list_shards(self.kinesis, "s"), self.now)

@@ -16,7 +16,7 @@ from moto import mock_aws
 from kinesis_actors._aggregation import deaggregate
 from kinesis_actors._cli import main
 from kinesis_actors._cli.put import add_arguments, kpl_settings, put_lines, report, run_put
-from kinesis_actors._config import KplConfig
+from kinesis_actors._config import KplConf
 from kinesis_actors._errors import InvalidStateError
 from kinesis_actors._producer.engine import KinesisProducer
 from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
@@ -107,10 +107,10 @@ def test_bad_arguments_are_one_line(aws: Any, capsys: pytest.CaptureFixture[str]
 
 
 def test_endpoint_url_becomes_the_kpl_endpoint() -> None:
-    kpl = KplConfig.from_config(kpl_settings(endpoint_url="http://127.0.0.1:4567", ttl=2))
+    kpl = KplConf.from_config(kpl_settings(endpoint_url="http://127.0.0.1:4567", ttl=2))
     assert kpl.endpoint_url == "http://127.0.0.1:4567"
     assert kpl.record_ttl == 2.0
-    assert KplConfig.from_config(kpl_settings(endpoint_url="https://k.example")).endpoint_url == (
+    assert KplConf.from_config(kpl_settings(endpoint_url="https://k.example")).endpoint_url == (
         "https://k.example:443"
     )
     with pytest.raises(InvalidStateError):
@@ -127,7 +127,7 @@ class _Throttled(InMemoryKinesis):
 
 
 def test_records_that_expire_are_reported_with_the_last_service_error() -> None:
-    kpl = KplConfig.from_config(kpl_settings(ttl=0.3))
+    kpl = KplConf.from_config(kpl_settings(ttl=0.3))
     producer = KinesisProducer(kpl, STREAM, client=_Throttled(1))  # type: ignore[arg-type]
     try:
         summary = put_lines(producer, [b"a", b"b"])

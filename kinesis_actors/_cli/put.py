@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 from urllib.parse import urlsplit
 
 from kinesis_actors._aws import producer_client
-from kinesis_actors._config import KplConfig, to_seconds
+from kinesis_actors._config import KplConf, to_seconds
 from kinesis_actors._errors import InvalidStateError, UserRecordFailedError
 from kinesis_actors._models import ProducerEvent, UserRecordResult
 from kinesis_actors._producer.engine import KinesisProducer
@@ -170,7 +170,7 @@ def run_put(args: argparse.Namespace, stdin: BinaryIO | None = None) -> int:
         ttl = to_seconds(args.ttl, 1e-3)
     except ValueError as exc:
         raise InvalidStateError(f"--ttl: {exc}") from None
-    kpl = KplConfig.from_config(
+    kpl = KplConf.from_config(
         kpl_settings(
             region=args.region,
             endpoint_url=args.endpoint_url,

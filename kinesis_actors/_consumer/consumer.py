@@ -32,7 +32,7 @@ import pykka
 
 from kinesis_actors._actors import tell
 from kinesis_actors._aws import consumer_clients
-from kinesis_actors._config import ConsumerConf
+from kinesis_actors._config import ConsumerConf, resolve_consumer_conf
 from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
 from kinesis_actors._consumer.processor import ProcessRecord
 from kinesis_actors._errors import KinesisActorsError
@@ -105,12 +105,7 @@ class KinesisConsumer:
         coordinator_factory: CoordinatorFactory = _lease_coordinator,
     ) -> None:
         self._processor = process_record
-        if isinstance(kinesis_conf, ConsumerConf):
-            self._conf = kinesis_conf
-        else:
-            if consumer_name is None:
-                raise ValueError("consumer_name is required with a config tree")
-            self._conf = ConsumerConf.from_config(kinesis_conf, consumer_name)
+        self._conf = resolve_consumer_conf(kinesis_conf, consumer_name)
         self._kinesis = kinesis
         self._dynamodb = dynamodb
         self._coordinator_factory = coordinator_factory

@@ -28,7 +28,7 @@ from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentin
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
 
-    from kinesis_actors._config import KclConfig
+    from kinesis_actors._config import KclConf
     from kinesis_actors._leases.lease import HeldLease
 
 __all__ = ["ReadResult", "ShardReader", "is_throttling"]
@@ -60,7 +60,7 @@ class ReadResult:
 
 class ShardReader:
     def __init__(
-        self, kinesis: KinesisClient, stream_name: str, lease: HeldLease, kcl: KclConfig
+        self, kinesis: KinesisClient, stream_name: str, lease: HeldLease, kcl: KclConf
     ) -> None:
         self._kinesis = kinesis
         self._stream_name = stream_name

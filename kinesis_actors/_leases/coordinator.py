@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
 
-    from kinesis_actors._config import ConsumerConf, KclConfig
+    from kinesis_actors._config import ConsumerConf, KclConf
 
 __all__ = ["LeaseCoordinator", "Subscriber", "default_worker_id"]
 
@@ -91,7 +91,7 @@ class LeaseCoordinator:
 
     def __init__(
         self,
-        kcl: KclConfig,
+        kcl: KclConf,
         *,
         table_name: str,
         stream_name: str,

@@ -33,7 +33,7 @@ import pykka
 from pyhocon import ConfigTree
 
 from kinesis_actors._actors import tell
-from kinesis_actors._config import ProducerConf, ThrottlingConf
+from kinesis_actors._config import ProducerConf, ThrottlingConf, resolve_producer_conf
 from kinesis_actors._errors import (
     InvalidRecordError,
     ProducerStoppedError,
@@ -374,12 +374,7 @@ class KinesisProducerActor(pykka.ThreadingActor):
                     "throttling, failed_send_retries and max_queued_sends come from the "
                     "ProducerConf; pass them only with an engine"
                 )
-            if isinstance(source, ConfigTree):
-                if not producer_name:
-                    raise TypeError("a config tree needs a producer name, e.g. 'testProducer'")
-                conf = ProducerConf.from_config(source, producer_name)
-            else:
-                conf = source
+            conf = resolve_producer_conf(source, producer_name)
             throttling = conf.throttling
             failed_send_retries = conf.failed_send_retries
             max_queued_sends = conf.max_queued_sends

@@ -21,8 +21,8 @@ from pyhocon import ConfigTree
 
 from kinesis_actors import metrics
 from kinesis_actors._aws import producer_client
-from kinesis_actors._config import KplConfig, ProducerConf
-from kinesis_actors._errors import ConfigError, InvalidRecordError, ProducerStoppedError
+from kinesis_actors._config import KplConf, ProducerConf, resolve_producer_conf
+from kinesis_actors._errors import InvalidRecordError, ProducerStoppedError
 from kinesis_actors._logging import get_logger
 from kinesis_actors._producer.futures import RecordFuture
 from kinesis_actors._producer.pipeline import Pipeline, PutRequest, error_code
@@ -79,25 +79,11 @@ class EngineStats:
     outstanding_records: int
 
 
-def _resolve(
-    config: ProducerConf | KplConfig | ConfigTree | Mapping[str, Any], stream_name: str | None
-) -> tuple[KplConfig, str]:
-    if isinstance(config, ProducerConf):
-        kpl, stream = config.kpl, stream_name or config.stream_name
-    elif isinstance(config, KplConfig):
-        kpl, stream = config, stream_name or ""
-    else:
-        kpl, stream = KplConfig.from_config(config), stream_name or ""
-    if not stream:
-        raise ConfigError("stream-name", "a producer needs the name of an existing stream")
-    return kpl, stream
-
-
 class KinesisProducer:
     """Puts user records to one stream the way the KPL does, each with its own future.
 
     Build it from a ``ProducerConf`` or, like the Scala ``KinesisProducerKPL``, from a ``kpl``
-    block (HOCON tree, dict or ``KplConfig``) and a stream name. ``client`` replaces the boto3
+    block (HOCON tree, dict or ``KplConf``) and a stream name. ``client`` replaces the boto3
     client made from the ``kpl`` settings (it must not retry by itself). A future resolves to a
     ``UserRecordResult`` or fails with ``UserRecordFailedError`` (every attempt attached) or,
     for a record that breaks a limit, with an ``InvalidRecordError``. Callers must apply
@@ -107,12 +93,13 @@ class KinesisProducer:
 
     def __init__(
         self,
-        config: ProducerConf | KplConfig | ConfigTree | Mapping[str, Any],
+        config: ProducerConf | KplConf | ConfigTree | Mapping[str, Any],
         stream_name: str | None = None,
         *,
         client: KinesisClient | None = None,
     ) -> None:
-        self._kpl, self.stream_name = _resolve(config, stream_name)
+        conf = resolve_producer_conf(config, stream_name=stream_name)
+        self._kpl, self.stream_name = conf.kpl, conf.stream_name
         kpl = self._kpl
         self._log = get_logger(__name__).bind(stream=self.stream_name)
         self._client = client if client is not None else producer_client(kpl)

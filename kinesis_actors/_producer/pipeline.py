@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     )
     from structlog.stdlib import BoundLogger
 
-    from kinesis_actors._config import KplConfig
+    from kinesis_actors._config import KplConf
     from kinesis_actors._producer.shard_map import ShardMap
 
 __all__ = [
@@ -124,7 +124,7 @@ class Pipeline:
     of going out unaggregated; the map in use keeps serving while an update runs.
     """
 
-    def __init__(self, kpl: KplConfig, shard_map: ShardMap, log: BoundLogger) -> None:
+    def __init__(self, kpl: KplConf, shard_map: ShardMap, log: BoundLogger) -> None:
         self.shard_map = shard_map
         self.stats = PipelineStats()
         #: User records accepted and not finished yet.

@@ -1,0 +1,199 @@
+"""The consumer's settings: batch protocol (``worker``), ``checkpointer``, the KCL's keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Self
+
+from pyhocon import ConfigTree
+
+from kinesis_actors._config._blocks import (
+    DEFAULT_CONSUMER,
+    application_name,
+    kinesis_block,
+    resolve_named,
+)
+from kinesis_actors._config._convert import (
+    boolean,
+    choice,
+    duration,
+    integer,
+    number,
+    string,
+    string_list,
+    timestamp,
+)
+from kinesis_actors._config._producer_conf import MS, stream_name
+from kinesis_actors._config._schema import read_settings, section, setting, settings
+from kinesis_actors._errors import ConfigError
+
+__all__ = ["CheckpointerConf", "ConsumerConf", "KclConf", "WorkerConf", "resolve_consumer_conf"]
+
+
+@settings
+class WorkerConf:
+    """The batch protocol's settings (``worker`` block). Durations are in seconds."""
+
+    batch_timeout: float = setting("batchTimeoutSeconds", duration(1.0, 0.001))
+    failed_message_retries: int = setting("failedMessageRetries", integer(0))
+    failure_tolerance_percentage: float = setting("failureTolerancePercentage", number(0.0, 100.0))
+    failure_policy: str = setting("failurePolicy", choice("consumer", "shard"))
+    graceful_shutdown_hook: bool = setting("gracefulShutdownHook", boolean)
+    shutdown_timeout: float = setting("shutdownTimeoutSeconds", duration(1.0, 0.001))
+
+    def allowed_failures(self, batch_size: int) -> int:
+        """Unacknowledged records a batch may end with: the percentage, rounded down."""
+        return int(self.failure_tolerance_percentage / 100 * batch_size)
+
+
+@settings
+class CheckpointerConf:
+    """The CheckpointWorker's pacing (``checkpointer`` block). Durations are in seconds."""
+
+    backoff: float = setting("backoffMillis", duration(MS))
+    interval: float = setting("intervalMillis", duration(MS))
+    notification_delay: float = setting("notificationDelayMillis", duration(MS, 0.001))
+
+
+@settings
+class KclConf:
+    """Consumer and lease settings (the KCL's keys). Durations are in seconds."""
+
+    IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "shardSyncStrategyType", "validateSequenceNumberBeforeCheckpointing",
+            "callProcessRecordsEvenForEmptyRecordList", "metricsBufferTimeMillis",
+            "metricsMaxQueueSize", "maxLeaseRenewalThreads", "userAgent", "timeoutInSeconds",
+            "shutdownGraceMillis", "retryGetRecordsInSeconds", "maxGetRecordsThreadPool",
+            "maxPendingProcessRecordsInput", "maxCacheByteSize", "maxRecordsCount",
+            "idleMillisBetweenCalls", "logWarningForTaskAfterMillis",
+            "ignoreUnexpectedChildShards", "streamName", "applicationName",
+        }
+    )  # fmt: skip
+
+    credentials_provider: tuple[str, ...] = setting("AWSCredentialsProvider", string_list)
+    worker_id: str | None = setting("workerId", string, unset=None)
+    initial_position: str = setting(
+        "initialPositionInStream", choice("LATEST", "TRIM_HORIZON", "AT_TIMESTAMP")
+    )
+    initial_timestamp: datetime | None = setting(
+        "initialPositionInStreamTimestamp", timestamp, unset=None
+    )
+    max_records: int = setting("maxRecords", integer(1, 10000))
+    idle_time_between_reads: float = setting("idleTimeBetweenReadsInMillis", duration(MS, 0.001))
+    failover_time: float = setting("failoverTimeMillis", duration(MS, 0.1))
+    epsilon: float = setting("epsilonMillis", duration(MS))
+    shard_sync_interval: float = setting("shardSyncIntervalMillis", duration(MS, 0.01))
+    cleanup_leases_upon_shard_completion: bool = setting(
+        "cleanupLeasesUponShardCompletion", boolean
+    )
+    region_name: str | None = setting("regionName", string, unset=None)
+    kinesis_endpoint: str | None = setting("kinesisEndpoint", string, unset=None)
+    dynamodb_endpoint: str | None = setting("dynamoDBEndpoint", string, unset=None)
+    parent_shard_poll_interval: float = setting(
+        "parentShardPollIntervalMillis", duration(MS, 0.001)
+    )
+    task_backoff_time: float = setting("taskBackoffTimeMillis", duration(MS))
+    metrics_level: str = setting("metricsLevel", choice("NONE", "SUMMARY", "DETAILED"))
+    metrics_enabled_dimensions: tuple[str, ...] = setting("metricsEnabledDimensions", string_list)
+    max_leases_for_worker: int = setting("maxLeasesForWorker", integer(1))
+    max_leases_to_steal_at_one_time: int = setting("maxLeasesToStealAtOneTime", integer(1))
+    lease_table_billing_mode: str = setting(
+        "leaseTableBillingMode", choice("PAY_PER_REQUEST", "PROVISIONED")
+    )
+    initial_lease_table_read_capacity: int = setting("initialLeaseTableReadCapacity", integer(1))
+    initial_lease_table_write_capacity: int = setting("initialLeaseTableWriteCapacity", integer(1))
+    skip_shard_sync_at_startup_if_leases_exist: bool = setting(
+        "skipShardSyncAtStartupIfLeasesExist", boolean
+    )
+    table_name: str | None = setting("tableName", string, unset=None)
+    data_fetching_strategy: str = setting(
+        "dataFetchingStrategy", choice("PREFETCH_CACHED", "DEFAULT")
+    )
+    list_shards_backoff_time: float = setting("listShardsBackoffTimeInMillis", duration(MS))
+    max_list_shards_retry_attempts: int = setting("maxListShardsRetryAttempts", integer(1))
+    release_leases_on_shutdown: bool = setting("releaseLeasesOnShutdown", boolean)
+    released_lease_poll_interval: float = setting("releasedLeasePollMillis", duration(MS, 0.01))
+
+    @property
+    def renewer_interval(self) -> float:
+        """The KCL's renewal period: failover / 3 - epsilon."""
+        return self.failover_time / 3 - self.epsilon
+
+    @property
+    def taker_interval(self) -> float:
+        """The KCL's taker period: (failover + epsilon) * 2."""
+        return (self.failover_time + self.epsilon) * 2
+
+    def check(self, path: str) -> None:
+        """Refuse combinations no single key shows wrong; ``path`` is the ``kcl`` block's."""
+        if self.initial_position == "AT_TIMESTAMP" and self.initial_timestamp is None:
+            raise ConfigError(
+                f"{path}.initialPositionInStreamTimestamp",
+                "is required when initialPositionInStream = AT_TIMESTAMP",
+            )
+        if self.renewer_interval <= 0:
+            raise ConfigError(
+                f"{path}.failoverTimeMillis",
+                f"the lease renewal interval {path}.failoverTimeMillis / 3 - "
+                f"{path}.epsilonMillis = {self.failover_time * 1000:g} ms / 3 - "
+                f"{self.epsilon * 1000:g} ms is not positive: raise failoverTimeMillis or "
+                "lower epsilonMillis",
+            )
+
+
+@settings
+class ConsumerConf:
+    """Everything a named consumer needs, resolved with fallback to ``default-consumer``."""
+
+    IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset({"akka.dispatcher"})
+
+    name: str
+    application_name: str
+    stream_name: str = setting("stream-name", stream_name, unset="")
+    worker: WorkerConf = section("worker", WorkerConf)
+    checkpointer: CheckpointerConf = section("checkpointer", CheckpointerConf)
+    kcl: KclConf = section("kcl", KclConf)
+
+    @property
+    def table_name(self) -> str:
+        """The lease table: ``kcl.tableName``, else ``<application-name>-<stream-name>``."""
+        return self.kcl.table_name or f"{self.application_name}-{self.stream_name}"
+
+    @classmethod
+    def from_config(cls, kinesis_conf: ConfigTree, name: str) -> Self:
+        """Resolve ``kinesis.<name>`` with a deep fallback to ``kinesis.default-consumer``."""
+        kinesis, block, path = resolve_named(kinesis_conf, name, DEFAULT_CONSUMER)
+        conf = cls.from_block(kinesis, block, name, path)
+        if not conf.stream_name:
+            raise ConfigError(f"{path}.stream-name", "is required (the name of an existing stream)")
+        return conf
+
+    @classmethod
+    def from_block(cls, kinesis: ConfigTree, block: ConfigTree, name: str, path: str) -> Self:
+        """Read a named block already laid over its default (the stream may be unset)."""
+        conf = read_settings(
+            cls, block, path, name=name, application_name=application_name(kinesis)
+        )
+        conf.kcl.check(f"{path}.kcl")
+        return conf
+
+
+def resolve_consumer_conf(
+    source: ConsumerConf | ConfigTree, name: str | None = None
+) -> ConsumerConf:
+    """The one way an entry point turns what it was given into a ``ConsumerConf``.
+
+    ``source`` is a resolved ``ConsumerConf``, or a loaded config (the whole tree or its
+    ``kinesis`` block) with ``name`` naming the consumer block.
+    """
+    if isinstance(source, ConsumerConf):
+        return source
+    if not isinstance(source, ConfigTree):
+        raise TypeError(
+            f"expected a ConsumerConf or a loaded config and a consumer name, "
+            f"got {type(source).__name__}"
+        )
+    if not name:
+        raise ValueError("consumer_name is required with a loaded config, e.g. 'testConsumer'")
+    return ConsumerConf.from_config(kinesis_block(source), name)
