@@ -26,7 +26,12 @@ from kinesis_actors._consumer.messages import (
     NotReady,
     ReadyToCheckpoint,
 )
-from kinesis_actors._errors import InvalidStateError, ShutdownError, ThrottlingError
+from kinesis_actors._errors import (
+    InvalidStateError,
+    LeaseTableMissingError,
+    ShutdownError,
+    ThrottlingError,
+)
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 from kinesis_actors._scheduling import Cancellable, schedule_every, schedule_once
@@ -128,6 +133,9 @@ class CheckpointWorker(pykka.ThreadingActor):
             self._checkpoint_fn(position)
         except ThrottlingError:
             log.info("Throttled by DynamoDB on checkpointing -- backing off...")
+        except LeaseTableMissingError as exc:
+            # The coordinator fails the consumer with this error; one ERROR is logged there.
+            log.warning("checkpoint not written: lease table missing", error=str(exc))
         except InvalidStateError:
             log.exception(
                 "Cannot save checkpoint to the DynamoDB table used by the Kinesis Client Library."
