@@ -29,6 +29,7 @@ from kinesis_actors._config import ProducerConf
 from kinesis_actors._errors import ProducerStoppedError, UserRecordFailedError
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent, UserRecordResult
+from kinesis_actors._producer.actor import _outcome
 from kinesis_actors._producer.engine import EngineStats, KinesisProducer
 
 if TYPE_CHECKING:
@@ -267,9 +268,9 @@ class AsyncKinesisProducer:
             if waiter.done():
                 self._dropped(future)
                 continue
-            error = future.exception()
+            result, error = _outcome(future)
             if error is None:
-                waiter.set_result(future.result())
+                waiter.set_result(result)  # type: ignore[arg-type]
             else:
                 waiter.set_exception(error)
         self._free += count
