@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kinesis_actors._errors import LocalBackendError
-from kinesis_actors.testing._local import LocalKinesis, install_emulators
+from kinesis_actors.testing._emulators import install_emulators
+from kinesis_actors.testing._local import LocalKinesis
 from kinesis_actors.testing._ministack import LocalMinistack
 
 if TYPE_CHECKING:

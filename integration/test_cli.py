@@ -81,7 +81,7 @@ def test_missing_stream_is_one_line_and_non_zero(
 
 
 def test_unreachable_endpoint_is_one_line_and_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    from kinesis_actors.testing._local import free_port
+    from kinesis_actors.testing._processes import free_port
 
     url = f"http://127.0.0.1:{free_port()}"
     assert main(["tail", "s", "--endpoint-url", url, "--region", "us-east-1"]) == 1

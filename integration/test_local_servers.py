@@ -12,8 +12,10 @@ import boto3
 import pytest
 
 from kinesis_actors._errors import LocalBackendError
-from kinesis_actors.testing import _local as local
-from kinesis_actors.testing._local import BACKEND_EMULATORS, BACKEND_MOTO, LocalKinesis, free_ports
+from kinesis_actors.testing import _processes as processes
+from kinesis_actors.testing._backends import BACKEND_EMULATORS, BACKEND_MOTO
+from kinesis_actors.testing._local import LocalKinesis
+from kinesis_actors.testing._processes import free_ports
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -244,7 +246,7 @@ def test_free_port_taken_before_the_server_binds_it_is_retried(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         taken_port = taken.getsockname()[1]
-        real_free_ports = local.free_ports
+        real_free_ports = processes.free_ports
         calls: list[int] = []
 
         def racy_free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -252,7 +254,7 @@ def test_free_port_taken_before_the_server_binds_it_is_retried(
             ports = real_free_ports(count, host)
             return [taken_port, *ports[1:]] if len(calls) == 1 else ports
 
-        monkeypatch.setattr(local, "free_ports", racy_free_ports)
+        monkeypatch.setattr(processes, "free_ports", racy_free_ports)
         with LocalKinesis(backend="emulators") as server:
             assert calls == [2, 1]  # kinesalite lost the race once and got a new port
             assert _port(server.kinesis_endpoint) != taken_port

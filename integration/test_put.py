@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kinesis_actors._cli.tail import read_stream
-from kinesis_actors.testing._local import free_port
+from kinesis_actors.testing._processes import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable

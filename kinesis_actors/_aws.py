@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.config
+import botocore.exceptions
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
 from kinesis_actors._errors import ConfigError
@@ -30,6 +31,7 @@ __all__ = [
     "add_client_hook",
     "client_config",
     "consumer_clients",
+    "describe_aws_error",
     "producer_client",
     "remove_client_hook",
     "session_for",
@@ -196,3 +198,23 @@ def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, Dy
     kinesis: KinesisClient = _hooked("kinesis", session.client("kinesis", **kinesis_kwargs))
     dynamodb: DynamoDBClient = _hooked("dynamodb", session.client("dynamodb", **dynamodb_kwargs))
     return kinesis, dynamodb
+
+
+_MAX_MESSAGE_WORDS = 12
+
+
+def _few_words(text: str) -> str:
+    """A service message cut to a few words: a non-AWS server may answer with a whole page."""
+    words = text.split()
+    cut = " ".join(words[:_MAX_MESSAGE_WORDS])
+    return cut + (" ..." if len(words) > _MAX_MESSAGE_WORDS else "")
+
+
+def describe_aws_error(error: BaseException) -> str:
+    """One line for a failed AWS call: ``<code>: <message>``, or botocore's own sentence."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        details = error.response.get("Error", {})
+        code = details.get("Code") or "error"
+        message = _few_words(str(details.get("Message") or ""))
+        return f"{code}: {message}" if message else str(code)
+    return _few_words(str(error))

@@ -1,4 +1,5 @@
-"""Unit tests for kinesis_actors.testing._local: no server is started, no npm is run."""
+"""Unit tests of the local servers (emulator install, backend choice, LocalKinesis, the `local`
+command): no server is started, no npm is run."""
 
 from __future__ import annotations
 
@@ -12,26 +13,25 @@ from typing import Any
 
 import pytest
 
+from kinesis_actors._cli import local as local_command
+from kinesis_actors._cli import main
+from kinesis_actors._cli.local import add_arguments, run_local
 from kinesis_actors._errors import LocalBackendError
-from kinesis_actors.testing import _local as local
-from kinesis_actors.testing._local import (
-    BACKEND_EMULATORS,
-    BACKEND_MOTO,
+from kinesis_actors.testing import _backends as backends
+from kinesis_actors.testing import _emulators as emulators
+from kinesis_actors.testing._backends import BACKEND_EMULATORS, BACKEND_MOTO, resolve_backend
+from kinesis_actors.testing._emulators import (
     EMULATOR_PACKAGES,
     EMULATORS_ENV_VAR,
-    LocalKinesis,
-    add_arguments,
     default_install_folder,
     emulator_folders,
     emulators_installed,
     find_emulators,
-    free_port,
-    free_ports,
     install_emulators,
     installed_version,
-    resolve_backend,
-    run_local,
 )
+from kinesis_actors.testing._local import LocalKinesis
+from kinesis_actors.testing._processes import free_port, free_ports
 
 
 def fake_install(folder: Path, versions: dict[str, str] | None = None) -> Path:
@@ -52,7 +52,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]
     monkeypatch.delenv(EMULATORS_ENV_VAR, raising=False)
     monkeypatch.chdir(paths["cwd"])
     monkeypatch.setenv("HOME", str(paths["home"]))
-    monkeypatch.setattr(local, "_package_repo_root", lambda: paths["repo"])
+    monkeypatch.setattr(emulators, "_package_repo_root", lambda: paths["repo"])
     return paths
 
 
@@ -115,7 +115,7 @@ def test_folder_order_deduplicates_cwd_and_repo(
 def test_folder_order_installed_package(
     isolated: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local, "_package_repo_root", lambda: None)
+    monkeypatch.setattr(emulators, "_package_repo_root", lambda: None)
     assert emulator_folders() == [
         isolated["cwd"] / ".emulators",
         isolated["home"] / ".cache" / "kinesis-actors" / "emulators",
@@ -146,7 +146,7 @@ def test_find_emulators_skips_wrong_versions(isolated: dict[str, Path]) -> None:
 
 def test_default_install_folder(isolated: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     assert default_install_folder() == isolated["repo"] / ".emulators"
-    monkeypatch.setattr(local, "_package_repo_root", lambda: None)
+    monkeypatch.setattr(emulators, "_package_repo_root", lambda: None)
     assert default_install_folder() == isolated["home"] / ".cache" / "kinesis-actors" / "emulators"
     (isolated["cwd"] / "pyproject.toml").write_text("")
     assert default_install_folder() == isolated["cwd"] / ".emulators"
@@ -292,7 +292,7 @@ def test_auto_uses_installed_emulators(
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
     folder = fake_install(isolated["cwd"] / ".emulators")
-    assert resolve_backend("auto") == local.BackendChoice(BACKEND_EMULATORS, folder)
+    assert resolve_backend("auto") == backends.BackendChoice(BACKEND_EMULATORS, folder)
 
 
 @pytest.mark.usefixtures("no_subprocess")
@@ -307,13 +307,13 @@ def test_no_install_means_no_npm(
 @pytest.mark.usefixtures("no_subprocess")
 def test_moto_is_chosen_on_request(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
-    assert resolve_backend("moto") == local.BackendChoice(BACKEND_MOTO)
+    assert resolve_backend("moto") == backends.BackendChoice(BACKEND_MOTO)
 
 
 @pytest.mark.usefixtures("no_subprocess")
 def test_auto_without_node_or_moto_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(shutil, "which", lambda name: None)
-    monkeypatch.setattr(local, "_moto_server_available", lambda: False)
+    monkeypatch.setattr(backends, "_moto_server_available", lambda: False)
     with pytest.raises(LocalBackendError, match="no local backend"):
         resolve_backend("auto")
 
@@ -361,8 +361,8 @@ def test_environ_and_exports() -> None:
 
 
 def test_wrapper_is_shipped() -> None:
-    assert local._KINESALITE_WRAPPER.is_file()
-    source = local._KINESALITE_WRAPPER.read_text()
+    assert backends._KINESALITE_WRAPPER.is_file()
+    source = backends._KINESALITE_WRAPPER.read_text()
     assert "'127.0.0.1'" in source
     assert "createStreamMs: 0" in source
 
@@ -395,7 +395,7 @@ def test_cli_install_only(
         seen.append(folder)
         return tmp_path
 
-    monkeypatch.setattr(local, "install_emulators", fake_install_emulators)
+    monkeypatch.setattr(local_command, "install_emulators", fake_install_emulators)
     assert run_local(parse("--install", "--emulators-dir", str(tmp_path))) == 0
     assert seen == [tmp_path]
     assert f"kinesalite 3.3.3, dynalite 4.0.0 installed in {tmp_path}" in capsys.readouterr().out
@@ -407,6 +407,6 @@ def test_cli_install_failure(
     def failing(folder: object = None) -> Path:
         raise LocalBackendError("'npm' not found on PATH")
 
-    monkeypatch.setattr(local, "install_emulators", failing)
-    assert run_local(parse("--install")) == 1
+    monkeypatch.setattr(local_command, "install_emulators", failing)
+    assert main(["local", "--install"]) == 1
     assert "'npm' not found" in capsys.readouterr().err

@@ -1,94 +1,133 @@
-"""The ``kinesis-actors`` command: local emulators, lease inspection, the reliability test.
+"""The ``kinesis-actors`` command: local servers, streams, records, leases, the reliability test.
 
-Each subcommand lives beside the code it drives and exposes ``add_arguments(parser)`` and a run
-function; this module only wires them and turns expected failures into one line and a non-zero
-exit code instead of a traceback.
+Each subcommand is a module of this package with ``add_arguments(parser)`` and a run function
+that returns the exit code and raises on failure. This module wires them and owns the one error
+style: a usage error is one line and exit code 2 (argparse's); an expected failure (a library
+error, a configuration error, an AWS or connection error, a missing file) is one line on stderr
+naming what was wrong, and exit code 1; a stop signal ends with 128 + its number.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
+import contextlib
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import botocore.exceptions
 import structlog
 
+from kinesis_actors._aws import describe_aws_error
+from kinesis_actors._cli import leases, local, put, tail
+from kinesis_actors._cli._args import OneLineParser
 from kinesis_actors._errors import KinesisActorsError
+from kinesis_actors._signals import StopRequested
 from kinesis_actors._version import __version__
+from kinesis_actors.reliability import _run as reliability
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Iterator, Sequence
+    from types import ModuleType
 
-#: name -> (module, run function, one-line help)
-_COMMANDS: dict[str, tuple[str, str, str]] = {
+__all__ = ["configure_logging", "error_line", "main"]
+
+_LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+
+#: name -> (module, its run function, one-line help)
+_COMMANDS: dict[str, tuple[ModuleType, Callable[[argparse.Namespace], int], str]] = {
     "local": (
-        "kinesis_actors.testing._local",
-        "run_local",
-        "start kinesalite + dynalite on loopback (or install them with --install)",
+        local,
+        local.run_local,
+        "start kinesalite + dynalite on loopback until stopped (or install them with --install)",
     ),
+    "put": (put, put.run_put, "put lines from stdin as records, one per line"),
+    "tail": (tail, tail.run_tail, "print a stream's records, deaggregated"),
     "leases": (
-        "kinesis_actors._cli.leases",
-        "run_leases",
+        leases,
+        leases.run_leases,
         "print a lease table (owners, counters, checkpoints), or delete it",
     ),
-    "put": ("kinesis_actors._cli.put", "run_put", "put lines from stdin as records, one per line"),
     "reliability": (
-        "kinesis_actors.reliability._run",
-        "run_reliability",
+        reliability,
+        reliability.run_reliability,
         "the reliability test: producer and consumers verified end to end, under faults too",
     ),
-    "tail": ("kinesis_actors._cli.tail", "run_tail", "print a stream's records, deaggregated"),
 }
 
 
-def configure_logging(verbose: bool = False) -> None:
-    """Human-readable structlog output for the command line (never done on import)."""
-    level = logging.DEBUG if verbose else logging.INFO
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
-            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
-        ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
+@contextlib.contextmanager
+def configure_logging(verbose: bool = False) -> Iterator[None]:
+    """Readable log lines on stderr while the command runs: the library's INFO events (DEBUG
+    with ``-v``); other libraries' loggers (botocore, urllib3) are left as they are.
+
+    Undone on exit, so that calling :func:`main` in a process (a test, a notebook) leaves that
+    process's logging as it found it.
+    """
+    logger = logging.getLogger("kinesis_actors")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT, datefmt="%H:%M:%S"))
+    saved = (logger.level, logger.propagate, structlog.get_config())
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.propagate = False
+    structlog.configure(processors=[structlog.dev.ConsoleRenderer(colors=False, pad_event_to=0)])
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+        structlog.configure(**saved[2])
 
 
-def _parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
-    parser = argparse.ArgumentParser(
+def build_parser() -> argparse.ArgumentParser:
+    """The command's argument parser (the command-line reference is generated from it)."""
+    parser = OneLineParser(
         prog="kinesis-actors",
         description="Produce to and consume from Amazon Kinesis with actors.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging (default: INFO)"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    runners: dict[str, Callable[[argparse.Namespace], int]] = {}
-    for name, (module_name, run_name, help_text) in _COMMANDS.items():
-        module = importlib.import_module(module_name)
+    for name, (module, run, help_text) in _COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sub)
-        runners[name] = getattr(module, run_name)
-    return parser, runners
+        sub.set_defaults(run=run)
+    return parser
+
+
+def error_line(error: BaseException) -> str | None:
+    """The one line an expected failure is reported with, or None for a bug (a traceback)."""
+    if isinstance(error, KinesisActorsError):
+        text = str(error)
+    elif isinstance(error, botocore.exceptions.BotoCoreError | botocore.exceptions.ClientError):
+        text = describe_aws_error(error)
+    elif isinstance(error, OSError) and error.filename is not None:
+        text = f"{error.filename}: {error.strerror or error}"
+    else:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, runners = _parser()
+    """Run the command; returns its exit code."""
+    parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.verbose)
     try:
-        return runners[args.command](args)
+        with configure_logging(args.verbose):
+            code: int = args.run(args)
+    except StopRequested as stop:
+        return stop.exit_code
     except KeyboardInterrupt:
         return 130
-    except (KinesisActorsError, botocore.exceptions.BotoCoreError) as exc:
-        print(f"kinesis-actors {args.command}: {exc}", file=sys.stderr)
+    except Exception as exc:
+        line = error_line(exc)
+        if line is None:
+            raise
+        print(f"kinesis-actors {args.command}: {line}", file=sys.stderr)
         return 1
-    except botocore.exceptions.ClientError as exc:
-        error = exc.response.get("Error", {})
-        print(
-            f"kinesis-actors {args.command}: {error.get('Code')}: {error.get('Message')}",
-            file=sys.stderr,
-        )
-        return 1
+    return code

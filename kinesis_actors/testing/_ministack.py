@@ -33,12 +33,8 @@ from botocore.config import Config
 
 from kinesis_actors._errors import LocalBackendError
 from kinesis_actors._logging import get_logger
-from kinesis_actors.testing._local import (
-    DUMMY_ACCESS_KEY_ID,
-    DUMMY_SECRET_ACCESS_KEY,
-    LOOPBACK,
-    free_port,
-)
+from kinesis_actors.testing._local import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
+from kinesis_actors.testing._processes import LOOPBACK, free_port
 
 if TYPE_CHECKING:
     from types import TracebackType
