@@ -86,6 +86,7 @@ class Interpreter:
 def test_readme_has_the_two_terminals() -> None:
     consumer, producer = repl_blocks()
     assert consumer == [
+        "import logging; logging.basicConfig(level=logging.INFO)  # show the test's progress",
         "from kinesis_actors.reliability import *",
         "consumer = SimpleKinesisConsumer.start(load_reliability_config())",
     ]
