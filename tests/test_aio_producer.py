@@ -107,10 +107,11 @@ def test_built_from_a_config_tree_and_a_name_or_a_producer_conf() -> None:
     )
     assert AsyncKinesisProducer(tree, "orders").conf.stream_name == "orders"
     assert AsyncKinesisProducer(ProducerConf.from_config(tree, "orders")).conf.throttling
+    assert AsyncKinesisProducer({"RateLimit": 50}, stream_name="s").conf.kpl.rate_limit == 50
     with pytest.raises(TypeError, match="needs a producer name"):
         AsyncKinesisProducer(tree)
-    with pytest.raises(TypeError, match="got dict"):
-        AsyncKinesisProducer({"stream-name": "orders"}, "orders")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="got str"):
+        AsyncKinesisProducer("orders")  # type: ignore[arg-type]
 
 
 def test_puts_are_refused_before_start_and_after_stop() -> None:

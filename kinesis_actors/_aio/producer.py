@@ -18,14 +18,14 @@ import asyncio
 import functools
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from pyhocon import ConfigTree
 
-from kinesis_actors._config import ProducerConf
+from kinesis_actors._config import KplConf, ProducerConf, resolve_producer_conf
 from kinesis_actors._errors import ProducerStoppedError, UserRecordFailedError
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent, UserRecordResult
@@ -61,19 +61,17 @@ class AsyncProducerStats:
     dropped_failures: int
 
 
-def _conf(source: ProducerConf | ConfigTree, producer_name: str | None) -> ProducerConf:
-    if isinstance(source, ProducerConf):
-        if producer_name is not None:
-            raise TypeError("a ProducerConf is already named; pass no producer_name with it")
-        return source
-    if isinstance(source, ConfigTree):
-        if not producer_name:
-            raise TypeError("a config tree needs a producer name, e.g. 'testProducer'")
-        return ProducerConf.from_config(source, producer_name)
-    raise TypeError(
-        f"expected a ProducerConf, or a config tree and a producer name; "
-        f"got {type(source).__name__}"
-    )
+def _conf(
+    source: ProducerConf | KplConf | ConfigTree | Mapping[str, Any],
+    producer_name: str | None,
+    stream_name: str | None,
+) -> ProducerConf:
+    if not isinstance(source, ProducerConf | KplConf | ConfigTree | Mapping):
+        raise TypeError(
+            "expected a ProducerConf, a loaded config and a producer name, or a kpl block and "
+            f"a stream name; got {type(source).__name__}"
+        )
+    return resolve_producer_conf(source, producer_name, stream_name=stream_name)
 
 
 class AsyncKinesisProducer:
@@ -81,6 +79,9 @@ class AsyncKinesisProducer:
 
         async with AsyncKinesisProducer(load_config(), "orders-producer") as producer:
             result = await producer.put(ProducerEvent("key", b"payload"))
+
+    Built like the engine: from a loaded config and a producer name, a ``ProducerConf``, or a
+    ``kpl`` block and ``stream_name`` (then without back-pressure: that is an ``akka`` key).
 
     ``put`` waits while ``akka.max-outstanding-requests`` records are outstanding (unset: no
     limit), then for the record's result: a `UserRecordResult`, or it raises
@@ -93,12 +94,13 @@ class AsyncKinesisProducer:
 
     def __init__(
         self,
-        source: ProducerConf | ConfigTree,
+        source: ProducerConf | KplConf | ConfigTree | Mapping[str, Any],
         producer_name: str | None = None,
         *,
+        stream_name: str | None = None,
         engine_factory: Callable[[ProducerConf], KinesisProducer] = KinesisProducer,
     ) -> None:
-        self._conf = _conf(source, producer_name)
+        self._conf = _conf(source, producer_name, stream_name)
         throttling = self._conf.throttling
         self._limit = throttling.max_outstanding_requests if throttling else None
         # Free slots: loop thread only.
