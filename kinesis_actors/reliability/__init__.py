@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from kinesis_actors.reliability._consumer import ConsumerState, GetState, SimpleKinesisConsumer
 from kinesis_actors.reliability._producer import (
-    GetStats,
+    GetProducerStats,
     ProducerStats,
     SimpleKinesisProducer,
     Start,
@@ -22,8 +22,8 @@ from kinesis_actors.reliability._settings import ReliabilitySettings, load_relia
 
 __all__ = [
     "ConsumerState",
+    "GetProducerStats",
     "GetState",
-    "GetStats",
     "ProducerStats",
     "ReliabilitySettings",
     "SimpleKinesisConsumer",

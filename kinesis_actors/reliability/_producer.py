@@ -33,7 +33,7 @@ from kinesis_actors.reliability._settings import ReliabilitySettings, load_relia
 __all__ = [
     "END_MARKER",
     "FORCE_CHECKPOINT_MARKER",
-    "GetStats",
+    "GetProducerStats",
     "ProducerStats",
     "SimpleKinesisProducer",
     "Start",
@@ -52,7 +52,7 @@ class Start:
 
 
 @dataclass(frozen=True)
-class GetStats:
+class GetProducerStats:
     """Ask for a ``ProducerStats``."""
 
 
@@ -128,7 +128,7 @@ class SimpleKinesisProducer(pykka.ThreadingActor):
             self._fail(message)
         elif isinstance(message, _LogResults):
             self._log_results()
-        elif isinstance(message, GetStats):
+        elif isinstance(message, GetProducerStats):
             return self._stats()
         return None
 

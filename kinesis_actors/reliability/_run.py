@@ -520,9 +520,9 @@ class _Run:
 
 
 def _stats(producer: pykka.ActorRef[Any]) -> ProducerStats:
-    from kinesis_actors.reliability._producer import GetStats
+    from kinesis_actors.reliability._producer import GetProducerStats
 
-    stats: ProducerStats = producer.ask(GetStats(), block=True)
+    stats: ProducerStats = producer.ask(GetProducerStats(), block=True)
     return stats
 
 
