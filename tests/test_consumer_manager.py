@@ -20,9 +20,10 @@ from test_consumer_support import (
     wait_for,
 )
 
+from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
-from kinesis_actors._consumer.messages import ShardFailed
-from kinesis_actors._consumer.shard_worker import ShardWorker
+from kinesis_actors._consumer.messages import ShardActorCrashed
+from kinesis_actors._consumer.shard import ShardConsumer
 from kinesis_actors._errors import ProcessingFailedError
 from kinesis_actors._leases.lease import HeldLease, LeasesGained, LeasesLost
 from kinesis_actors._models import ConsumerEvent
@@ -41,12 +42,14 @@ class World:
         self.seen_lock = threading.Lock()
         self.fail_payloads: set[bytes] = set()
         self.stopped: concurrent.futures.Future[BaseException | None] = concurrent.futures.Future()
+        self.executor = BlockingExecutor(8)
         self.manager = RecordProcessingManager.start(
             consumer_conf(hocon),
             self.kinesis,
             self.coordinator,
             self.process if processor is None else processor,
             self.stopped.set_result,
+            self.executor,
         )
 
     def process(self, event: ConsumerEvent) -> None:
@@ -68,13 +71,14 @@ class World:
             self.kinesis.put(shard_id, payload)
 
     def shard_workers(self) -> list[pykka.ActorRef[Any]]:
-        return pykka.ActorRegistry.get_by_class(ShardWorker)
+        return pykka.ActorRegistry.get_by_class(ShardConsumer)
 
     def stop(self) -> None:
         if self.manager.is_alive():
             self.manager.tell(StopConsumer())
             self.stopped.result(timeout=5)
         wait_for(lambda: not pykka.ActorRegistry.get_all(), what="all actors stopped")
+        self.executor.shutdown()
 
 
 @pytest.fixture
@@ -139,7 +143,7 @@ def test_a_crashed_shard_is_shut_down_cleanly_and_restarted(
     world.gain(held)
     wait_for(lambda: world.payloads() == [b"a", b"b"], what="processed")
     first = world.shard_workers()[0]
-    world.manager.tell(ShardFailed(held, "CheckpointWorker", RuntimeError("boom")))
+    world.manager.tell(ShardActorCrashed(held, "ShardCheckpointer", RuntimeError("boom")))
     wait_for(lambda: not first.is_alive(), what="crashed shard stopped")
     assert world.coordinator.checkpoints == {S0: [seq(1001)]}  # final checkpoint was made
     wait_for(lambda: len(world.shard_workers()) == 1, what="shard restarted")

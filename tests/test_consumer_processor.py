@@ -11,7 +11,7 @@ import pykka
 import pytest
 from test_consumer_support import SHARD, Probe, event, seq
 
-from kinesis_actors._consumer.messages import EventProcessed, EventsProcessed, ProcessEventBatch
+from kinesis_actors._consumer.messages import EventProcessed, ProcessRecords, RecordsAcknowledged
 from kinesis_actors._consumer.processor import RecordProcessor
 
 
@@ -24,10 +24,10 @@ def run() -> Iterator[Callable[[Callable[[Any], object]], Probe]]:
 
     def start(process_record: Callable[[Any], object]) -> Probe:
         worker = Probe.start()
-        processor = RecordProcessor.start(process_record, SHARD)
+        processor = RecordProcessor.start(process_record, SHARD, 60.0)
         refs.append(processor)
         probes.append(worker)
-        processor.tell(ProcessEventBatch((event(1),), worker.ref))
+        processor.tell(ProcessRecords((event(1),), worker.ref))
         return worker
 
     yield start
@@ -38,11 +38,11 @@ def run() -> Iterator[Callable[[Callable[[Any], object]], Probe]]:
 
 
 def test_returning_none_acknowledges(run: Callable[..., Probe]) -> None:
-    run(lambda e: None).expect(EventsProcessed((seq(1),)))
+    run(lambda e: None).expect(RecordsAcknowledged((seq(1),)))
 
 
 def test_returning_another_value_acknowledges(run: Callable[..., Probe]) -> None:
-    run(lambda e: "done").expect(EventsProcessed((seq(1),)))
+    run(lambda e: "done").expect(RecordsAcknowledged((seq(1),)))
 
 
 def test_raising_does_not_acknowledge(run: Callable[..., Probe]) -> None:
@@ -112,13 +112,13 @@ def test_a_hanging_callback_does_not_block_stopping(run: Callable[..., Probe]) -
 def test_acknowledges_a_batch_in_order_in_chunks() -> None:
     seen: list[Any] = []
     worker = Probe.start()
-    processor = RecordProcessor.start(lambda e: seen.append(e.sequence_number), SHARD)
+    processor = RecordProcessor.start(lambda e: seen.append(e.sequence_number), SHARD, 60.0)
     try:
         events = tuple(event(n) for n in range(1200))
-        processor.tell(ProcessEventBatch(events, worker.ref))
+        processor.tell(ProcessRecords(events, worker.ref))
         acked: list[Any] = []
         while len(acked) < len(events):
-            chunk = worker.expect(EventsProcessed).sequence_numbers
+            chunk = worker.expect(RecordsAcknowledged).sequence_numbers
             assert 0 < len(chunk) <= 500
             acked.extend(chunk)
         assert acked == seen == [e.sequence_number for e in events]
@@ -131,9 +131,9 @@ def test_stops_processing_a_batch_once_the_shard_is_gone() -> None:
     seen: list[Any] = []
     worker = Probe.start()
     worker.stop()  # the shard's ConsumerWorker has stopped
-    processor = RecordProcessor.start(seen.append, SHARD)
+    processor = RecordProcessor.start(seen.append, SHARD, 60.0)
     try:
-        processor.tell(ProcessEventBatch(tuple(event(n) for n in range(2000)), worker.ref))
+        processor.tell(ProcessRecords(tuple(event(n) for n in range(2000)), worker.ref))
     finally:
         processor.stop()
     assert len(seen) <= 500  # the first acks found nobody: the rest was dropped

@@ -36,6 +36,8 @@ def worker_conf(**overrides: Any) -> WorkerConf:
         "failure_policy": "consumer",
         "graceful_shutdown_hook": False,
         "shutdown_timeout": 1.0,
+        "max_blocking_threads": 8,
+        "traceback_interval": 60.0,
     }
     values.update(overrides)
     return WorkerConf(**values)

@@ -40,6 +40,8 @@ class WorkerConf:
     failure_policy: str = setting("failurePolicy", choice("consumer", "shard"))
     graceful_shutdown_hook: bool = setting("gracefulShutdownHook", boolean)
     shutdown_timeout: float = setting("shutdownTimeoutSeconds", duration(1.0, 0.001))
+    max_blocking_threads: int = setting("maxBlockingThreads", integer(1))
+    traceback_interval: float = setting("tracebackIntervalSeconds", duration(1.0))
 
     def allowed_failures(self, batch_size: int) -> int:
         """Unacknowledged records a batch may end with: the percentage, rounded down."""
@@ -48,7 +50,7 @@ class WorkerConf:
 
 @settings
 class CheckpointerConf:
-    """The CheckpointWorker's pacing (``checkpointer`` block). Durations are in seconds."""
+    """The ShardCheckpointer's pacing (``checkpointer`` block). Durations are in seconds."""
 
     backoff: float = setting("backoffMillis", duration(MS))
     interval: float = setting("intervalMillis", duration(MS))

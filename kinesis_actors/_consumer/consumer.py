@@ -15,13 +15,14 @@ Or with an actor that receives ``ProcessEvent`` and replies ``EventProcessed``::
     consumer = KinesisConsumer.with_processor(processor_ref, load_config(), "my-consumer")
 
 Many processes may consume one stream together: the DynamoDB lease table shares its shards.
-Delivery is at least once; the README's "Consuming" section says where duplicates come from.
+Delivery is at least once; docs/consuming.rst says where duplicates come from.
 """
 
 from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -32,9 +33,10 @@ import pykka
 
 from kinesis_actors._actors import tell
 from kinesis_actors._aws import consumer_clients
-from kinesis_actors._config import ConsumerConf, resolve_consumer_conf
+from kinesis_actors._config import ConsumerConf, load_config, resolve_consumer_conf
+from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
-from kinesis_actors._consumer.processor import ProcessRecord
+from kinesis_actors._consumer.processor import ProcessRecord, event_processor
 from kinesis_actors._errors import KinesisActorsError
 from kinesis_actors._leases.coordinator import LeaseCoordinator, Subscriber
 from kinesis_actors._leases.lease import LeaseEvent
@@ -86,25 +88,29 @@ class KinesisConsumer:
     """Consumes one stream; ``start()`` once, ``stop()`` any number of times.
 
     ``process_record`` is a function (see `RecordProcessor` for its contract) or an
-    event-processor actor (as with `with_processor`).
+    event-processor actor (as with `with_processor`); anything else, or an ``async def``
+    function, is a TypeError here.
 
     ``kinesis_conf`` is the loaded config (the whole tree or its ``kinesis`` block, as
-    ``load_config()`` returns it) with ``consumer_name`` naming the block, or a resolved
-    `ConsumerConf`. ``kinesis`` / ``dynamodb`` clients and ``coordinator_factory`` replace the
-    defaults built from ``kcl`` (tests, custom sessions).
+    ``load_config()`` returns it), or the path of a config file (read by ``load_config``), with
+    ``consumer_name`` naming the block; or a resolved `ConsumerConf`. ``kinesis`` / ``dynamodb``
+    clients and ``coordinator_factory`` replace the defaults built from ``kcl`` (tests, custom
+    sessions).
     """
 
     def __init__(
         self,
         process_record: ProcessRecord | pykka.ActorRef[Any],
-        kinesis_conf: ConfigTree | ConsumerConf,
+        kinesis_conf: ConfigTree | ConsumerConf | str | os.PathLike[str],
         consumer_name: str | None = None,
         *,
         kinesis: KinesisClient | None = None,
         dynamodb: DynamoDBClient | None = None,
         coordinator_factory: CoordinatorFactory = _lease_coordinator,
     ) -> None:
-        self._processor = process_record
+        self._processor = event_processor(process_record)
+        if isinstance(kinesis_conf, str | os.PathLike):
+            kinesis_conf = load_config(kinesis_conf)
         self._conf = resolve_consumer_conf(kinesis_conf, consumer_name)
         self._kinesis = kinesis
         self._dynamodb = dynamodb
@@ -115,6 +121,7 @@ class KinesisConsumer:
         self._lock = threading.Lock()
         self._future: concurrent.futures.Future[None] | None = None
         self._manager: pykka.ActorRef[Any] | None = None
+        self._executor: BlockingExecutor | None = None
         self._stop_requested = False
         self._previous_handlers: dict[int, Any] = {}
 
@@ -122,7 +129,7 @@ class KinesisConsumer:
     def with_processor(
         cls,
         event_processor: pykka.ActorRef[Any],
-        kinesis_conf: ConfigTree | ConsumerConf,
+        kinesis_conf: ConfigTree | ConsumerConf | str | os.PathLike[str],
         consumer_name: str | None = None,
         **kwargs: Any,
     ) -> Self:
@@ -168,8 +175,11 @@ class KinesisConsumer:
             kinesis, dynamodb = kinesis or default_kinesis, dynamodb or default_dynamodb
         forward = _Forward()
         coordinator = self._coordinator_factory(conf, kinesis, dynamodb, forward)
+        self._executor = BlockingExecutor(
+            conf.worker.max_blocking_threads, f"kinesis-{conf.name}-blocking"
+        )
         manager = RecordProcessingManager.start(
-            conf, kinesis, coordinator, self._processor, self._ended
+            conf, kinesis, coordinator, self._processor, self._ended, self._executor
         )
         forward.ref = self._manager = manager
         try:
@@ -188,6 +198,8 @@ class KinesisConsumer:
     def _ended(self, error: BaseException | None) -> None:
         """The consumer stopped (called once, from the manager or a failed start)."""
         atexit.unregister(self._at_exit)
+        if self._executor is not None:
+            self._executor.shutdown()
         future = self._future
         if future is None or future.done():
             return

@@ -18,8 +18,8 @@ __all__ = ["Coordinator", "LeaseCheckpointer"]
 class LeaseCheckpointer(Protocol):
     """Checkpoints and shard-lifecycle gates of held leases.
 
-    Every call may block on DynamoDB, so the consumer makes them on helper threads or inside the
-    CheckpointWorker, never in a message loop that must stay responsive. Checkpoints raise the
+    Every call may block on DynamoDB, so the consumer makes them on its BlockingExecutor, never
+    in a message loop that must stay responsive. Checkpoints raise the
     KCL's errors: ``ShutdownError`` (lease no longer held, or stale token), ``ThrottlingError``
     and ``DependencyError`` (back off), ``InvalidStateError`` (don't retry).
     """

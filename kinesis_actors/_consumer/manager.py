@@ -1,13 +1,14 @@
-"""RecordProcessingManager: one ShardWorker per held lease, supervised.
+"""RecordProcessingManager: one ShardConsumer per held lease, supervised.
 
-The lease coordinator tells it ``LeasesGained`` / ``LeasesLost``; it starts a ShardWorker (which
-starts its ConsumerWorker and CheckpointWorker) for each lease gained and stops it with LEASE_LOST
-when the lease is lost. With a ``process_record`` function it also runs one RecordProcessor per
-shard; an event-processor actor is shared by all shards.
+The lease coordinator tells it ``LeasesGained`` / ``LeasesLost``; it starts a ShardConsumer
+(which starts its BatchTracker and ShardCheckpointer) for each lease gained and stops it with
+LEASE_LOST when the lease is lost. With a ``process_record`` function it also runs one
+RecordProcessor per shard; an event-processor actor is shared by all shards. It sizes the
+consumer's BlockingExecutor from the number of shards it runs.
 
 Supervision (Pykka has none): an actor of a shard that dies of an exception tells the manager
-(``ShardFailed``); the shard is shut down cleanly (final checkpoint if its actors can still make
-it) and restarted from its last checkpoint after ``kcl.taskBackoffTimeMillis``, doubling per
+(``ShardActorCrashed``); the shard is shut down cleanly (final checkpoint if its actors can still
+make it) and restarted from its last checkpoint after ``kcl.taskBackoffTimeMillis``, doubling per
 restart. A fourth crash within a minute is a failure for ``worker.failurePolicy``, as is a batch
 beyond the failure tolerance (``ShardProcessingFailed``): "consumer" stops the whole consumer
 gracefully (the Scala library's behaviour), "shard" stops only that shard and releases its lease.
@@ -27,15 +28,16 @@ from typing import TYPE_CHECKING, Any
 import pykka
 
 from kinesis_actors._actors import tell
-from kinesis_actors._consumer._support import run_blocking
+from kinesis_actors._consumer._support import run_in_thread
 from kinesis_actors._consumer.messages import (
-    ShardFailed,
+    ShardActorCrashed,
     ShardFinished,
     ShardProcessingFailed,
     ShutdownReason,
+    StopShard,
 )
 from kinesis_actors._consumer.processor import ProcessRecord, RecordProcessor
-from kinesis_actors._consumer.shard_worker import ShardWorker, StopShard
+from kinesis_actors._consumer.shard import ShardConsumer
 from kinesis_actors._errors import ProcessingFailedError
 from kinesis_actors._leases.lease import CoordinatorFailed, HeldLease, LeasesGained, LeasesLost
 from kinesis_actors._logging import get_logger
@@ -46,6 +48,7 @@ if TYPE_CHECKING:
 
     from kinesis_actors._config import ConsumerConf
     from kinesis_actors._consumer.coordination import Coordinator
+    from kinesis_actors._consumer.executor import BlockingExecutor
 
 __all__ = ["RecordProcessingManager", "StopConsumer"]
 
@@ -82,7 +85,7 @@ class _CoordinatorStopped:
 @dataclass
 class _Shard:
     lease: HeldLease
-    worker: pykka.ActorRef[Any]
+    consumer: pykka.ActorRef[Any]
     #: The shard's own RecordProcessor (function API); None when the processor is shared.
     processor: pykka.ActorRef[Any] | None
     stopping: bool = False
@@ -101,8 +104,10 @@ class RecordProcessingManager(pykka.ThreadingActor):
         coordinator: Coordinator,
         processor: pykka.ActorRef[Any] | ProcessRecord,
         on_stopped: Callable[[BaseException | None], object],
+        executor: BlockingExecutor,
     ) -> None:
         super().__init__()
+        self._executor = executor
         self._conf = conf
         self._kinesis = kinesis
         self._coordinator = coordinator
@@ -110,7 +115,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
         self._on_stopped = on_stopped
         self._log = get_logger(__name__).bind(stream=conf.stream_name)
         self._shards: dict[str, _Shard] = {}
-        #: Leases (re)gained while the shard's previous worker is still shutting down.
+        #: Leases (re)gained while the shard's previous ShardConsumer is still shutting down.
         self._pending: dict[str, HeldLease] = {}
         #: Recent crash times per shard, kept across restarts.
         self._crashes: dict[str, list[float]] = {}
@@ -132,7 +137,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
         for shard in self._shards.values():
             self._stop_actors(shard)
         on_stopped = self._on_stopped
-        run_blocking("kinesis-consumer-stop", self._coordinator.stop, lambda _: on_stopped(error))
+        run_in_thread("kinesis-consumer-stop", self._coordinator.stop, lambda _: on_stopped(error))
 
     # -- messages -------------------------------------------------------------------------------
 
@@ -152,7 +157,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
             self._apply_failure_policy(
                 message.lease, ProcessingFailedError(shard_id, message.failed_events)
             )
-        elif isinstance(message, ShardFailed):
+        elif isinstance(message, ShardActorCrashed):
             self._crashed(message)
         elif isinstance(message, _Restart):
             self._restart(message.lease)
@@ -180,7 +185,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
         if running is None:
             self._start(lease)
         elif running.lease.concurrency_token != lease.concurrency_token:
-            # Regained while the old worker still runs: its token is stale; start after it.
+            # Regained while the old ShardConsumer still runs: its token is stale; start after it.
             self._pending[lease.shard_id] = lease
             self._stop_shard(running, ShutdownReason.LEASE_LOST)
 
@@ -199,25 +204,29 @@ class RecordProcessingManager(pykka.ThreadingActor):
         if isinstance(self._processor, pykka.ActorRef):
             target = self._processor
         else:
-            processor = target = RecordProcessor.start(self._processor, lease.shard_id)
-        worker = ShardWorker.start(
+            processor = target = RecordProcessor.start(
+                self._processor, lease.shard_id, self._conf.worker.traceback_interval
+            )
+        consumer = ShardConsumer.start(
             lease,
             self._conf,
             self._kinesis,
             self._coordinator,
             target,
             self.actor_ref,
+            executor=self._executor,
             batch_processor=processor is not None,
         )
         crashes = self._crashes.setdefault(lease.shard_id, [])
-        self._shards[lease.shard_id] = _Shard(lease, worker, processor, crashes=crashes)
-        self._log.info("shard worker started", shard_id=lease.shard_id)
+        self._shards[lease.shard_id] = _Shard(lease, consumer, processor, crashes=crashes)
+        self._executor.resize(len(self._shards))
+        self._log.info("shard consumer started", shard_id=lease.shard_id)
 
     def _stop_shard(self, shard: _Shard, reason: ShutdownReason) -> None:
         if shard.stopping and reason is not ShutdownReason.LEASE_LOST:
             return
         shard.stopping = True
-        if not tell(shard.worker, StopShard(reason)):
+        if not tell(shard.consumer, StopShard(reason)):
             self._remove(shard)
 
     def _finished(self, message: ShardFinished) -> None:
@@ -226,11 +235,9 @@ class RecordProcessingManager(pykka.ThreadingActor):
             return
         self._remove(shard)
         if shard.release and not self._stopping:
-            lease = shard.lease
-            run_blocking(
-                f"kinesis-{lease.shard_id}-release",
-                lambda: self._coordinator.release(lease.shard_id, lease.concurrency_token),
-                lambda _: None,
+            coordinator, lease = self._coordinator, shard.lease
+            self._executor.submit(
+                lambda: coordinator.release(lease.shard_id, lease.concurrency_token)
             )
         if shard.restart and not self._stopping:
             delay = min(
@@ -244,6 +251,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
         shard_id = shard.lease.shard_id
         if self._shards.get(shard_id) is shard:
             del self._shards[shard_id]
+            self._executor.resize(len(self._shards))
         self._stop_actors(shard)
         pending = self._pending.pop(shard_id, None)
         if pending is not None and not self._stopping:
@@ -253,13 +261,13 @@ class RecordProcessingManager(pykka.ThreadingActor):
 
     @staticmethod
     def _stop_actors(shard: _Shard) -> None:
-        shard.worker.stop(block=False)
+        shard.consumer.stop(block=False)
         if shard.processor is not None:
             shard.processor.stop(block=False)
 
     # -- supervision ----------------------------------------------------------------------------
 
-    def _crashed(self, message: ShardFailed) -> None:
+    def _crashed(self, message: ShardActorCrashed) -> None:
         shard = self._current(message.lease)
         if shard is None:
             return
@@ -276,7 +284,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
             self._apply_failure_policy(shard.lease, message.error)
             return
         shard.restart = True
-        if message.actor == ShardWorker.__name__:
+        if message.actor == ShardConsumer.__name__:
             # It cannot shut down by itself any more; its children were stopped by its failure.
             self._finished(ShardFinished(shard.lease, ShutdownReason.REQUESTED, False))
         else:
@@ -321,7 +329,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
         for timer in self._timers:
             timer.cancel()
         self._pending.clear()
-        run_blocking("kinesis-consumer-stop-taking", self._coordinator.stop_taking, lambda _: None)
+        self._executor.submit(self._coordinator.stop_taking)
         deadline = self._conf.worker.shutdown_timeout + _STOP_GRACE
         self._timers = [schedule_once(self.actor_ref, deadline, _StopDeadline())]
         for shard in list(self._shards.values()):
@@ -342,7 +350,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
             return
         self._coordinator_stopping = True
         ref = self.actor_ref
-        run_blocking(
+        run_in_thread(
             "kinesis-consumer-stop",
             self._coordinator.stop,
             lambda result: tell(

@@ -2,18 +2,24 @@
 
 Pykka has no implicit sender, so a message that expects an answer carries ``reply_to``.
 
-Public (between the library and an event-processor actor):
-``ProcessEvent`` -> processor, answered by ``EventProcessed``; ``ConsumerWorkerFailure`` and
-``ConsumerShutdown`` tell the processor that a shard stopped.
+Public (between the library and an event-processor actor; re-exported by
+``kinesis_actors.messages``): ``ProcessEvent`` -> processor, answered by ``EventProcessed``;
+``ConsumerWorkerFailure`` and ``ConsumerShutdown`` tell the processor that a shard stopped.
 
-Internal (between the per-shard actors): ``ProcessEvents`` / ``ProcessingComplete`` (one batch),
-``GracefulShutdown`` / ``ShutdownComplete``, and the checkpoint protocol ``ReadyToCheckpoint``,
-``Checkpoint``, ``CheckpointResult``, ``NotReady``.
+Internal, between the per-shard actors (a ShardConsumer, its BatchTracker and ShardCheckpointer,
+and the RecordProcessor of a ``process_record`` function): one batch (``StartBatch`` /
+``ProcessingComplete``; ``ProcessRecords`` / ``RecordsAcknowledged`` with a RecordProcessor),
+shutdown (``GracefulShutdown`` / ``ShutdownComplete``), the checkpoint protocol
+(``ReadyToCheckpoint``, ``Checkpoint``, ``CheckpointResult``, ``NotReady``) and the shard's
+reports to the RecordProcessingManager (``StopShard`` in; ``ShardFinished``,
+``ShardProcessingFailed``, ``ShardActorCrashed`` out). Messages one actor sends itself live in its
+module.
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,24 +34,29 @@ if TYPE_CHECKING:
 __all__ = [
     "Checkpoint",
     "CheckpointResult",
+    "ChildShards",
     "ConsumerShutdown",
     "ConsumerWorkerFailure",
     "EventProcessed",
-    "EventsProcessed",
     "GracefulShutdown",
     "NotReady",
     "ProcessEvent",
-    "ProcessEventBatch",
-    "ProcessEvents",
+    "ProcessRecords",
     "ProcessingComplete",
-    "ProcessingTimeout",
     "ReadyToCheckpoint",
-    "ShardFailed",
+    "RecordsAcknowledged",
+    "ShardActorCrashed",
     "ShardFinished",
     "ShardProcessingFailed",
     "ShutdownComplete",
     "ShutdownReason",
+    "StartBatch",
+    "StopShard",
 ]
+
+#: ``ChildShards`` of the last GetRecords response at a shard's end, as AWS sends them (None when
+#: the backend sends none: the lease coordinator then lists the children itself).
+ChildShards = tuple[Mapping[str, Any], ...] | None
 
 
 class ShutdownReason(enum.Enum):
@@ -87,13 +98,6 @@ class EventProcessed:
 
 
 @dataclass(frozen=True)
-class EventsProcessed:
-    """Several acks in one message (from the built-in RecordProcessor)."""
-
-    sequence_numbers: tuple[CompoundSequenceNumber, ...]
-
-
-@dataclass(frozen=True)
 class ConsumerWorkerFailure:
     """These records stayed unacknowledged after every retry, beyond the failure tolerance;
     the shard (or the whole consumer, by ``worker.failurePolicy``) shuts down."""
@@ -113,31 +117,14 @@ class ConsumerShutdown:
 
 
 @dataclass(frozen=True)
-class ProcessEvents:
-    """Start a batch: one ``ProcessEvent`` per record; ``ProcessingComplete`` goes to
-    ``reply_to`` when every record is acknowledged (or forgiven by the tolerance)."""
+class StartBatch:
+    """ShardConsumer -> BatchTracker: run the batch protocol over these records;
+    ``ProcessingComplete`` goes to ``reply_to`` when every record is acknowledged (or forgiven by
+    the tolerance)."""
 
     events: tuple[ConsumerEvent, ...]
     shard_id: str
     reply_to: pykka.ActorRef[Any] = field(repr=False)
-
-
-@dataclass(frozen=True)
-class ProcessEventBatch:
-    """``ProcessEvent`` for many records in one message, to the built-in RecordProcessor (a
-    ``process_record`` function); acks come back as ``EventsProcessed`` / ``EventProcessed``."""
-
-    events: tuple[ConsumerEvent, ...]
-    reply_to: pykka.ActorRef[Any] = field(repr=False)
-
-
-@dataclass(frozen=True)
-class ProcessingTimeout:
-    """The batch timeout of attempt ``attempt`` of batch ``batch`` expired (stale ones are
-    ignored)."""
-
-    batch: int
-    attempt: int
 
 
 @dataclass(frozen=True)
@@ -150,12 +137,31 @@ class ProcessingComplete:
 
 
 @dataclass(frozen=True)
+class ProcessRecords:
+    """BatchTracker -> RecordProcessor (a ``process_record`` function): one attempt of a batch in
+    one message instead of one ``ProcessEvent`` per record; answered by ``RecordsAcknowledged``
+    and ``EventProcessed``."""
+
+    events: tuple[ConsumerEvent, ...]
+    reply_to: pykka.ActorRef[Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RecordsAcknowledged:
+    """RecordProcessor -> BatchTracker: the acks of several records in one message."""
+
+    sequence_numbers: tuple[CompoundSequenceNumber, ...]
+
+
+@dataclass(frozen=True)
 class GracefulShutdown:
-    """Stop this shard's processing for ``reason``; ``ShutdownComplete`` goes to
+    """ShardConsumer -> BatchTracker: stop this shard's processing for ``reason`` (with SHARD_END,
+    ``child_shards`` go with the SHARD_END checkpoint); ``ShutdownComplete`` goes to
     ``reply_to``."""
 
     reason: ShutdownReason
     reply_to: pykka.ActorRef[Any] = field(repr=False)
+    child_shards: ChildShards = None
 
 
 @dataclass(frozen=True)
@@ -170,19 +176,22 @@ class ShutdownComplete:
 
 @dataclass(frozen=True)
 class ReadyToCheckpoint:
-    """From the CheckpointWorker, every ``checkpointer.notificationDelayMillis`` while it is
-    ready: "send me a Checkpoint if you have something new"."""
+    """ShardCheckpointer -> BatchTracker, every ``checkpointer.notificationDelayMillis`` while it
+    is ready: "send me a Checkpoint if you have something new"."""
 
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """Checkpoint this position (``Sentinel.SHARD_END`` at shard end). ``force=True`` runs even
-    when not ready (final checkpoints). Answered by ``CheckpointResult`` to ``reply_to``, or as
-    the ask result when ``reply_to`` is None; a non-forced one while busy gets ``NotReady``."""
+    """Checkpoint this position (``Sentinel.SHARD_END`` at shard end, with the ``child_shards``
+    whose leases it creates). ``force=True`` runs even when not ready (final checkpoints; a
+    forced SHARD_END is retried until it succeeds or the lease is lost). Answered by
+    ``CheckpointResult`` to ``reply_to``, or as the ask result when ``reply_to`` is None; a
+    non-forced one while busy gets ``NotReady``."""
 
     sequence_number: CompoundSequenceNumber | Sentinel
     force: bool = False
     reply_to: pykka.ActorRef[Any] | None = field(default=None, repr=False)
+    child_shards: ChildShards = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -193,18 +202,25 @@ class CheckpointResult:
 
 @dataclass(frozen=True)
 class NotReady:
-    """The CheckpointWorker was checkpointing or waiting; ask again at the next
+    """The ShardCheckpointer was checkpointing or waiting; ask again at the next
     ``ReadyToCheckpoint``."""
 
     checkpoint: Checkpoint
 
 
-# -- internal: shard -> RecordProcessingManager ------------------------------------------------
+# -- internal: RecordProcessingManager <-> ShardConsumer ---------------------------------------
+
+
+@dataclass(frozen=True)
+class StopShard:
+    """Manager -> ShardConsumer: stop this shard for ``reason``; ``ShardFinished`` follows."""
+
+    reason: ShutdownReason
 
 
 @dataclass(frozen=True)
 class ShardFinished:
-    """A shard worker stopped for ``reason`` (after its final checkpoint, if any)."""
+    """A ShardConsumer stopped for ``reason`` (after its final checkpoint, if any)."""
 
     lease: HeldLease
     reason: ShutdownReason
@@ -220,8 +236,8 @@ class ShardProcessingFailed:
 
 
 @dataclass(frozen=True)
-class ShardFailed:
-    """An actor of this shard died of an unexpected exception (its ``on_failure``)."""
+class ShardActorCrashed:
+    """An actor of this shard (named by its class) died of an unexpected exception."""
 
     lease: HeldLease
     actor: str

@@ -1,25 +1,32 @@
-"""RecordProcessor: a ``process_record`` function as an event-processor actor.
+"""Processors: what a KinesisConsumer accepts, and RecordProcessor, a function as an actor.
 
-The contract of ``process_record(event)``:
+This module is the one place that adapts what the application gives (`event_processor`) and
+that interprets what a ``process_record`` function returns. The contract of
+``process_record(event)``:
 
-* returns ``None`` (or any value that is not a future): the record is acknowledged;
+* returns ``None`` (or any value that is not awaitable): the record is acknowledged;
 * returns a ``concurrent.futures.Future`` or a Pykka future: acknowledged when it succeeds;
-* raises, or its future fails or is cancelled: not acknowledged, so the record is re-sent after
-  ``worker.batchTimeoutSeconds`` (``failedMessageRetries`` times) and then judged by the failure
-  tolerance.
+* raises, or its future fails or is cancelled, or it returns any other awaitable (a coroutine,
+  an asyncio future: nothing here would ever await it): not acknowledged, so the record is
+  re-sent after ``worker.batchTimeoutSeconds`` (``failedMessageRetries`` times) and then judged
+  by the failure tolerance.
+
+An ``async def`` function is refused when the consumer is built (until coroutine processors are
+supported natively), with a TypeError that says how to run the coroutine on your own loop.
 
 One RecordProcessor runs per shard, so records of a shard are processed in order and one slow
-shard does not hold up the others. It gets a whole batch in one message and acknowledges in
-chunks (at least every 5 ms of processing; a call that hangs holds back the acks of at most the
-records processed in the 5 ms before it). Once the shard has stopped, the rest of the batch is
-not processed. Its thread is a
-daemon: a ``process_record`` call that never returns can delay that shard's acks but never the
-consumer's shutdown or the interpreter's exit.
+shard does not hold up the others. It gets a whole batch attempt in one message and acknowledges
+in chunks (at least every 5 ms of processing; a call that hangs holds back the acks of at most the
+records processed in the 5 ms before it). Once the shard has stopped, the rest of the batch is not
+processed. Its thread is a daemon: a ``process_record`` call that never returns can delay that
+shard's acks but never the consumer's shutdown or the interpreter's exit. Failures are logged by
+a `FailureLog`: one line per batch attempt.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
@@ -27,18 +34,19 @@ from typing import Any
 import pykka
 
 from kinesis_actors._actors import tell
-from kinesis_actors._consumer._support import run_blocking
+from kinesis_actors._consumer._support import run_in_thread
+from kinesis_actors._consumer.failures import FailureLog
 from kinesis_actors._consumer.messages import (
     ConsumerShutdown,
     ConsumerWorkerFailure,
     EventProcessed,
-    EventsProcessed,
-    ProcessEventBatch,
+    ProcessRecords,
+    RecordsAcknowledged,
 )
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent
 
-__all__ = ["ProcessRecord", "RecordProcessor"]
+__all__ = ["ProcessRecord", "RecordProcessor", "event_processor"]
 
 #: Acks are sent every ``_ACK_CHUNK`` records or ``_ACK_DELAY`` seconds of processing, so
 #: checkpoints and the batch timeout see progress within a batch.
@@ -48,34 +56,77 @@ _ACK_DELAY = 0.005
 #: The user's per-record function: returns None or a future (see the module docstring).
 ProcessRecord = Callable[[ConsumerEvent], object]
 
+_AWAITABLE_RETURNED = (
+    "process_record returned an awaitable that nothing awaits (a coroutine or asyncio future); "
+    "the record is not acknowledged"
+)
+
+
+def _is_async(function: object) -> bool:
+    call = getattr(function, "__call__", None)  # noqa: B004 (a callable object's method)
+    return any(
+        inspect.iscoroutinefunction(f) or inspect.isasyncgenfunction(f) for f in (function, call)
+    )
+
+
+def event_processor(process_record: object) -> ProcessRecord | pykka.ActorRef[Any]:
+    """What a KinesisConsumer was given, checked: an event-processor ``ActorRef`` or a plain
+    callable. Anything else is a TypeError naming what was given."""
+    if isinstance(process_record, pykka.ActorRef):
+        return process_record
+    if not callable(process_record):
+        raise TypeError(
+            "process_record must be a function called with each ConsumerEvent, or the ActorRef "
+            f"of an event-processor actor; got {type(process_record).__name__} "
+            f"{process_record!r:.80}"
+        )
+    if _is_async(process_record):
+        raise TypeError(
+            f"process_record {process_record!r:.80} is an async def function: coroutine "
+            "processors are not supported yet and would never be awaited. Run the coroutine on "
+            "your event loop and return its concurrent future from a plain function, e.g. "
+            "`lambda event: asyncio.run_coroutine_threadsafe(handle(event), loop)`: the record "
+            "is acknowledged when the coroutine completes, and retried if it raises."
+        )
+    return process_record
+
 
 class RecordProcessor(pykka.ThreadingActor):
-    """Runs ``process_record`` for each record of a ``ProcessEventBatch``, in order, and
-    acknowledges in ``EventsProcessed`` chunks (one message per record would cost more than a
-    no-op ``process_record``)."""
+    """Runs ``process_record`` for each record of a ``ProcessRecords``, in order, and
+    acknowledges in ``RecordsAcknowledged`` chunks (one message per record would cost more than a
+    no-op ``process_record``). Failures go to a `FailureLog`, logged once per attempt."""
 
     use_daemon_thread = True
 
-    def __init__(self, process_record: ProcessRecord, shard_id: str) -> None:
+    def __init__(
+        self, process_record: ProcessRecord, shard_id: str, traceback_interval: float
+    ) -> None:
         super().__init__()
         self._process_record = process_record
         self._shard_id = shard_id
+        self._failures = FailureLog(shard_id, traceback_interval)
         self._log = get_logger(__name__).bind(shard_id=shard_id)
 
+    def on_stop(self) -> None:
+        self._failures.flush()
+
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ProcessEventBatch):
+        if isinstance(message, ProcessRecords):
+            self._failures.flush()  # what futures of the previous attempt reported meanwhile
             self._process_batch(message)
+            self._failures.flush()
         elif isinstance(message, ConsumerWorkerFailure):
+            self._failures.flush()
             self._log.error(
                 "records not processed beyond the failure tolerance",
-                failed=[str(e.sequence_number) for e in message.failed_events],
+                failed=len(message.failed_events),
             )
         elif isinstance(message, ConsumerShutdown):
             self._log.debug("shard processing ended")
         else:
             super().on_receive(message)
 
-    def _process_batch(self, message: ProcessEventBatch) -> None:
+    def _process_batch(self, message: ProcessRecords) -> None:
         # The per-record loop; the common case (``process_record`` returned None) stays inline.
         reply_to = message.reply_to
         process_record = self._process_record
@@ -86,61 +137,64 @@ class RecordProcessor(pykka.ThreadingActor):
         for event in message.events:
             try:
                 result = process_record(event)
-            except Exception:
-                self._not_processed(event, "process_record raised", exc_info=True)
+            except Exception as exc:
+                self._failures.add(event, exc)
                 continue
             if result is not None and self._acknowledged_later(event, reply_to, result):
                 continue
             append(event.sequence_number)
             now = monotonic()
             if len(acks) >= _ACK_CHUNK or now - flushed >= _ACK_DELAY:
-                if not tell(reply_to, EventsProcessed(tuple(acks))):
+                if not tell(reply_to, RecordsAcknowledged(tuple(acks))):
                     self._log.debug("shard stopped: rest of the batch not processed")
                     return
                 acks.clear()
                 flushed = now
         if acks:
-            tell(reply_to, EventsProcessed(tuple(acks)))
+            tell(reply_to, RecordsAcknowledged(tuple(acks)))
 
     def _acknowledged_later(
         self, event: ConsumerEvent, reply_to: pykka.ActorRef[Any], result: object
     ) -> bool:
-        """True if ``result`` is a future, which acknowledges ``event`` by itself when done."""
+        """True if ``result`` decides the ack of ``event`` itself: a future acks it when it
+        succeeds; any other awaitable fails it (it would never be awaited)."""
+        done = _ack_when_done(event, reply_to, self._failures)
         if isinstance(result, concurrent.futures.Future):
-            result.add_done_callback(lambda future: self._future_done(event, reply_to, future))
+            result.add_done_callback(
+                lambda future: done(
+                    "process_record's future was cancelled"
+                    if future.cancelled()
+                    else future.exception()
+                )
+            )
             return True
         if isinstance(result, pykka.Future):
             # Pykka futures have no callbacks: wait for this one on a helper thread.
-            run_blocking(
+            run_in_thread(
                 f"kinesis-{self._shard_id}-ack",
                 result.get,
-                lambda outcome: self._outcome(event, reply_to, outcome),
+                lambda outcome: done(outcome if isinstance(outcome, BaseException) else None),
             )
+            return True
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()  # never run: no "coroutine was never awaited" warning later
+            self._failures.add(event, _AWAITABLE_RETURNED)
             return True
         return False
 
-    def _future_done(
-        self,
-        event: ConsumerEvent,
-        reply_to: pykka.ActorRef[Any],
-        future: concurrent.futures.Future[Any],
-    ) -> None:
-        if future.cancelled():
-            self._not_processed(event, "process_record's future was cancelled")
-            return
-        self._outcome(event, reply_to, future.exception())
 
-    def _outcome(
-        self, event: ConsumerEvent, reply_to: pykka.ActorRef[Any], outcome: object
-    ) -> None:
-        if isinstance(outcome, BaseException):
-            self._not_processed(event, "process_record's future failed", exc_info=outcome)
-        else:
+def _ack_when_done(
+    event: ConsumerEvent, reply_to: pykka.ActorRef[Any], failures: FailureLog
+) -> Callable[[BaseException | str | None], None]:
+    """The outcome of a future returned for ``event``: ack it (None), or record the failure (an
+    exception, or why). Called on the thread that completed the future: it touches no actor's
+    state."""
+
+    def done(error: BaseException | str | None) -> None:
+        if error is None:
             tell(reply_to, EventProcessed(event.sequence_number))
+        else:
+            failures.add(event, error)
 
-    def _not_processed(self, event: ConsumerEvent, why: str, exc_info: Any = None) -> None:
-        self._log.warning(
-            f"{why}; the record will be re-sent after the batch timeout",
-            sequence_number=str(event.sequence_number),
-            exc_info=exc_info,
-        )
+    return done

@@ -8,8 +8,8 @@ re-sent to a child shard after a split, so it is dropped whole.
 
 An expired iterator is replaced by one AFTER the last record fetched, so nothing is skipped or
 read twice. A missing ``NextShardIterator`` (AWS and kinesalite at a closed shard's end) or
-``ResourceNotFoundException`` means the shard has ended. Not thread-safe: the shard worker runs
-one call at a time on a helper thread.
+``ResourceNotFoundException`` means the shard has ended. Not thread-safe: its ShardConsumer runs
+one call at a time on the consumer's BlockingExecutor.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """ShardWorker: the Scala ConsumerProcessingManagerSpec, ported, plus the lifecycle, the read
 loop and the shutdown reasons.
 
-The original manager blocked a KCL thread on an ask; here the shard worker sends ``ProcessEvents``
+The original manager blocked a KCL thread on an ask; here the shard worker sends ``StartBatch``
 and reads on only after ``ProcessingComplete``, so "blocks until the worker responds" becomes
 "sends no other batch before the worker responds".
 """
@@ -29,17 +29,19 @@ from test_consumer_support import (
 
 from kinesis_actors._aggregation import encode
 from kinesis_actors._config import ConsumerConf
+from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.messages import (
     GracefulShutdown,
-    ProcessEvents,
     ProcessingComplete,
-    ShardFailed,
+    ShardActorCrashed,
     ShardFinished,
     ShardProcessingFailed,
     ShutdownComplete,
     ShutdownReason,
+    StartBatch,
+    StopShard,
 )
-from kinesis_actors._consumer.shard_worker import ShardWorker, StopShard
+from kinesis_actors._consumer.shard import ShardConsumer
 from kinesis_actors._errors import ThrottlingError
 from kinesis_actors._leases.lease import HeldLease
 from kinesis_actors._models import Sentinel
@@ -59,10 +61,11 @@ class World:
         self.lease = held
         self.consumer_worker = Probe.start() if worker_probe else None
         self.shard: Any = None
+        self.executor = BlockingExecutor(8)
 
     def start(self) -> None:
         factory = (lambda: self.consumer_worker.ref) if self.consumer_worker else None
-        self.shard = ShardWorker.start(
+        self.shard = ShardConsumer.start(
             self.lease,
             self.conf,
             self.kinesis,
@@ -70,6 +73,7 @@ class World:
             self.processor.ref,
             self.supervisor.ref,
             factory,
+            executor=self.executor,
         )
 
     def put(self, *payloads: bytes) -> None:
@@ -93,6 +97,7 @@ class World:
                 probe.stop()
         # The shard's children stop one after the other, without blocking.
         wait_for(lambda: not pykka.ActorRegistry.get_all(), what="every actor stopped")
+        self.executor.shutdown()
 
 
 @pytest.fixture
@@ -117,7 +122,7 @@ def test_sends_converted_events_one_batch_at_a_time(make_world: Callable[..., Wo
     world.put(b"0", b"1", encode([("a", None, b"a0"), ("b", None, b"a1")]))
     world.start()
     assert world.consumer_worker is not None
-    batch: ProcessEvents = world.consumer_worker.expect(ProcessEvents)
+    batch: StartBatch = world.consumer_worker.expect(StartBatch)
     assert [e.payload for e in batch.events] == [b"0", b"1", b"a0", b"a1"]
     assert [e.sequence_number for e in batch.events] == [
         seq(1000),
@@ -130,7 +135,7 @@ def test_sends_converted_events_one_batch_at_a_time(make_world: Callable[..., Wo
     world.put(b"2")
     world.consumer_worker.expect_no_message(0.3)  # the batch is not complete yet
     batch.reply_to.tell(ProcessingComplete(True))
-    assert [e.payload for e in world.consumer_worker.expect(ProcessEvents).events] == [b"2"]
+    assert [e.payload for e in world.consumer_worker.expect(StartBatch).events] == [b"2"]
     world.supervisor.expect_no_message(0.1)
 
 
@@ -141,7 +146,7 @@ def test_unsuccessful_batch_reports_once_and_reads_no_more(
     world.put(b"0")
     world.start()
     assert world.consumer_worker is not None
-    batch = world.consumer_worker.expect(ProcessEvents)
+    batch = world.consumer_worker.expect(StartBatch)
     batch.reply_to.tell(ProcessingComplete(False, batch.events))
     failed = world.supervisor.expect(ShardProcessingFailed)
     assert failed == ShardProcessingFailed(world.lease, batch.events)
@@ -155,8 +160,8 @@ def test_a_crashed_consumer_worker_is_reported(make_world: Callable[..., World])
     world.processor.stop()  # ConsumerWorker dies telling a dead processor
     world.put(b"0")
     world.start()
-    failure = world.supervisor.expect(ShardFailed)
-    assert failure.actor == "ConsumerWorker" and failure.lease == world.lease
+    failure = world.supervisor.expect(ShardActorCrashed)
+    assert failure.actor == "BatchTracker" and failure.lease == world.lease
 
 
 def test_skips_batches_when_shutting_down(make_world: Callable[..., World]) -> None:
@@ -308,12 +313,12 @@ def test_prefetches_at_most_one_batch_ahead(
     world.put(b"0")
     world.start()
     assert world.consumer_worker is not None
-    batch = world.consumer_worker.expect(ProcessEvents)
+    batch = world.consumer_worker.expect(StartBatch)
     world.put(b"1")
     time.sleep(0.3)  # plenty of idle periods: still at most one read ahead
     assert world.kinesis.get_records_calls() == reads_during_batch
     batch.reply_to.tell(ProcessingComplete(True))
-    assert [e.payload for e in world.consumer_worker.expect(ProcessEvents).events] == [b"1"]
+    assert [e.payload for e in world.consumer_worker.expect(StartBatch).events] == [b"1"]
 
 
 def test_resumes_inside_an_aggregate(make_world: Callable[..., World]) -> None:

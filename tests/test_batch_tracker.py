@@ -13,24 +13,25 @@ import pytest
 from test_consumer_support import SHARD, Probe, event, seq, wait_for, worker_conf
 
 from kinesis_actors._config import WorkerConf
+from kinesis_actors._consumer.acks import ResponseCollector
+from kinesis_actors._consumer.batch import BatchTracker
 from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
     ConsumerShutdown,
     ConsumerWorkerFailure,
     EventProcessed,
-    EventsProcessed,
     GracefulShutdown,
     NotReady,
     ProcessEvent,
-    ProcessEventBatch,
-    ProcessEvents,
     ProcessingComplete,
+    ProcessRecords,
     ReadyToCheckpoint,
+    RecordsAcknowledged,
     ShutdownComplete,
     ShutdownReason,
+    StartBatch,
 )
-from kinesis_actors._consumer.worker import ConsumerWorker, ResponseCollector
 from kinesis_actors._models import ConsumerEvent, Sentinel
 
 EVENTS = tuple(event(n) for n in range(1, 6))
@@ -67,12 +68,12 @@ class World:
         self.processor = Probe.start(autopilot)
         self.manager = Probe.start()
         self.checkpointer = Probe.start()
-        self.worker = ConsumerWorker.start(
+        self.worker = BatchTracker.start(
             SHARD, self.processor.ref, conf, lambda parent: self.checkpointer.ref
         )
 
     def process(self, events: tuple[ConsumerEvent, ...]) -> None:
-        self.worker.tell(ProcessEvents(events, SHARD, self.manager.ref))
+        self.worker.tell(StartBatch(events, SHARD, self.manager.ref))
 
     def ready(self) -> None:
         self.worker.tell(ReadyToCheckpoint())
@@ -460,7 +461,7 @@ def test_crash_is_reported_to_the_supervisor() -> None:
     processor = Probe.start()
     processor.stop()  # telling a dead processor is a failure the supervisor must hear about
     checkpointer = Probe.start()
-    worker = ConsumerWorker.start(
+    worker = BatchTracker.start(
         SHARD,
         processor.ref,
         worker_conf(),
@@ -468,9 +469,9 @@ def test_crash_is_reported_to_the_supervisor() -> None:
         lambda actor, error: reported.append((actor, error)),
     )
     manager = Probe.start()
-    worker.tell(ProcessEvents(EVENTS, SHARD, manager.ref))
+    worker.tell(StartBatch(EVENTS, SHARD, manager.ref))
     wait_for(lambda: reported, what="failure reported")
-    assert reported[0][0] == "ConsumerWorker"
+    assert reported[0][0] == "BatchTracker"
     wait_for(lambda: not checkpointer.ref.is_alive(), what="checkpointer stopped with its parent")
     manager.stop()
 
@@ -514,7 +515,7 @@ def test_aggregate_with_gaps_in_sub_sequences(make_world: Callable[..., World]) 
 
 def test_a_batch_processor_gets_one_message_per_attempt() -> None:
     processor, manager, checkpointer = Probe.start(), Probe.start(), Probe.start()
-    worker = ConsumerWorker.start(
+    worker = BatchTracker.start(
         SHARD,
         processor.ref,
         worker_conf(batch_timeout=0.1),
@@ -522,13 +523,13 @@ def test_a_batch_processor_gets_one_message_per_attempt() -> None:
         batch_processor=True,
     )
     try:
-        worker.tell(ProcessEvents(EVENTS, SHARD, manager.ref))
-        batch = processor.expect(ProcessEventBatch)
+        worker.tell(StartBatch(EVENTS, SHARD, manager.ref))
+        batch = processor.expect(ProcessRecords)
         assert batch.events == EVENTS
-        worker.tell(EventsProcessed(tuple(e.sequence_number for e in EVENTS[:3])))
-        retry = processor.expect(ProcessEventBatch, timeout=0.5)
+        worker.tell(RecordsAcknowledged(tuple(e.sequence_number for e in EVENTS[:3])))
+        retry = processor.expect(ProcessRecords, timeout=0.5)
         assert retry.events == EVENTS[3:]
-        worker.tell(EventsProcessed((seq(4), seq(5))))
+        worker.tell(RecordsAcknowledged((seq(4), seq(5))))
         manager.expect(ProcessingComplete(True))
     finally:
         for ref in (worker, processor.ref, manager.ref, checkpointer.ref):

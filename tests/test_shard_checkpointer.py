@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from test_consumer_support import Probe, checkpointer_conf, seq
 
-from kinesis_actors._consumer.checkpoint import CheckpointWorker
+from kinesis_actors._consumer.checkpointer import ShardCheckpointer
+from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
@@ -33,7 +34,7 @@ class Checkpointer:
         self.calls: list[Any] = []
         self.errors: list[BaseException] = []
 
-    def __call__(self, position: Any) -> None:
+    def __call__(self, position: Any, child_shards: Any = None) -> None:
         self.calls.append(position)
         if self.errors:
             raise self.errors.pop(0)
@@ -43,11 +44,14 @@ class Checkpointer:
 def world() -> Iterator[tuple[Probe, Checkpointer, Callable[[], Any]]]:
     parent = Probe.start()
     checkpointer = Checkpointer()
+    executor = BlockingExecutor(4)
     refs: list[Any] = []
 
     def start() -> Any:
         conf = checkpointer_conf(notification_delay=NOTIFY, interval=INTERVAL, backoff=BACKOFF)
-        ref = CheckpointWorker.start(parent.ref, checkpointer, conf, "shard-1")
+        ref = ShardCheckpointer.start(
+            parent.ref, checkpointer, conf, "shard-1", executor, retry_delay=BACKOFF
+        )
         refs.append(ref)
         return ref
 
@@ -55,6 +59,7 @@ def world() -> Iterator[tuple[Probe, Checkpointer, Callable[[], Any]]]:
     for ref in refs:
         ref.stop()
     parent.stop()
+    executor.shutdown()
 
 
 def test_notifies_when_ready(world: tuple[Probe, Checkpointer, Callable[[], Any]]) -> None:

@@ -1,27 +1,32 @@
-"""ShardWorker: one leased shard's lifecycle and read loop.
+"""ShardConsumer: one leased shard's lifecycle and read loop.
 
 Lifecycle (the KCL's): WAITING_ON_PARENTS (a child shard waits until its parents reached
 SHARD_END) -> INITIALIZING (first iterator) -> PROCESSING (read, process, repeat) ->
-SHUTTING_DOWN (final checkpoint) -> SHUTDOWN_COMPLETE.
+SHUTTING_DOWN (final checkpoint) -> SHUTDOWN_COMPLETE. Each step is a typed message: a timer
+tells the step (``_CheckParents``, ``_Initialize``, ``_Fetch``), the blocking call runs on the
+consumer's BlockingExecutor and its outcome comes back as a message (``_ParentsChecked``,
+``_Initialized``, ``_Fetched``), so a shutdown is handled at once, even mid-read.
 
-In PROCESSING each non-empty GetRecords result becomes one batch (``ProcessEvents``) for the
-shard's ConsumerWorker, and the next batch is not sent before ``ProcessingComplete``. With
+In PROCESSING each non-empty GetRecords result becomes one batch (``StartBatch``) for the
+shard's BatchTracker, and the next batch is not sent before ``ProcessingComplete``. With
 ``kcl.dataFetchingStrategy = PREFETCH_CACHED`` the next GetRecords runs while the batch is being
 processed (at most one batch ahead); with ``DEFAULT`` only afterwards. An empty read waits
 ``kcl.idleTimeBetweenReadsInMillis``; a throttled one backs off exponentially from
-``kcl.taskBackoffTimeMillis``. Every blocking call (GetRecords, DynamoDB) runs on a helper
-thread and reports back as a message, so a shutdown is handled at once, even mid-read.
+``kcl.taskBackoffTimeMillis``.
 
-Shutdown reasons: SHARD_END (all records processed: checkpoint SHARD_END, retried until it
-succeeds, so the children can start), LEASE_LOST (abort, no checkpoint), REQUESTED (abort the
-batch, forced checkpoint of what was acknowledged). The supervisor (the RecordProcessingManager)
-hears ``ShardFinished``, ``ShardProcessingFailed`` (tolerance exceeded) or ``ShardFailed``.
+Shutdown reasons: SHARD_END (all records processed: the BatchTracker has the ShardCheckpointer
+write SHARD_END, with the child shards of the last read, retried there until it succeeds, so the
+children can start), LEASE_LOST (abort, no checkpoint), REQUESTED (abort the batch, forced
+checkpoint of what was acknowledged). A LEASE_LOST or REQUESTED during a SHARD_END shutdown ends
+the shard at once: the next owner repeats the SHARD_END checkpoint. The supervisor (the
+RecordProcessingManager) hears ``ShardFinished``, ``ShardProcessingFailed`` (tolerance exceeded)
+or ``ShardActorCrashed``.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -30,23 +35,24 @@ import pykka
 
 from kinesis_actors import metrics
 from kinesis_actors._actors import tell
-from kinesis_actors._consumer._support import run_blocking
-from kinesis_actors._consumer.checkpoint import CheckpointWorker
+from kinesis_actors._consumer._support import FailureReporter
+from kinesis_actors._consumer.batch import BatchTracker
+from kinesis_actors._consumer.checkpointer import ShardCheckpointer, lease_writer
 from kinesis_actors._consumer.messages import (
+    ChildShards,
     GracefulShutdown,
-    ProcessEvents,
     ProcessingComplete,
-    ShardFailed,
+    ShardActorCrashed,
     ShardFinished,
     ShardProcessingFailed,
     ShutdownComplete,
     ShutdownReason,
+    StartBatch,
+    StopShard,
 )
 from kinesis_actors._consumer.reader import ReadResult, ShardReader, is_throttling
-from kinesis_actors._consumer.worker import ConsumerWorker
 from kinesis_actors._errors import ShutdownError
 from kinesis_actors._logging import get_logger
-from kinesis_actors._models import Sentinel
 from kinesis_actors._scheduling import Cancellable, schedule_once
 
 if TYPE_CHECKING:
@@ -54,15 +60,18 @@ if TYPE_CHECKING:
 
     from kinesis_actors._config import ConsumerConf
     from kinesis_actors._consumer.coordination import LeaseCheckpointer
-    from kinesis_actors._leases.lease import Checkpoint, HeldLease
+    from kinesis_actors._consumer.executor import BlockingExecutor
+    from kinesis_actors._leases.lease import HeldLease
 
-__all__ = ["ConsumerWorkerFactory", "ShardState", "ShardWorker", "StopShard"]
+__all__ = ["BatchTrackerFactory", "ShardConsumer", "ShardState", "crash_reporter"]
 
-#: Starts the shard's ConsumerWorker (a factory, so tests can put a probe there).
-ConsumerWorkerFactory = Callable[[], pykka.ActorRef[Any]]
+#: Starts the shard's BatchTracker (a factory, so tests can put a probe there).
+BatchTrackerFactory = Callable[[], pykka.ActorRef[Any]]
 
 #: Longest wait after repeated throttling.
 _MAX_THROTTLE_BACKOFF = 10.0
+
+log = get_logger(__name__)
 
 
 class ShardState(enum.Enum):
@@ -74,32 +83,53 @@ class ShardState(enum.Enum):
 
 
 @dataclass(frozen=True)
-class StopShard:
-    """From the manager: stop this shard for ``reason``; ``ShardFinished`` follows."""
-
-    reason: ShutdownReason
+class _CheckParents:
+    """Ask the lease table whether the parent shards are finished (a timer fired)."""
 
 
 @dataclass(frozen=True)
-class _Step:
-    """Run a lifecycle step now (a timer fired)."""
+class _ParentsChecked:
+    """True, False, or the exception of the check."""
 
-    name: str
+    result: bool | BaseException
 
 
 @dataclass(frozen=True)
-class _StepDone:
-    """A blocking step finished on its helper thread: its result, or the exception."""
-
-    name: str
-    result: Any
+class _Initialize:
+    """Get the first shard iterator (a timer fired after a failure)."""
 
 
-class ShardWorker(pykka.ThreadingActor):
+@dataclass(frozen=True)
+class _Initialized:
+    error: BaseException | None
+
+
+@dataclass(frozen=True)
+class _Fetch:
+    """Read the next records (a timer fired)."""
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    result: ReadResult | BaseException
+
+
+def crash_reporter(supervisor: pykka.ActorRef[Any] | None, lease: HeldLease) -> FailureReporter:
+    """How a shard's actors report a crash: a tell to the supervisor (values only, so any of the
+    shard's actors may call it on its own thread)."""
+
+    def report(actor: str, error: BaseException) -> None:
+        log.error("shard actor died", shard_id=lease.shard_id, actor=actor, error=repr(error))
+        tell(supervisor, ShardActorCrashed(lease, actor, error))
+
+    return report
+
+
+class ShardConsumer(pykka.ThreadingActor):
     """One per held lease; started and stopped by the RecordProcessingManager (``supervisor``).
 
-    ``processor`` gets the records (``batch_processor``: as ``ProcessEventBatch``, see
-    ConsumerWorker).
+    ``processor`` gets the records (``batch_processor``: as ``ProcessRecords``, see
+    BatchTracker); ``executor`` runs the blocking calls.
     """
 
     use_daemon_thread = True
@@ -112,24 +142,26 @@ class ShardWorker(pykka.ThreadingActor):
         coordinator: LeaseCheckpointer,
         processor: pykka.ActorRef[Any],
         supervisor: pykka.ActorRef[Any] | None = None,
-        consumer_worker: ConsumerWorkerFactory | None = None,
+        batch_tracker: BatchTrackerFactory | None = None,
         *,
+        executor: BlockingExecutor,
         batch_processor: bool = False,
     ) -> None:
         super().__init__()
-        self._batch_processor = batch_processor
         self._lease = lease
         self._shard_id = lease.shard_id
-        self._conf = conf
         self._kcl = conf.kcl
         self._coordinator = coordinator
-        self._processor = processor
         self._supervisor = supervisor
-        self._consumer_worker_factory = consumer_worker or self._start_consumer_worker
+        self._executor = executor
+        self._report_failure = crash_reporter(supervisor, lease)
+        self._batch_tracker_factory = batch_tracker or _batch_tracker_factory(
+            lease, conf, coordinator, processor, executor, self._report_failure, batch_processor
+        )
         self._reader = ShardReader(kinesis, conf.stream_name, lease, conf.kcl)
         self._prefetch = conf.kcl.data_fetching_strategy == "PREFETCH_CACHED"
-        self._log = get_logger(__name__).bind(shard_id=lease.shard_id)
-        self._worker: pykka.ActorRef[Any] | None = None
+        self._log = log.bind(shard_id=lease.shard_id)
+        self._tracker: pykka.ActorRef[Any] | None = None
         self._state = ShardState.WAITING_ON_PARENTS
         self._reason: ShutdownReason | None = None
         self._timer: Cancellable | None = None
@@ -140,14 +172,13 @@ class ShardWorker(pykka.ThreadingActor):
         self._at_end = False
         self._failed = False
         self._throttles = 0
-        self._child_shards: tuple[Mapping[str, Any], ...] | None = None
-        self._retrying_shard_end = False
+        self._child_shards: ChildShards = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def on_start(self) -> None:
         try:
-            self._worker = self._consumer_worker_factory()
+            self._tracker = self._batch_tracker_factory()
         except Exception as exc:
             self._report_failure(type(self).__name__, exc)
             self.actor_ref.stop(block=False)
@@ -156,131 +187,89 @@ class ShardWorker(pykka.ThreadingActor):
             "Initializing record processor for shard", checkpoint=str(self._lease.checkpoint)
         )
         if self._lease.parent_shard_ids:
-            self._run("parents", self._parents_finished)
+            self._check_parents()
         else:
             self._initialize()
 
     def on_stop(self) -> None:
         self._cancel_timer()
-        if self._worker is not None:
-            self._worker.stop(block=False)
+        if self._tracker is not None:
+            self._tracker.stop(block=False)
 
     def on_failure(self, *exc_info: Any) -> None:
         self.on_stop()
         if exc_info[1] is not None:
             self._report_failure(type(self).__name__, exc_info[1])
 
-    def _report_failure(self, actor: str, error: BaseException) -> None:
-        self._log.error("shard actor died", actor=actor, error=repr(error))
-        tell(self._supervisor, ShardFailed(self._lease, actor, error))
-
-    def _start_consumer_worker(self) -> pykka.ActorRef[Any]:
-        conf, shard_id, report = self._conf, self._shard_id, self._report_failure
-
-        def checkpoint_worker(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
-            return CheckpointWorker.start(
-                parent, self._write_checkpoint, conf.checkpointer, shard_id, report
-            )
-
-        return ConsumerWorker.start(
-            shard_id,
-            self._processor,
-            conf.worker,
-            checkpoint_worker,
-            report,
-            batch_processor=self._batch_processor,
-        )
-
-    def _write_checkpoint(self, position: Checkpoint) -> None:
-        """The CheckpointWorker's write (on its thread): SHARD_END also creates the children."""
-        token = self._lease.concurrency_token
-        if position == Sentinel.SHARD_END:
-            self._coordinator.shard_ended(self._shard_id, token, self._child_shards)
-        else:
-            self._coordinator.checkpoint(self._shard_id, position, token)
-
-    def _parents_finished(self) -> bool:
-        return self._coordinator.parents_finished(self._shard_id)
-
-    def _initialize(self) -> None:
-        self._state = ShardState.INITIALIZING
-        self._run("initialize", self._reader.start)
-
     # -- messages -------------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, ProcessingComplete):
             self._on_processing_complete(message)
-        elif isinstance(message, _StepDone):
-            self._on_step_done(message.name, message.result)
-        elif isinstance(message, _Step):
-            self._on_step(message.name)
+        elif isinstance(message, _Fetched):
+            self._on_fetched(message.result)
+        elif isinstance(message, _Fetch):
+            self._fetch()
         elif isinstance(message, StopShard):
             self._shutdown(message.reason)
         elif isinstance(message, ShutdownComplete):
             self._on_shutdown_complete(message)
-        else:
+        elif self._state is ShardState.WAITING_ON_PARENTS:
+            if isinstance(message, _CheckParents):
+                self._check_parents()
+            elif isinstance(message, _ParentsChecked):
+                self._on_parents_checked(message.result)
+        elif self._state is ShardState.INITIALIZING:
+            if isinstance(message, _Initialize):
+                self._initialize()
+            elif isinstance(message, _Initialized):
+                self._on_initialized(message.error)
+        elif not isinstance(message, _CheckParents | _ParentsChecked | _Initialize | _Initialized):
             self._log.warning("unexpected message dropped", message=repr(message))
 
-    def _run(self, step: str, work: Callable[[], Any]) -> None:
-        ref = self.actor_ref
-        run_blocking(
-            f"kinesis-{self._shard_id}-{step}",
-            work,
-            lambda result: tell(ref, _StepDone(step, result)),
-        )
+    def _call(self, work: Callable[[], Any], reply: Callable[[Any], object]) -> None:
+        """Run ``work`` on the executor; its outcome comes back to this actor as ``reply(...)``."""
+        me = self.actor_ref
+        self._executor.call(work, lambda outcome: tell(me, reply(outcome)))
 
-    def _schedule(self, step: str, delay: float) -> None:
+    def _schedule(self, message: object, delay: float) -> None:
         self._cancel_timer()
-        self._timer = schedule_once(self.actor_ref, delay, _Step(step))
+        self._timer = schedule_once(self.actor_ref, delay, message)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    def _on_step(self, step: str) -> None:
-        if step == "parents" and self._state is ShardState.WAITING_ON_PARENTS:
-            self._run("parents", self._parents_finished)
-        elif step == "initialize" and self._state is ShardState.INITIALIZING:
-            self._initialize()
-        elif step == "fetch":
-            self._fetch()
-        elif step == "shard_end" and self._state is ShardState.SHUTTING_DOWN:
-            self._run("shard_end", self._end_shard)
+    def _check_parents(self) -> None:
+        coordinator, shard_id = self._coordinator, self._shard_id
+        self._call(lambda: coordinator.parents_finished(shard_id), _ParentsChecked)
 
-    def _on_step_done(self, step: str, result: Any) -> None:
-        if step == "fetch":
-            self._on_fetched(result)
-        elif step == "parents" and self._state is ShardState.WAITING_ON_PARENTS:
-            if result is True:
-                self._initialize()
-            elif isinstance(result, ShutdownError):
-                self._log.info("lease gone while waiting on parent shards")
-                self._shutdown(ShutdownReason.LEASE_LOST)
-            else:
-                if isinstance(result, BaseException):
-                    self._log.warning("parent shard check failed", error=repr(result))
-                else:
-                    self._log.info("waiting on parent shards", parents=self._lease.parent_shard_ids)
-                self._schedule("parents", self._kcl.parent_shard_poll_interval)
-        elif step == "initialize" and self._state is ShardState.INITIALIZING:
-            if isinstance(result, BaseException):
-                self._log.warning("shard initialization failed; retrying", error=repr(result))
-                self._schedule("initialize", self._kcl.task_backoff_time)
-            else:
-                self._state = ShardState.PROCESSING
-                self._fetch()
-        elif step == "shard_end" and self._state is ShardState.SHUTTING_DOWN:
-            if not isinstance(result, BaseException):
-                self._finish(checkpointed=True)
-            elif isinstance(result, ShutdownError):
-                self._log.info("lease lost before the SHARD_END checkpoint")
-                self._reason = ShutdownReason.LEASE_LOST
-                self._finish(checkpointed=False)
-            else:
-                self._log.warning("SHARD_END checkpoint failed; retrying", error=repr(result))
-                self._schedule("shard_end", self._kcl.task_backoff_time)
+    def _on_parents_checked(self, result: bool | BaseException) -> None:
+        if result is True:
+            self._initialize()
+            return
+        if isinstance(result, ShutdownError):
+            self._log.info("lease gone while waiting on parent shards")
+            self._shutdown(ShutdownReason.LEASE_LOST)
+            return
+        if isinstance(result, BaseException):
+            self._log.warning("parent shard check failed", error=repr(result))
+        else:
+            self._log.info("waiting on parent shards", parents=self._lease.parent_shard_ids)
+        self._schedule(_CheckParents(), self._kcl.parent_shard_poll_interval)
+
+    def _initialize(self) -> None:
+        self._state = ShardState.INITIALIZING
+        self._call(self._reader.start, lambda outcome: _Initialized(_error(outcome)))
+
+    def _on_initialized(self, error: BaseException | None) -> None:
+        if error is not None:
+            self._log.warning("shard initialization failed; retrying", error=repr(error))
+            self._schedule(_Initialize(), self._kcl.task_backoff_time)
+        else:
+            self._state = ShardState.PROCESSING
+            self._fetch()
 
     # -- the read loop --------------------------------------------------------------------------
 
@@ -295,7 +284,7 @@ class ShardWorker(pykka.ThreadingActor):
             return
         self._cancel_timer()
         self._fetching = True
-        self._run("fetch", self._reader.read)
+        self._call(self._reader.read, _Fetched)
 
     def _on_fetched(self, result: ReadResult | BaseException) -> None:
         self._fetching = False
@@ -312,7 +301,7 @@ class ShardWorker(pykka.ThreadingActor):
                 delay = self._kcl.task_backoff_time
                 self._log.warning("GetRecords failed; retrying", error=repr(result), delay=delay)
             if not self._batch_in_flight:
-                self._schedule("fetch", delay)
+                self._schedule(_Fetch(), delay)
             return
         self._throttles = 0
         self._publish_lag(result)
@@ -328,12 +317,12 @@ class ShardWorker(pykka.ThreadingActor):
             if self._at_end:
                 self._shutdown(ShutdownReason.SHARD_END)
             else:
-                self._schedule("fetch", self._kcl.idle_time_between_reads)
+                self._schedule(_Fetch(), self._kcl.idle_time_between_reads)
 
     def _dispatch(self, result: ReadResult) -> None:
         self._batch_in_flight = True
         self._log.debug("Processing records", count=len(result.events))
-        tell(self._worker, ProcessEvents(result.events, self._shard_id, self.actor_ref))
+        tell(self._tracker, StartBatch(result.events, self._shard_id, self.actor_ref))
         if self._prefetch:
             self._fetch()
 
@@ -373,31 +362,22 @@ class ShardWorker(pykka.ThreadingActor):
             return
         if self._state is ShardState.SHUTTING_DOWN:
             if self._reason is ShutdownReason.SHARD_END and reason is not ShutdownReason.SHARD_END:
-                # Stop retrying the SHARD_END checkpoint; the next owner repeats it.
+                # Stop waiting for the SHARD_END checkpoint; the next owner repeats it.
                 self._reason = reason
-                if self._retrying_shard_end:
-                    self._finish(checkpointed=False)
+                self._finish(checkpointed=False)
             return
         self._state = ShardState.SHUTTING_DOWN
         self._reason = reason
         self._cancel_timer()
         self._prefetched = None
         self._log.info("*** Shutting down record processor for shard ***", reason=reason.value)
-        if not tell(self._worker, GracefulShutdown(reason, self.actor_ref)):
+        children = self._child_shards if reason is ShutdownReason.SHARD_END else None
+        if not tell(self._tracker, GracefulShutdown(reason, self.actor_ref, children)):
             self._finish(checkpointed=False)
 
     def _on_shutdown_complete(self, message: ShutdownComplete) -> None:
-        if self._state is not ShardState.SHUTTING_DOWN:
-            return
-        if self._reason is ShutdownReason.SHARD_END and not message.checkpoint_successful:
-            self._log.warning("SHARD_END checkpoint failed; retrying")
-            self._retrying_shard_end = True
-            self._schedule("shard_end", self._kcl.task_backoff_time)
-            return
-        self._finish(checkpointed=message.checkpoint_successful)
-
-    def _end_shard(self) -> None:
-        self._write_checkpoint(Sentinel.SHARD_END)
+        if self._state is ShardState.SHUTTING_DOWN:
+            self._finish(checkpointed=message.checkpoint_successful)
 
     def _finish(self, *, checkpointed: bool) -> None:
         self._cancel_timer()
@@ -406,3 +386,40 @@ class ShardWorker(pykka.ThreadingActor):
         self._log.info("shard shut down", reason=reason.value, checkpointed=checkpointed)
         tell(self._supervisor, ShardFinished(self._lease, reason, checkpointed))
         self.actor_ref.stop(block=False)
+
+
+def _error(outcome: object) -> BaseException | None:
+    return outcome if isinstance(outcome, BaseException) else None
+
+
+def _batch_tracker_factory(
+    lease: HeldLease,
+    conf: ConsumerConf,
+    coordinator: LeaseCheckpointer,
+    processor: pykka.ActorRef[Any],
+    executor: BlockingExecutor,
+    report: FailureReporter,
+    batch_processor: bool,
+) -> BatchTrackerFactory:
+    """Starts the shard's BatchTracker and, as its child, the ShardCheckpointer, which writes
+    under this lease's concurrency token. Built from values only: no actor's state."""
+    shard_id = lease.shard_id
+    write = lease_writer(coordinator, shard_id, lease.concurrency_token)
+
+    def checkpointer(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+        return ShardCheckpointer.start(
+            parent,
+            write,
+            conf.checkpointer,
+            shard_id,
+            executor,
+            report,
+            retry_delay=conf.kcl.task_backoff_time,
+        )
+
+    def start() -> pykka.ActorRef[Any]:
+        return BatchTracker.start(
+            shard_id, processor, conf.worker, checkpointer, report, batch_processor=batch_processor
+        )
+
+    return start

@@ -1,6 +1,6 @@
-"""ConsumerWorker: the batch protocol of one shard (the Scala library's ConsumerWorker).
+"""BatchTracker: the batch protocol of one shard (the Scala library's ConsumerWorker).
 
-A batch (``ProcessEvents``) fans out as one ``ProcessEvent`` per record to the event processor
+A batch (``StartBatch``) fans out as one ``ProcessEvent`` per record to the event processor
 and completes when every record is acknowledged by ``EventProcessed``. Each attempt has
 ``worker.batchTimeoutSeconds``; on timeout only the unacknowledged records are re-sent, up to
 ``worker.failedMessageRetries`` times. Then the failure tolerance decides: within
@@ -8,17 +8,17 @@ and completes when every record is acknowledged by ``EventProcessed``. Each atte
 skipped; beyond it the processor gets ``ConsumerWorkerFailure`` and the batch ends unsuccessful.
 
 The checkpoint target is the highest *contiguous* acknowledged position, carried across batches;
-it is offered to the CheckpointWorker when that one is ready, and never the same or an older
-position twice. Fixed here, unlike the original: positions compare as integers, an ack never
-resets the retry count, and acks of records outside the current batch are not counted.
+it is offered to the shard's ShardCheckpointer (this actor's child) when that one is ready, and
+never the same or an older position twice. Fixed here, unlike the original: positions compare as
+integers, an ack never resets the retry count, and acks of records outside the current batch are
+not counted.
 """
 
 from __future__ import annotations
 
 import enum
-import operator
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,95 +27,33 @@ import pykka
 from kinesis_actors import metrics
 from kinesis_actors._actors import tell
 from kinesis_actors._config import WorkerConf
-from kinesis_actors._consumer.checkpoint import FailureReporter
+from kinesis_actors._consumer._support import FailureReporter, positions
+from kinesis_actors._consumer.acks import ResponseCollector
 from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
     ConsumerShutdown,
     ConsumerWorkerFailure,
     EventProcessed,
-    EventsProcessed,
     GracefulShutdown,
     NotReady,
     ProcessEvent,
-    ProcessEventBatch,
-    ProcessEvents,
     ProcessingComplete,
-    ProcessingTimeout,
+    ProcessRecords,
     ReadyToCheckpoint,
+    RecordsAcknowledged,
     ShutdownComplete,
     ShutdownReason,
+    StartBatch,
 )
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
 from kinesis_actors._scheduling import Cancellable, schedule_once
 
-__all__ = ["CheckpointWorkerFactory", "ConsumerWorker", "ResponseCollector"]
+__all__ = ["BatchTracker", "CheckpointerFactory"]
 
-#: Starts the shard's CheckpointWorker with the given parent (the ConsumerWorker).
-CheckpointWorkerFactory = Callable[[pykka.ActorRef[Any]], pykka.ActorRef[Any]]
-
-
-_position_key = operator.attrgetter("_key")
-
-
-class ResponseCollector:
-    """The acknowledgements of one batch.
-
-    Acks are counted per record of the batch (an ack for anything else is ignored), so the batch
-    is done exactly when each of its records was acknowledged once. O(1) per ack: positions are
-    looked up by their ``(sequence, sub-sequence)`` integer key, whose hash and comparisons are
-    the tuple's own (no Python-level ``__hash__``/``__eq__`` per record).
-    """
-
-    __slots__ = ("_acked", "_contiguous", "_positions", "_sorted", "events", "pending", "previous")
-
-    def __init__(
-        self, events: Sequence[ConsumerEvent], previous: CompoundSequenceNumber | None
-    ) -> None:
-        self.events = events
-        #: The checkpoint target carried over from earlier batches.
-        self.previous = previous
-        self._sorted = sorted((event.sequence_number for event in events), key=_position_key)
-        self._positions = {seq._key: i for i, seq in enumerate(self._sorted)}
-        self._acked = bytearray(len(events))
-        self._contiguous = 0
-        self.pending = len(events)
-
-    def ack(self, sequence_number: CompoundSequenceNumber) -> bool:
-        """Record an ack; False if the position is not in this batch."""
-        position = self._positions.get(sequence_number._key)
-        if position is None:
-            return False
-        if not self._acked[position]:
-            self._acked[position] = 1
-            self.pending -= 1
-            acked, n = self._acked, len(self._acked)
-            while self._contiguous < n and acked[self._contiguous]:
-                self._contiguous += 1
-        return True
-
-    @property
-    def done(self) -> bool:
-        return self.pending == 0
-
-    @property
-    def latest_confirmed(self) -> CompoundSequenceNumber | None:
-        """Highest position with nothing unacknowledged at or below it (else the carried one)."""
-        if self._contiguous:
-            return self._sorted[self._contiguous - 1]
-        return self.previous
-
-    @property
-    def latest_event(self) -> CompoundSequenceNumber | None:
-        """The batch's highest position: the target when the tolerance forgives the rest."""
-        return self._sorted[-1] if self._sorted else self.previous
-
-    @property
-    def unconfirmed(self) -> tuple[ConsumerEvent, ...]:
-        """Unacknowledged records, in the batch's order."""
-        acked, positions = self._acked, self._positions
-        return tuple(e for e in self.events if not acked[positions[e.sequence_number._key]])
+#: Starts the shard's ShardCheckpointer with the given parent (the BatchTracker).
+CheckpointerFactory = Callable[[pykka.ActorRef[Any]], pykka.ActorRef[Any]]
 
 
 class _State(enum.Enum):
@@ -125,15 +63,24 @@ class _State(enum.Enum):
 
 
 @dataclass(frozen=True)
+class _BatchTimeout:
+    """The batch timeout of attempt ``attempt`` of batch ``batch`` expired (stale ones are
+    ignored)."""
+
+    batch: int
+    attempt: int
+
+
+@dataclass(frozen=True)
 class _ShutdownTimeout:
     """The final checkpoint did not answer within ``worker.shutdownTimeoutSeconds``."""
 
 
-class ConsumerWorker(pykka.ThreadingActor):
-    """One per shard. ``processor`` receives one ``ProcessEvent`` per record, or one
-    ``ProcessEventBatch`` per attempt if ``batch_processor`` (the built-in RecordProcessor);
-    ``checkpoint_worker`` starts the CheckpointWorker child (a factory, so tests can put a probe
-    there)."""
+class BatchTracker(pykka.ThreadingActor):
+    """One per shard, a child of its ShardConsumer. ``processor`` receives one ``ProcessEvent``
+    per record, or one ``ProcessRecords`` per attempt if ``batch_processor`` (the built-in
+    RecordProcessor); ``checkpointer`` starts the ShardCheckpointer child (a factory, so tests
+    can put a probe there)."""
 
     use_daemon_thread = True
 
@@ -142,7 +89,7 @@ class ConsumerWorker(pykka.ThreadingActor):
         shard_id: str,
         processor: pykka.ActorRef[Any],
         conf: WorkerConf,
-        checkpoint_worker: CheckpointWorkerFactory,
+        checkpointer: CheckpointerFactory,
         report_failure: FailureReporter | None = None,
         *,
         batch_processor: bool = False,
@@ -152,12 +99,12 @@ class ConsumerWorker(pykka.ThreadingActor):
         self._processor = processor
         self._batch_processor = batch_processor
         self._conf = conf
-        self._checkpoint_worker_factory = checkpoint_worker
+        self._checkpointer_factory = checkpointer
         self._report_failure = report_failure
         self._log = get_logger(__name__).bind(shard_id=shard_id)
         self._checkpointer: pykka.ActorRef[Any] | None = None
         self._state = _State.READY
-        self._stash: deque[ProcessEvents] = deque()
+        self._stash: deque[StartBatch] = deque()
         # Batch in flight.
         self._collector: ResponseCollector | None = None
         self._batch_reply_to: pykka.ActorRef[Any] | None = None
@@ -176,7 +123,7 @@ class ConsumerWorker(pykka.ThreadingActor):
 
     def on_start(self) -> None:
         try:
-            self._checkpointer = self._checkpoint_worker_factory(self.actor_ref)
+            self._checkpointer = self._checkpointer_factory(self.actor_ref)
         except Exception as exc:
             # Pykka would stop the actor silently; make the failure visible to the supervisor.
             self._report(exc)
@@ -200,18 +147,18 @@ class ConsumerWorker(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         state = self._state
-        if isinstance(message, EventsProcessed):
+        if isinstance(message, RecordsAcknowledged):
             self._on_acks(message.sequence_numbers, True)
         elif isinstance(message, EventProcessed):
             self._on_acks((message.sequence_number,), message.successful)
         elif state is _State.SHUTTING_DOWN:
             self._while_shutting_down(message)
-        elif isinstance(message, ProcessEvents):
+        elif isinstance(message, StartBatch):
             if state is _State.READY:
                 self._start_batch(message)
             else:
                 self._stash.append(message)
-        elif isinstance(message, ProcessingTimeout):
+        elif isinstance(message, _BatchTimeout):
             self._on_timeout(message)
         elif isinstance(message, ReadyToCheckpoint):
             self._offer_checkpoint()
@@ -225,7 +172,7 @@ class ConsumerWorker(pykka.ThreadingActor):
         else:
             self._log.warning("unexpected message dropped", message=repr(message))
 
-    def _start_batch(self, message: ProcessEvents) -> None:
+    def _start_batch(self, message: StartBatch) -> None:
         if not message.events:
             tell(message.reply_to, ProcessingComplete())
             return
@@ -240,7 +187,7 @@ class ConsumerWorker(pykka.ThreadingActor):
     def _send(self, events: tuple[ConsumerEvent, ...]) -> None:
         me, processor = self.actor_ref, self._processor
         if self._batch_processor:
-            processor.tell(ProcessEventBatch(events, me))
+            processor.tell(ProcessRecords(events, me))
             return
         for event in events:
             processor.tell(ProcessEvent(event, me))
@@ -262,7 +209,7 @@ class ConsumerWorker(pykka.ThreadingActor):
         if collector.done and self._state is _State.PROCESSING:
             self._complete_batch(collector.latest_confirmed, ProcessingComplete())
 
-    def _on_timeout(self, message: ProcessingTimeout) -> None:
+    def _on_timeout(self, message: _BatchTimeout) -> None:
         collector = self._collector
         if (
             collector is None
@@ -284,7 +231,7 @@ class ConsumerWorker(pykka.ThreadingActor):
         allowed = self._conf.allowed_failures(len(collector.events))
         self._log.warning(
             "batch timed out after all retries",
-            unconfirmed=[str(e.sequence_number) for e in unconfirmed],
+            unconfirmed=positions(unconfirmed),
             allowed_failures=allowed,
         )
         if len(unconfirmed) <= allowed:
@@ -294,7 +241,7 @@ class ConsumerWorker(pykka.ThreadingActor):
             )
             self._complete_batch(collector.latest_event, ProcessingComplete())
         else:
-            self._log.warning("Shutting down shard worker on this node", failed=len(unconfirmed))
+            self._log.warning("Shutting down the shard on this worker", failed=len(unconfirmed))
             tell(self._processor, ConsumerWorkerFailure(unconfirmed, self._shard_id))
             self._complete_batch(collector.latest_confirmed, ProcessingComplete(False, unconfirmed))
 
@@ -316,7 +263,7 @@ class ConsumerWorker(pykka.ThreadingActor):
     def _schedule_timeout(self) -> None:
         self._cancel_timer()
         self._timer = schedule_once(
-            self.actor_ref, self._conf.batch_timeout, ProcessingTimeout(self._batch, self._attempt)
+            self.actor_ref, self._conf.batch_timeout, _BatchTimeout(self._batch, self._attempt)
         )
 
     def _cancel_timer(self) -> None:
@@ -383,11 +330,19 @@ class ConsumerWorker(pykka.ThreadingActor):
             self._finalise(checkpointed=False)
             return
         self._final_checkpoint = final
-        if not tell(self._checkpointer, Checkpoint(final, force=True, reply_to=self.actor_ref)):
+        checkpoint = Checkpoint(
+            final, force=True, reply_to=self.actor_ref, child_shards=message.child_shards
+        )
+        if not tell(self._checkpointer, checkpoint):
             self._log.warning("Failed to checkpoint on shutdown: checkpointer is gone")
             self._finalise(checkpointed=False)
             return
-        self._timer = schedule_once(self.actor_ref, self._conf.shutdown_timeout, _ShutdownTimeout())
+        if final is not Sentinel.SHARD_END:
+            # (The checkpointer retries SHARD_END until it succeeds or the lease is lost; the
+            # ShardConsumer gives up on it when told to stop for another reason.)
+            self._timer = schedule_once(
+                self.actor_ref, self._conf.shutdown_timeout, _ShutdownTimeout()
+            )
 
     def _while_shutting_down(self, message: Any) -> None:
         if (

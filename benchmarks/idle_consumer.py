@@ -1,0 +1,195 @@
+"""What a consumer costs at idle: threads, CPU and AWS calls of one process holding many shards.
+
+Run ``python benchmarks/idle_consumer.py`` (kinesalite + dynalite on loopback, 200 shards, no
+records). One KinesisConsumer takes every lease; once every shard is being read, the process is
+sampled for ``--seconds``: its thread count (peak and median), its CPU time as a share of one
+core, and the API calls per second its clients make, by operation.
+
+``--compare PATH`` runs the same measurement a second time in a child process with
+``PYTHONPATH=PATH`` (for instance ``/work/base``, a checkout of an earlier commit) and prints both
+columns with the ratio current / baseline. The script uses only public names that both layouts
+have (``kinesis_actors.KinesisConsumer``, ``load_config``, ``LocalKinesis``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from botocore.config import Config
+
+import kinesis_actors
+from kinesis_actors import ConsumerConf, KinesisConsumer, load_config
+
+try:
+    from kinesis_actors.testing import LocalKinesis
+except ImportError:  # the layout before the public `testing` package
+    from kinesis_actors.local import LocalKinesis  # type: ignore[import-not-found,no-redef]
+
+__all__ = ["main", "measure"]
+
+
+def _conf(stream: str, application: str) -> ConsumerConf:
+    text = f"""
+    kinesis {{
+      application-name = "{application}"
+      idle {{
+        stream-name = "{stream}"
+        worker {{ gracefulShutdownHook = false }}
+        kcl {{ workerId = "idle-bench", maxLeasesForWorker = 100000 }}
+      }}
+    }}
+    """
+    return ConsumerConf.from_config(load_config(text), "idle")
+
+
+def _counted(client: Any, calls: Counter[str]) -> Any:
+    """``client`` with every API call counted by operation name."""
+    lock = threading.Lock()
+
+    def count(model: Any, **_: Any) -> None:
+        with lock:
+            calls[model.name] += 1
+
+    client.meta.events.register("before-call", count)
+    return client
+
+
+def _held(dynamodb: Any, table: str) -> int:
+    try:
+        items = dynamodb.scan(TableName=table, ProjectionExpression="leaseOwner")["Items"]
+    except dynamodb.exceptions.ResourceNotFoundException:
+        return 0
+    return sum(1 for item in items if item.get("leaseOwner", {}).get("S") == "idle-bench")
+
+
+def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def measure(shards: int, seconds: float, settle: float) -> dict[str, Any]:
+    """One run: start the servers, a stream of ``shards`` shards and a consumer; sample it."""
+    with LocalKinesis(backend="emulators") as local:
+        admin_kinesis, admin_dynamodb = local.kinesis_client(), local.dynamodb_client()
+        stream, application = f"idle-{uuid.uuid4().hex[:8]}", f"idle-{uuid.uuid4().hex[:6]}"
+        admin_kinesis.create_stream(StreamName=stream, ShardCount=shards)
+        admin_kinesis.get_waiter("stream_exists").wait(
+            StreamName=stream, WaiterConfig={"Delay": 0.2}
+        )
+        threads_before = threading.active_count()
+        calls: Counter[str] = Counter()
+        pool = Config(max_pool_connections=max(10, shards))
+        kinesis = _counted(local.kinesis_client(config=pool), calls)
+        dynamodb = _counted(local.dynamodb_client(config=pool), calls)
+        conf = _conf(stream, application)
+        consumer = KinesisConsumer(lambda event: None, conf, kinesis=kinesis, dynamodb=dynamodb)
+        started = time.monotonic()
+        consumer.start()
+        try:
+            _wait(lambda: _held(admin_dynamodb, conf.table_name) >= shards, 300, "every lease")
+            _wait(lambda: calls["GetShardIterator"] >= shards, 120, "every shard reading")
+            ready = time.monotonic() - started
+            time.sleep(settle)
+            counts: list[int] = []
+            before = dict(calls)
+            cpu, wall = time.process_time(), time.monotonic()
+            while time.monotonic() - wall < seconds:
+                counts.append(threading.active_count())
+                time.sleep(0.25)
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            delta = {op: (calls[op] - before.get(op, 0)) / wall for op in calls}
+        finally:
+            consumer.stop()
+    return {
+        "version": kinesis_actors.__version__,
+        "path": str(Path(kinesis_actors.__file__).parent),
+        "threads_before": threads_before,
+        "threads_peak": max(counts),
+        "threads_median": statistics.median(counts),
+        "cpu_share": cpu / wall,
+        "calls_per_second": {op: rate for op, rate in delta.items() if rate > 0},
+        "seconds_to_ready": ready,
+    }
+
+
+def _rows(result: dict[str, Any]) -> dict[str, float]:
+    rows = {
+        "threads (peak)": float(result["threads_peak"]),
+        "threads (median)": float(result["threads_median"]),
+        "threads before the consumer": float(result["threads_before"]),
+        "CPU, share of one core": result["cpu_share"],
+        "AWS calls/s (all)": sum(result["calls_per_second"].values()),
+    }
+    for op, rate in sorted(result["calls_per_second"].items()):
+        rows[f"  {op}/s"] = rate
+    rows["seconds until every shard is read"] = result["seconds_to_ready"]
+    return rows
+
+
+def _print(current: dict[str, Any], baseline: dict[str, Any] | None, shards: int) -> None:
+    cur = _rows(current)
+    base = _rows(baseline) if baseline is not None else {}
+    names = list(cur) + [name for name in base if name not in cur]
+    print(f"\nIdle consumer, {shards} shards, kinesalite + dynalite")
+    print(f"  current : {current['path']}")
+    if baseline is not None:
+        print(f"  baseline: {baseline['path']}")
+        print(f"\n{'metric':<36}{'current':>12}{'baseline':>12}{'ratio':>9}")
+    else:
+        print(f"\n{'metric':<36}{'current':>12}")
+    for name in names:
+        value = cur.get(name)
+        text = f"{name:<36}{_fmt(value):>12}"
+        if baseline is not None:
+            other = base.get(name)
+            ratio = f"{value / other:.2f}" if value is not None and other else "-"
+            text += f"{_fmt(other):>12}{ratio:>9}"
+        print(text)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 100 or value == int(value) else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--shards", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=10.0, help="sampling time")
+    parser.add_argument("--settle", type=float, default=3.0, help="wait before sampling")
+    parser.add_argument("--compare", metavar="PATH", help="baseline code (PYTHONPATH) to compare")
+    parser.add_argument("--json", action="store_true", help="print one JSON object, no table")
+    args = parser.parse_args(argv)
+    if args.shards < 1 or args.seconds <= 0 or args.settle < 0:
+        parser.error("--shards must be >= 1, --seconds > 0 and --settle >= 0")
+    baseline = None
+    if args.compare:
+        env = dict(os.environ, PYTHONPATH=args.compare)
+        command = [sys.executable, __file__, "--json", f"--shards={args.shards}"]
+        command += [f"--seconds={args.seconds}", f"--settle={args.settle}"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        baseline = json.loads(done.stdout.strip().splitlines()[-1])
+    current = measure(args.shards, args.seconds, args.settle)
+    if args.json:
+        print(json.dumps(current))
+        return
+    _print(current, baseline, args.shards)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""ResponseCollector: the acknowledgements of one batch, and its checkpoint targets."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+
+from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent
+
+__all__ = ["ResponseCollector"]
+
+_position_key = operator.attrgetter("_key")
+
+
+class ResponseCollector:
+    """The acknowledgements of one batch.
+
+    Acks are counted per record of the batch (an ack for anything else is ignored), so the batch
+    is done exactly when each of its records was acknowledged once. O(1) per ack: positions are
+    looked up by their ``(sequence, sub-sequence)`` integer key, whose hash and comparisons are
+    the tuple's own (no Python-level ``__hash__``/``__eq__`` per record).
+    """
+
+    __slots__ = ("_acked", "_contiguous", "_positions", "_sorted", "events", "pending", "previous")
+
+    def __init__(
+        self, events: Sequence[ConsumerEvent], previous: CompoundSequenceNumber | None
+    ) -> None:
+        self.events = events
+        #: The checkpoint target carried over from earlier batches.
+        self.previous = previous
+        self._sorted = sorted((event.sequence_number for event in events), key=_position_key)
+        self._positions = {seq._key: i for i, seq in enumerate(self._sorted)}
+        self._acked = bytearray(len(events))
+        self._contiguous = 0
+        self.pending = len(events)
+
+    def ack(self, sequence_number: CompoundSequenceNumber) -> bool:
+        """Record an ack; False if the position is not in this batch."""
+        position = self._positions.get(sequence_number._key)
+        if position is None:
+            return False
+        if not self._acked[position]:
+            self._acked[position] = 1
+            self.pending -= 1
+            acked, n = self._acked, len(self._acked)
+            while self._contiguous < n and acked[self._contiguous]:
+                self._contiguous += 1
+        return True
+
+    @property
+    def done(self) -> bool:
+        return self.pending == 0
+
+    @property
+    def latest_confirmed(self) -> CompoundSequenceNumber | None:
+        """Highest position with nothing unacknowledged at or below it (else the carried one)."""
+        if self._contiguous:
+            return self._sorted[self._contiguous - 1]
+        return self.previous
+
+    @property
+    def latest_event(self) -> CompoundSequenceNumber | None:
+        """The batch's highest position: the target when the tolerance forgives the rest."""
+        return self._sorted[-1] if self._sorted else self.previous
+
+    @property
+    def unconfirmed(self) -> tuple[ConsumerEvent, ...]:
+        """Unacknowledged records, in the batch's order."""
+        acked, positions = self._acked, self._positions
+        return tuple(e for e in self.events if not acked[positions[e.sequence_number._key]])
