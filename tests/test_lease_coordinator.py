@@ -23,6 +23,7 @@ from kinesis_actors._leases import (
     LeasesLost,
 )
 from kinesis_actors._leases.lease import Checkpoint
+from kinesis_actors._leases.table import Rates
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 FAILOVER = 0.3
@@ -299,10 +300,10 @@ class Flaky(InMemoryLeaseTable):
             raise DependencyError("unreachable")
         return super()._take_once(lease, owner)
 
-    def _renew_once(self, lease: Lease) -> Lease | None:
+    def _renew_once(self, lease: Lease, rates: Rates | None) -> Lease | None:
         if self.broken:
             raise DependencyError("unreachable")
-        return super()._renew_once(lease)
+        return super()._renew_once(lease, rates)
 
     def _checkpoint_once(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None:
         if self.broken:

@@ -22,6 +22,7 @@ from kinesis_actors._leases import (
     LeaseTaker,
 )
 from kinesis_actors._leases.lease import Checkpoint
+from kinesis_actors._leases.table import Rates
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 FAILOVER = 10.0
@@ -35,10 +36,10 @@ class FlakyTable(InMemoryLeaseTable):
         super().__init__()
         self.failure: Exception | None = None
 
-    def _renew_once(self, lease: Lease) -> Lease | None:
+    def _renew_once(self, lease: Lease, rates: Rates | None) -> Lease | None:
         if self.failure is not None:
             raise self.failure
-        return super()._renew_once(lease)
+        return super()._renew_once(lease, rates)
 
     def _checkpoint_once(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None:
         if self.failure is not None:

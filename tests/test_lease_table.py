@@ -215,13 +215,16 @@ def test_item_layout_is_the_kcl_one() -> None:
     assert "leaseOwner" not in free_item and "parentShardId" not in free_item
 
 
-def test_kcl3_extra_attributes_are_ignored_and_bad_checkpoints_refused() -> None:
+def test_kcl3_attributes_are_read_and_bad_checkpoints_refused() -> None:
     item = lease_to_item(free()) | {
         "throughputKBps": {"N": "1.5"},
         "entityType": {"S": "LEASE"},
         "checkpointOwner": {"S": "old-worker"},
     }
-    assert item_to_lease(item) == free()
+    lease = item_to_lease(item)
+    assert (lease.checkpoint_owner, lease.bytes_per_second) == ("old-worker", 1536.0)
+    assert lease.records_per_second is None
+    assert dataclasses.replace(lease, checkpoint_owner=None, bytes_per_second=None) == free()
     with pytest.raises(InvalidStateError):
         item_to_lease(item | {"checkpoint": {"S": "nonsense"}})
     with pytest.raises(InvalidStateError):
@@ -322,3 +325,44 @@ def test_unreachable_dynamodb_is_a_dependency_error() -> None:
     )
     with pytest.raises(DependencyError):
         DynamoDBLeaseTable(client, "leases").get_lease("x")
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_kcl35_items_that_are_not_leases_are_skipped_by_every_read() -> None:
+    table = dynamodb_table()
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    table.create_lease(free())
+    for key, entity in (("worker-1", "WORKER_METRIC_STATS"), ("Leader", "LEADER")):
+        client.put_item(
+            TableName=table.name,
+            Item={"leaseKey": {"S": key}, "entityType": {"S": entity}, "lut": {"N": "1"}},
+        )
+    assert [lease.shard_id for lease in table.list_leases()] == [free().shard_id]
+    assert table.get_lease("worker-1") is None
+    assert table.get_lease(free().shard_id) == free()
+
+
+def test_graceful_handoff_keeps_the_owner_checkpointing_until_it_hands_over(
+    table: LeaseTable,
+) -> None:
+    table.create_lease(free())
+    owned = table.take(free(), "old")
+    assert owned is not None
+    requested = table.request_handoff(owned, "new")
+    assert requested is not None
+    assert (requested.owner, requested.checkpoint_owner) == ("new", "old")
+    assert requested.counter == owned.counter  # the owner's renewals keep succeeding
+    assert table.request_handoff(owned, "third") is None  # one hand-off at a time
+    renewed = table.renew(requested, (2048.0, 10.0))
+    assert renewed is not None and renewed.checkpoint_owner == "old"
+    assert (renewed.bytes_per_second, renewed.records_per_second) == (2048.0, 10.0)
+    checkpointed = table.checkpoint(renewed, CompoundSequenceNumber(SEQ_56))
+    assert checkpointed is not None  # the current owner alone may still checkpoint
+    impostor = dataclasses.replace(checkpointed, checkpoint_owner=None)  # "new" checkpointing
+    assert table.checkpoint(impostor, CompoundSequenceNumber(str(int(SEQ_56) + 1))) is None
+    assert table.release(checkpointed)
+    handed = table.get_lease(free().shard_id)
+    assert handed is not None
+    assert (handed.owner, handed.checkpoint_owner) == ("new", None)
+    assert handed.counter == checkpointed.counter + 1
+    assert handed.checkpoint == CompoundSequenceNumber(SEQ_56)

@@ -18,6 +18,7 @@ __all__ = [
     "HeldLease",
     "Lease",
     "LeaseEvent",
+    "LeaseHandoffRequested",
     "LeasesGained",
     "LeasesLost",
 ]
@@ -45,11 +46,21 @@ class Lease:
     pending_checkpoint: CompoundSequenceNumber | None = None
     starting_hash_key: int | None = None
     ending_hash_key: int | None = None
+    #: KCL 3.x graceful hand-off: while set, ``owner`` is the next owner and this the current one.
+    checkpoint_owner: str | None = None
+    #: Measured read rate of the shard, bytes/s (KCL 3.x ``throughputKBps`` x 1024) and records/s.
+    bytes_per_second: float | None = None
+    records_per_second: float | None = None
 
     @property
     def finished(self) -> bool:
         """The shard was processed to its end."""
         return self.checkpoint == Sentinel.SHARD_END
+
+    @property
+    def actual_owner(self) -> str | None:
+        """The worker processing the shard now: the hand-off's current owner, else the owner."""
+        return self.checkpoint_owner or self.owner
 
 
 @dataclass(frozen=True)
@@ -109,5 +120,18 @@ class CoordinatorFailed:
     error: BaseException
 
 
+@dataclass(frozen=True)
+class LeaseHandoffRequested:
+    """Another worker asked for these leases (fleet rebalancing): hand each over gracefully.
+
+    Finish or abort the batch in flight, checkpoint what was acknowledged, then call
+    ``LeaseCoordinator.release`` (the same path as a graceful shutdown of that shard); the lease
+    stays held and renewed until then. If it is not released within ``leaseHandoffTimeoutMillis``,
+    the other worker takes it anyway and `LeasesLost` follows.
+    """
+
+    leases: tuple[HeldLease, ...]
+
+
 #: Every message a coordinator sends to its subscriber.
-LeaseEvent = LeasesGained | LeasesLost | CoordinatorFailed
+LeaseEvent = LeasesGained | LeasesLost | LeaseHandoffRequested | CoordinatorFailed

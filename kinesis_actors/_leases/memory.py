@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from kinesis_actors._errors import LeaseTableMissingError
 from kinesis_actors._leases.lease import Checkpoint, Lease
-from kinesis_actors._leases.table import LeaseTable
+from kinesis_actors._leases.table import LeaseTable, Rates
 from kinesis_actors._models import Sentinel
 
 __all__ = ["InMemoryLeaseTable"]
@@ -87,11 +87,28 @@ class InMemoryLeaseTable(LeaseTable):
             self._table()[lease.shard_id] = lease
             return True
 
-    def _renew_once(self, lease: Lease) -> Lease | None:
+    def _renew_once(self, lease: Lease, rates: Rates | None) -> Lease | None:
+        def renewed(current: Lease) -> Lease:
+            new = dataclasses.replace(current, counter=current.counter + 1)
+            if rates is None:
+                return new
+            return dataclasses.replace(new, bytes_per_second=rates[0], records_per_second=rates[1])
+
+        return self._update_if(
+            lease.shard_id, lambda current: current.counter == lease.counter, renewed
+        )
+
+    def request_handoff(self, lease: Lease, next_owner: str) -> Lease | None:
         return self._update_if(
             lease.shard_id,
-            lambda current: current.counter == lease.counter,
-            lambda current: dataclasses.replace(current, counter=current.counter + 1),
+            lambda current: (
+                lease.owner is not None
+                and current.owner == lease.owner
+                and current.checkpoint_owner is None
+            ),
+            lambda current: dataclasses.replace(
+                current, owner=next_owner, checkpoint_owner=current.owner
+            ),
         )
 
     def _take_once(self, lease: Lease, owner: str) -> Lease | None:
@@ -104,6 +121,7 @@ class InMemoryLeaseTable(LeaseTable):
                 counter=current.counter + 1,
                 owner_switches_since_checkpoint=current.owner_switches_since_checkpoint
                 + (current.owner != owner),
+                checkpoint_owner=None,
             ),
         )
 
@@ -111,9 +129,9 @@ class InMemoryLeaseTable(LeaseTable):
         return self._update_if(
             lease.shard_id,
             lambda current: (
-                lease.owner is not None
+                lease.actual_owner is not None
                 and current.counter == lease.counter
-                and current.owner == lease.owner
+                and current.actual_owner == lease.actual_owner
                 and (checkpoint == Sentinel.SHARD_END or not current.finished)
             ),
             lambda current: dataclasses.replace(
@@ -126,6 +144,18 @@ class InMemoryLeaseTable(LeaseTable):
         )
 
     def release(self, lease: Lease) -> bool:
+        if lease.checkpoint_owner is not None:
+            handed = self._update_if(
+                lease.shard_id,
+                lambda current: current.checkpoint_owner == lease.checkpoint_owner,
+                lambda current: dataclasses.replace(
+                    current,
+                    checkpoint_owner=None,
+                    counter=current.counter + 1,
+                    owner_switches_since_checkpoint=current.owner_switches_since_checkpoint + 1,
+                ),
+            )
+            return handed is not None
         released = self._update_if(
             lease.shard_id,
             lambda current: lease.owner is not None and current.owner == lease.owner,

@@ -20,7 +20,14 @@ KCL workers and this library can read each other's tables:
 ``pendingCheckpoint*``          S/N  two-phase checkpoints of Java apps; cleared by checkpoints
 ``startingHashKey``,            S    the shard's hash key range (decimal)
 ``endingHashKey``
+``checkpointOwner``             S    KCL 3.x graceful hand-off: the current owner while
+                                     ``leaseOwner`` names the next one
+``throughputKBps``              N    KCL 3.x: the shard's read rate, KiB/s
+``throughputRecordsPerSec``     N    extra (kinesis-actors): the shard's read rate, records/s
 =============================== ==== ====================================================
+
+Items whose ``entityType`` is present and not ``LEASE`` (KCL 3.5's single-table format keeps
+worker metrics and coordinator state in the lease table) are not leases: every read skips them.
 
 `LeaseTable` is the interface the coordinator uses; `DynamoDBLeaseTable` is the real one and
 `kinesis_actors._leases.memory.InMemoryLeaseTable` a fake with the same conditional semantics for
@@ -32,19 +39,13 @@ gone) or `DependencyError` (anything else, including timeouts).
 from __future__ import annotations
 
 import abc
-import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import botocore.exceptions
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from kinesis_actors._errors import (
-    DependencyError,
     InvalidStateError,
-    LeaseTableMissingError,
-    ThrottlingError,
 )
+from kinesis_actors._leases.dynamodb import DynamoDBTable
 from kinesis_actors._leases.lease import Checkpoint, Lease
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
@@ -55,24 +56,14 @@ if TYPE_CHECKING:
 __all__ = [
     "DynamoDBLeaseTable",
     "LeaseTable",
+    "Rates",
+    "is_lease_item",
     "item_to_lease",
     "lease_to_item",
 ]
 
 log = get_logger(__name__)
 
-_T = TypeVar("_T")
-
-#: DynamoDB error codes that mean "slow down" rather than "broken".
-_THROTTLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "LimitExceededException",
-    }
-)
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 _SHARD_END = {"S": Sentinel.SHARD_END.value}
 _PENDING_ATTRIBUTES = (
     "pendingCheckpoint, pendingCheckpointSubSequenceNumber, pendingCheckpointState"
@@ -121,7 +112,13 @@ class LeaseTable(abc.ABC):
 
     @abc.abstractmethod
     def release(self, lease: Lease) -> bool:
-        """Remove ``lease.owner`` as owner (if still owner) and bump the counter; True if done."""
+        """Let go of a lease; True if done.
+
+        Normally: remove ``lease.owner`` as owner (if still owner) and bump the counter. During a
+        hand-off (``lease.checkpoint_owner`` set): complete it, as KCL 3.x does: remove
+        ``checkpointOwner`` (if still this worker), so the next owner holds it, and bump the
+        counter and ``ownerSwitchesSinceCheckpoint``.
+        """
 
     @abc.abstractmethod
     def add_child_shard_ids(self, shard_id: str, child_shard_ids: tuple[str, ...]) -> None:
@@ -132,7 +129,16 @@ class LeaseTable(abc.ABC):
         """Delete the lease if its checkpoint is SHARD_END; True if deleted."""
 
     @abc.abstractmethod
-    def _renew_once(self, lease: Lease) -> Lease | None: ...
+    def request_handoff(self, lease: Lease, next_owner: str) -> Lease | None:
+        """Ask ``lease.owner`` to hand the lease to ``next_owner`` (the KCL 3.x protocol).
+
+        Sets ``leaseOwner`` = next owner and ``checkpointOwner`` = current owner if the lease is
+        still owned by ``lease.owner`` and no hand-off is under way; the counter is left alone,
+        so the current owner keeps renewing and checkpointing. None if the condition failed.
+        """
+
+    @abc.abstractmethod
+    def _renew_once(self, lease: Lease, rates: Rates | None) -> Lease | None: ...
 
     @abc.abstractmethod
     def _take_once(self, lease: Lease, owner: str) -> Lease | None: ...
@@ -140,9 +146,13 @@ class LeaseTable(abc.ABC):
     @abc.abstractmethod
     def _checkpoint_once(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None: ...
 
-    def renew(self, lease: Lease) -> Lease | None:
-        """Bump the counter if it is still ``lease.counter``; None if the lease was lost."""
-        return self._renew_once(lease) or self._retried(lease, lease.owner)
+    def renew(self, lease: Lease, rates: Rates | None = None) -> Lease | None:
+        """Bump the counter if it is still ``lease.counter``; None if the lease was lost.
+
+        ``rates`` (bytes/s, records/s read from the shard) are written with it. The lease
+        returned shows a hand-off request (``checkpoint_owner``) if another worker made one.
+        """
+        return self._renew_once(lease, rates) or self._retried(lease, lease.owner)
 
     def take(self, lease: Lease, owner: str) -> Lease | None:
         """Make ``owner`` the owner if the counter is still ``lease.counter``; None if not."""
@@ -154,7 +164,9 @@ class LeaseTable(abc.ABC):
         A finished lease (SHARD_END) is never rolled back to a sequence number. None if the
         lease is no longer held as read.
         """
-        written = self._checkpoint_once(lease, checkpoint) or self._retried(lease, lease.owner)
+        written = self._checkpoint_once(lease, checkpoint) or self._retried(
+            lease, lease.actual_owner
+        )
         if written is not None and written.checkpoint != checkpoint:
             return None
         return written
@@ -163,7 +175,7 @@ class LeaseTable(abc.ABC):
         current = self.get_lease(expected.shard_id)
         if (
             current is not None
-            and current.owner == owner
+            and owner in (current.owner, current.checkpoint_owner)
             and current.counter == expected.counter + 1
         ):
             log.info(
@@ -174,6 +186,18 @@ class LeaseTable(abc.ABC):
 
 
 # -- DynamoDB -------------------------------------------------------------------------------------
+
+
+#: A shard's measured read rates: (bytes per second, records per second).
+Rates = tuple[float, float]
+
+_LEASE_ENTITY = "LEASE"
+
+
+def is_lease_item(item: Mapping[str, Any]) -> bool:
+    """False for KCL 3.5 single-table items that are not leases (worker metrics, leader...)."""
+    entity = item.get("entityType")
+    return entity is None or entity.get("S") == _LEASE_ENTITY
 
 
 def _checkpoint_attributes(checkpoint: Checkpoint) -> tuple[str, int]:
@@ -217,14 +241,28 @@ def lease_to_item(lease: Lease) -> dict[str, Any]:
     if lease.starting_hash_key is not None and lease.ending_hash_key is not None:
         item["startingHashKey"] = {"S": str(lease.starting_hash_key)}
         item["endingHashKey"] = {"S": str(lease.ending_hash_key)}
+    if lease.checkpoint_owner is not None:
+        item["checkpointOwner"] = {"S": lease.checkpoint_owner}
+    if lease.bytes_per_second is not None and lease.records_per_second is not None:
+        item.update(_rate_attributes((lease.bytes_per_second, lease.records_per_second)))
     return item
 
 
+def _rate_attributes(rates: Rates) -> dict[str, Any]:
+    return {
+        "throughputKBps": {"N": f"{rates[0] / 1024:.3f}"},
+        "throughputRecordsPerSec": {"N": f"{rates[1]:.3f}"},
+    }
+
+
 def item_to_lease(item: Mapping[str, Any]) -> Lease:
-    """The lease stored in a DynamoDB item; unknown attributes (KCL 3.x extras) are ignored."""
+    """The lease stored in a DynamoDB item (see `is_lease_item`); unknown attributes are ignored."""
 
     def number(name: str) -> int:
         return int(item[name]["N"]) if name in item else 0
+
+    def rate(name: str, scale: float = 1.0) -> float | None:
+        return float(item[name]["N"]) * scale if name in item else None
 
     def text(name: str) -> str | None:
         return str(item[name]["S"]) if name in item else None
@@ -254,99 +292,24 @@ def item_to_lease(item: Mapping[str, Any]) -> Lease:
         pending_checkpoint=pending,
         starting_hash_key=int(start) if start is not None else None,
         ending_hash_key=int(end) if end is not None else None,
+        checkpoint_owner=text("checkpointOwner"),
+        bytes_per_second=rate("throughputKBps", 1024.0),
+        records_per_second=rate("throughputRecordsPerSec"),
     )
 
 
-class DynamoDBLeaseTable(LeaseTable):
+class DynamoDBLeaseTable(DynamoDBTable, LeaseTable):
     """A lease table in DynamoDB (or dynalite), through a shared, thread-safe boto3 client."""
 
     def __init__(self, dynamodb: DynamoDBClient, table_name: str) -> None:
-        self._dynamodb = dynamodb
-        self._name = table_name
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @contextmanager
-    def _errors(self, operation: str, expected: str = _CONDITION_FAILED) -> Iterator[None]:
-        """Translate boto3 errors to the library's; the ``expected`` error code passes through."""
-        try:
-            yield
-        except botocore.exceptions.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code == expected:
-                raise
-            message = f"{operation} on lease table {self._name}: {code}"
-            if code in _THROTTLE_CODES:
-                raise ThrottlingError(message) from exc
-            if code == "ResourceNotFoundException":
-                raise LeaseTableMissingError(self._name, operation) from exc
-            raise DependencyError(message) from exc
-        except botocore.exceptions.BotoCoreError as exc:
-            raise DependencyError(f"{operation} on lease table {self._name}: {exc}") from exc
-
-    def _conditional(self, operation: str, call: Callable[[], _T]) -> _T | None:
-        """Run a conditional write; None if its condition failed."""
-        try:
-            with self._errors(operation):
-                return call()
-        except botocore.exceptions.ClientError:
-            return None  # only ConditionalCheckFailed gets through _errors
-
-    def _status(self) -> str | None:
-        try:
-            with self._errors("DescribeTable"):
-                return self._dynamodb.describe_table(TableName=self._name)["Table"]["TableStatus"]
-        except LeaseTableMissingError:
-            return None
-
-    def create_if_missing(
-        self,
-        *,
-        billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int = 10,
-        write_capacity: int = 10,
-        timeout: float = 60.0,
-    ) -> bool:
-        created = False
-        if self._status() is None:
-            capacity: dict[str, Any] = {"BillingMode": billing_mode}
-            if billing_mode == "PROVISIONED":
-                capacity["ProvisionedThroughput"] = {
-                    "ReadCapacityUnits": read_capacity,
-                    "WriteCapacityUnits": write_capacity,
-                }
-            try:
-                with self._errors("CreateTable", expected="ResourceInUseException"):
-                    self._dynamodb.create_table(
-                        TableName=self._name,
-                        KeySchema=[{"AttributeName": "leaseKey", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "leaseKey", "AttributeType": "S"}],
-                        **capacity,
-                    )
-                created = True
-                log.info("lease table created", table=self._name, billing_mode=billing_mode)
-            except botocore.exceptions.ClientError:
-                pass  # another worker created it first
-        deadline = time.monotonic() + timeout
-        while (status := self._status()) != "ACTIVE":
-            if time.monotonic() > deadline:
-                raise InvalidStateError(
-                    f"lease table {self._name} not active after {timeout:g} s (status {status})"
-                )
-            time.sleep(0.2)
-        return created
-
-    def delete_table(self) -> None:
-        with self._errors("DeleteTable"):
-            self._dynamodb.delete_table(TableName=self._name)
+        super().__init__(dynamodb, table_name, hash_key="leaseKey", kind="lease table")
 
     def list_leases(self) -> list[Lease]:
         leases: list[Lease] = []
         with self._errors("Scan"):
             for page in self._dynamodb.get_paginator("scan").paginate(TableName=self._name):
-                leases.extend(item_to_lease(item) for item in page.get("Items", []))
+                items = page.get("Items", [])
+                leases.extend(item_to_lease(item) for item in items if is_lease_item(item))
         return leases
 
     def get_lease(self, shard_id: str) -> Lease | None:
@@ -355,7 +318,7 @@ class DynamoDBLeaseTable(LeaseTable):
                 TableName=self._name, Key={"leaseKey": {"S": shard_id}}, ConsistentRead=True
             )
         item = response.get("Item")
-        return item_to_lease(item) if item else None
+        return item_to_lease(item) if item and is_lease_item(item) else None
 
     def create_lease(self, lease: Lease) -> bool:
         done = self._conditional(
@@ -382,15 +345,39 @@ class DynamoDBLeaseTable(LeaseTable):
             return None
         return item_to_lease(response["Attributes"])
 
-    def _renew_once(self, lease: Lease) -> Lease | None:
+    def _renew_once(self, lease: Lease, rates: Rates | None) -> Lease | None:
+        update = "SET leaseCounter = :next"
+        values: dict[str, Any] = {
+            ":expected": {"N": str(lease.counter)},
+            ":next": {"N": str(lease.counter + 1)},
+        }
+        if rates is not None:
+            update += ", throughputKBps = :kbps, throughputRecordsPerSec = :rps"
+            attributes = _rate_attributes(rates)
+            values[":kbps"] = attributes["throughputKBps"]
+            values[":rps"] = attributes["throughputRecordsPerSec"]
         return self._update(
             "UpdateItem(renew)",
             lease.shard_id,
-            UpdateExpression="SET leaseCounter = :next",
+            UpdateExpression=update,
             ConditionExpression="leaseCounter = :expected",
+            ExpressionAttributeValues=values,
+        )
+
+    def request_handoff(self, lease: Lease, next_owner: str) -> Lease | None:
+        if lease.owner is None:
+            return None
+        return self._update(
+            "UpdateItem(handoff)",
+            lease.shard_id,
+            UpdateExpression="SET leaseOwner = :next, checkpointOwner = :current",
+            ConditionExpression=(
+                "leaseOwner = :current AND attribute_not_exists(checkpointOwner)"
+                " AND attribute_exists(leaseKey)"
+            ),
             ExpressionAttributeValues={
-                ":expected": {"N": str(lease.counter)},
-                ":next": {"N": str(lease.counter + 1)},
+                ":next": {"S": next_owner},
+                ":current": {"S": lease.owner},
             },
         )
 
@@ -414,14 +401,18 @@ class DynamoDBLeaseTable(LeaseTable):
         )
 
     def _checkpoint_once(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None:
-        if lease.owner is None:
+        if lease.actual_owner is None:
             return None
         sequence, sub = _checkpoint_attributes(checkpoint)
-        condition = "leaseCounter = :expected AND leaseOwner = :owner"
+        # During a hand-off the current owner is checkpointOwner, and it alone checkpoints.
+        condition = (
+            "leaseCounter = :expected AND (checkpointOwner = :owner"
+            " OR (leaseOwner = :owner AND attribute_not_exists(checkpointOwner)))"
+        )
         values: dict[str, Any] = {
             ":expected": {"N": str(lease.counter)},
             ":next": {"N": str(lease.counter + 1)},
-            ":owner": {"S": lease.owner},
+            ":owner": {"S": lease.actual_owner},
             ":checkpoint": {"S": sequence},
             ":sub": {"N": str(sub)},
             ":zero": {"N": "0"},
@@ -442,6 +433,21 @@ class DynamoDBLeaseTable(LeaseTable):
         )
 
     def release(self, lease: Lease) -> bool:
+        if lease.checkpoint_owner is not None:
+            done = self._update(
+                "UpdateItem(handoff complete)",
+                lease.shard_id,
+                UpdateExpression=(
+                    "SET leaseCounter = leaseCounter + :one REMOVE checkpointOwner"
+                    " ADD ownerSwitchesSinceCheckpoint :one"
+                ),
+                ConditionExpression="checkpointOwner = :owner",
+                ExpressionAttributeValues={
+                    ":owner": {"S": lease.checkpoint_owner},
+                    ":one": {"N": "1"},
+                },
+            )
+            return done is not None
         if lease.owner is None:
             return False
         done = self._update(

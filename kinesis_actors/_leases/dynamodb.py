@@ -1,0 +1,135 @@
+"""What every DynamoDB table of the lease coordinator shares: error translation and creation.
+
+The lease table and the fleet's membership table are both tables with one string hash key,
+created on demand with the configured billing mode and used through one boto3 client.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import botocore.exceptions
+
+from kinesis_actors._errors import (
+    DependencyError,
+    InvalidStateError,
+    LeaseTableMissingError,
+    ThrottlingError,
+)
+from kinesis_actors._logging import get_logger
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["CONDITION_FAILED", "DynamoDBTable"]
+
+log = get_logger(__name__)
+
+_T = TypeVar("_T")
+
+#: DynamoDB error codes that mean "slow down" rather than "broken".
+_THROTTLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+    }
+)
+CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class DynamoDBTable:
+    """A table with one string hash key: translated errors, conditional writes, creation.
+
+    Errors: `ThrottlingError`, `LeaseTableMissingError` (table gone), `DependencyError`.
+    """
+
+    def __init__(self, dynamodb: DynamoDBClient, name: str, *, hash_key: str, kind: str) -> None:
+        self._dynamodb = dynamodb
+        self._name = name
+        self._hash_key = hash_key
+        self._kind = kind
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @contextmanager
+    def _errors(self, operation: str, expected: str = CONDITION_FAILED) -> Iterator[None]:
+        """Translate boto3 errors to the library's; the ``expected`` error code passes through."""
+        try:
+            yield
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == expected:
+                raise
+            message = f"{operation} on {self._kind} {self._name}: {code}"
+            if code in _THROTTLE_CODES:
+                raise ThrottlingError(message) from exc
+            if code == "ResourceNotFoundException":
+                raise LeaseTableMissingError(self._name, operation) from exc
+            raise DependencyError(message) from exc
+        except botocore.exceptions.BotoCoreError as exc:
+            raise DependencyError(f"{operation} on {self._kind} {self._name}: {exc}") from exc
+
+    def _conditional(self, operation: str, call: Callable[[], _T]) -> _T | None:
+        """Run a conditional write; None if its condition failed."""
+        try:
+            with self._errors(operation):
+                return call()
+        except botocore.exceptions.ClientError:
+            return None  # only ConditionalCheckFailed gets through _errors
+
+    def _status(self) -> str | None:
+        try:
+            with self._errors("DescribeTable"):
+                return self._dynamodb.describe_table(TableName=self._name)["Table"]["TableStatus"]
+        except LeaseTableMissingError:
+            return None
+
+    def create_if_missing(
+        self,
+        *,
+        billing_mode: str = "PAY_PER_REQUEST",
+        read_capacity: int = 10,
+        write_capacity: int = 10,
+        timeout: float = 60.0,
+    ) -> bool:
+        created = False
+        if self._status() is None:
+            capacity: dict[str, Any] = {"BillingMode": billing_mode}
+            if billing_mode == "PROVISIONED":
+                capacity["ProvisionedThroughput"] = {
+                    "ReadCapacityUnits": read_capacity,
+                    "WriteCapacityUnits": write_capacity,
+                }
+            try:
+                with self._errors("CreateTable", expected="ResourceInUseException"):
+                    self._dynamodb.create_table(
+                        TableName=self._name,
+                        KeySchema=[{"AttributeName": self._hash_key, "KeyType": "HASH"}],
+                        AttributeDefinitions=[
+                            {"AttributeName": self._hash_key, "AttributeType": "S"}
+                        ],
+                        **capacity,
+                    )
+                created = True
+                log.info(f"{self._kind} created", table=self._name, billing_mode=billing_mode)
+            except botocore.exceptions.ClientError:
+                pass  # another worker created it first
+        deadline = time.monotonic() + timeout
+        while (status := self._status()) != "ACTIVE":
+            if time.monotonic() > deadline:
+                raise InvalidStateError(
+                    f"{self._kind} {self._name} not active after {timeout:g} s (status {status})"
+                )
+            time.sleep(0.2)
+        return created
+
+    def delete_table(self) -> None:
+        with self._errors("DeleteTable"):
+            self._dynamodb.delete_table(TableName=self._name)
