@@ -14,9 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import botocore.config
+import botocore.credentials
 import botocore.exceptions
+import botocore.session
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
+from kinesis_actors._config._credentials import (
+    AssumeRoleConf,
+    CredentialsProvider,
+    parse_provider,
+)
 from kinesis_actors._errors import ConfigError
 from kinesis_actors._logging import get_logger
 
@@ -31,6 +38,7 @@ __all__ = [
     "add_client_hook",
     "client_config",
     "consumer_clients",
+    "default_region",
     "describe_aws_error",
     "producer_client",
     "remove_client_hook",
@@ -61,52 +69,123 @@ def _hooked(service: str, client: Any) -> Any:
     return client
 
 
-_DEFAULT_CHAIN = "DefaultAWSCredentialsProviderChain"
+def default_region(region: str | None) -> str | None:
+    """``region``, else ``AWS_DEFAULT_REGION``, else ``AWS_REGION`` (which boto3 ignores)."""
+    if region:
+        return region
+    if os.environ.get("AWS_DEFAULT_REGION"):
+        return None  # boto3 reads it itself
+    return os.environ.get("AWS_REGION") or None
 
 
-def session_for(providers: tuple[str, ...], region: str | None) -> boto3.Session:
+def session_for(
+    providers: tuple[str, ...],
+    region: str | None,
+    *,
+    assume_role: AssumeRoleConf | None = None,
+) -> boto3.Session:
     """A boto3 session for a KCL-style ``AWSCredentialsProvider`` list.
 
-    Understood: ``DefaultAWSCredentialsProviderChain`` (boto3's standard chain),
-    ``ProfileCredentialsProvider|<profile>``, ``EnvironmentVariableCredentialsProvider`` and
-    ``StaticCredentialsProvider|<key id>|<secret>``. Providers are tried in order; the first that
-    yields credentials wins. Java class names from Scala configs are skipped with a warning.
+    Providers are tried in order; the first that yields credentials wins (see reference.conf
+    for the syntax). A provider that cannot be honoured is a ``ConfigError``, and so is a chain
+    in which no provider yields credentials: never a silent fallback to another identity. With
+    ``assume_role.role_arn`` set, that role is assumed on top of the chain's credentials.
     """
-    for provider in providers or (_DEFAULT_CHAIN,):
-        name, *args = [part.strip() for part in provider.split("|")]
-        short = name.rsplit(".", 1)[-1]
-        if short in {_DEFAULT_CHAIN, "DefaultCredentialsProvider"}:
-            return boto3.Session(region_name=region)
-        if short == "ProfileCredentialsProvider":
-            profile = args[0] if args else "default"
-            session = boto3.Session(profile_name=profile, region_name=region)
-            if session.get_credentials() is not None:
-                return session
-        elif short in {"EnvironmentVariableCredentialsProvider", "EnvironmentCredentialsProvider"}:
-            key, secret = (
-                os.environ.get("AWS_ACCESS_KEY_ID"),
-                os.environ.get("AWS_SECRET_ACCESS_KEY"),
-            )
-            if key and secret:
-                return boto3.Session(
-                    aws_access_key_id=key,
-                    aws_secret_access_key=secret,
-                    aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
-                    region_name=region,
-                )
-        elif short == "StaticCredentialsProvider":
-            if len(args) < 2:
-                raise ConfigError(
-                    "AWSCredentialsProvider",
-                    f"{provider!r}: StaticCredentialsProvider needs |<key id>|<secret>",
-                )
-            return boto3.Session(
-                aws_access_key_id=args[0], aws_secret_access_key=args[1], region_name=region
-            )
-        else:
-            log.warning("credentials provider not understood, skipped", provider=provider)
-    log.warning("no credentials provider matched; using boto3's standard chain")
-    return boto3.Session(region_name=region)
+    region = default_region(region)
+    duration = assume_role.duration_seconds if assume_role is not None else 3600
+    session: boto3.Session | None = None
+    for text in providers or ("DefaultAWSCredentialsProviderChain",):
+        try:
+            provider = parse_provider(text)
+        except ValueError as exc:
+            raise ConfigError("AWSCredentialsProvider", str(exc)) from None
+        session = _provider_session(provider, region, duration)
+        if session is not None:
+            break
+    if session is None:
+        raise ConfigError(
+            "AWSCredentialsProvider", f"no provider of {list(providers)} yielded credentials"
+        )
+    role = assume_role.provider() if assume_role is not None else None
+    if role is not None:
+        session = _assumed_role_session(session, role, region, duration)
+    return session
+
+
+def _provider_session(
+    provider: CredentialsProvider, region: str | None, duration: int
+) -> boto3.Session | None:
+    """The session of one provider, or None when it has no credentials to give."""
+    if provider.kind == "default":
+        return boto3.Session(region_name=region)
+    if provider.kind == "profile":
+        session = boto3.Session(profile_name=provider.profile, region_name=region)
+        return session if session.get_credentials() is not None else None
+    if provider.kind == "environment":
+        key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+        if not (key and secret):
+            return None
+        return boto3.Session(
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
+            region_name=region,
+        )
+    if provider.kind == "static":
+        return boto3.Session(
+            aws_access_key_id=provider.access_key,
+            aws_secret_access_key=provider.secret_key,
+            region_name=region,
+        )
+    base = boto3.Session(region_name=region)  # assume_role: on top of the default chain
+    return _assumed_role_session(base, provider, region, duration)
+
+
+class _AssumedRoleProvider(botocore.credentials.CredentialProvider):
+    """Credentials of an assumed role, fetched on first use and refreshed before expiry."""
+
+    METHOD = "kinesis-actors-assume-role"
+    CANONICAL_NAME = "KinesisActorsAssumeRole"
+
+    def __init__(self, fetch: Callable[[], dict[str, str]]) -> None:
+        super().__init__()
+        self._fetch = fetch
+
+    def load(self) -> botocore.credentials.DeferredRefreshableCredentials:
+        return botocore.credentials.DeferredRefreshableCredentials(
+            refresh_using=self._fetch, method=self.METHOD
+        )
+
+
+def _assumed_role_session(
+    base: boto3.Session, role: CredentialsProvider, region: str | None, duration: int
+) -> boto3.Session:
+    """A session whose credentials are ``role`` assumed with ``base``'s, refreshed by botocore."""
+    sts = base.client("sts", region_name=region)
+    request: dict[str, Any] = {
+        "RoleArn": role.role_arn,
+        "RoleSessionName": role.session_name,
+        "DurationSeconds": duration,
+    }
+    if role.external_id:
+        request["ExternalId"] = role.external_id
+
+    def fetch() -> dict[str, str]:
+        credentials = sts.assume_role(**request)["Credentials"]
+        log.debug("assumed role", role=role.role_arn, expires=str(credentials["Expiration"]))
+        return {
+            "access_key": credentials["AccessKeyId"],
+            "secret_key": credentials["SecretAccessKey"],
+            "token": credentials["SessionToken"],
+            "expiry_time": credentials["Expiration"].isoformat(),
+        }
+
+    core = botocore.session.Session()
+    core.register_component(
+        "credential_provider",
+        botocore.credentials.CredentialResolver([_AssumedRoleProvider(fetch)]),
+    )
+    return boto3.Session(botocore_session=core, region_name=region)
 
 
 def client_config(
@@ -127,7 +206,7 @@ def client_config(
 
 def producer_client(kpl: KplConf) -> KinesisClient:
     """The Kinesis client of the producer engine: one try per call, the engine retries."""
-    session = session_for(kpl.credentials_provider, kpl.region)
+    session = session_for(kpl.credentials_provider, kpl.region, assume_role=kpl.assume_role)
     config = client_config(
         tries=1,
         connect_timeout=kpl.connect_timeout,
@@ -187,7 +266,15 @@ def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, Dy
     to UTC datetimes without dateutil (``_utc_timestamp``): the same instants, several times
     faster on the GetRecords path.
     """
-    session = _with_fast_timestamps(session_for(kcl.credentials_provider, kcl.region_name))
+    session = _with_fast_timestamps(
+        session_for(kcl.credentials_provider, kcl.region_name, assume_role=kcl.assume_role)
+    )
+    if kcl.dynamodb_credentials_provider is not None:
+        dynamodb_session = _with_fast_timestamps(
+            session_for(kcl.dynamodb_credentials_provider, kcl.region_name)
+        )
+    else:
+        dynamodb_session = session
     config = client_config(tries=tries, max_pool_connections=32)
     kinesis_kwargs: dict[str, Any] = {"config": config}
     if kcl.kinesis_endpoint:
@@ -196,7 +283,9 @@ def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, Dy
     if kcl.dynamodb_endpoint:
         dynamodb_kwargs["endpoint_url"] = kcl.dynamodb_endpoint
     kinesis: KinesisClient = _hooked("kinesis", session.client("kinesis", **kinesis_kwargs))
-    dynamodb: DynamoDBClient = _hooked("dynamodb", session.client("dynamodb", **dynamodb_kwargs))
+    dynamodb: DynamoDBClient = _hooked(
+        "dynamodb", dynamodb_session.client("dynamodb", **dynamodb_kwargs)
+    )
     return kinesis, dynamodb
 
 

@@ -9,7 +9,6 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
-from structlog.testing import capture_logs
 
 from kinesis_actors._aws import (
     _utc_timestamp,
@@ -48,18 +47,15 @@ def test_environment_provider(monkeypatch: pytest.MonkeyPatch) -> None:
     assert session.region_name == "eu-west-1"
 
 
-def test_chain_skips_java_classes_and_empty_providers() -> None:
-    with capture_logs() as logs:
-        session = session_for(
-            (
-                "com.example.TestCredentials|foo|bar",
-                "EnvironmentVariableCredentialsProvider",
-                "ProfileCredentialsProvider|ww",
-            ),
-            None,
-        )
+def test_chain_skips_providers_without_credentials_and_refuses_unknown_ones() -> None:
+    session = session_for(
+        ("EnvironmentVariableCredentialsProvider", "ProfileCredentialsProvider|ww"), None
+    )
     assert session.get_credentials().access_key == "AKIDWW"  # type: ignore[union-attr]
-    assert any(entry["event"].startswith("credentials provider not understood") for entry in logs)
+    with pytest.raises(ConfigError, match="not a credentials provider"):
+        session_for(("com.example.TestCredentials|foo|bar", "ProfileCredentialsProvider|ww"), None)
+    with pytest.raises(ConfigError, match="yielded credentials"):
+        session_for(("EnvironmentVariableCredentialsProvider",), None)
 
 
 def test_static_provider_needs_both_parts() -> None:

@@ -23,6 +23,7 @@ from kinesis_actors._config._convert import (
     string_list,
     timestamp,
 )
+from kinesis_actors._config._credentials import AssumeRoleConf, credentials_providers
 from kinesis_actors._config._producer_conf import MS, stream_name
 from kinesis_actors._config._schema import read_settings, section, setting, settings
 from kinesis_actors._errors import ConfigError
@@ -73,7 +74,15 @@ class KclConf:
         }
     )  # fmt: skip
 
-    credentials_provider: tuple[str, ...] = setting("AWSCredentialsProvider", string_list)
+    credentials_provider: tuple[str, ...] = setting("AWSCredentialsProvider", credentials_providers)
+    #: Unset: the DynamoDB / CloudWatch clients use ``credentials_provider`` too.
+    dynamodb_credentials_provider: tuple[str, ...] | None = setting(
+        "AWSCredentialsProviderDynamoDB", credentials_providers, unset=None
+    )
+    cloudwatch_credentials_provider: tuple[str, ...] | None = setting(
+        "AWSCredentialsProviderCloudWatch", credentials_providers, unset=None
+    )
+    assume_role: AssumeRoleConf = section("", AssumeRoleConf)
     worker_id: str | None = setting("workerId", string, unset=None)
     initial_position: str = setting(
         "initialPositionInStream", choice("LATEST", "TRIM_HORIZON", "AT_TIMESTAMP")

@@ -23,8 +23,8 @@ from kinesis_actors._config._convert import (
     integer,
     metrics_namespace,
     string,
-    string_list,
 )
+from kinesis_actors._config._credentials import AssumeRoleConf, credentials_providers
 from kinesis_actors._config._reference import reference
 from kinesis_actors._config._schema import (
     key_paths,
@@ -81,7 +81,8 @@ class KplConf:
     request_timeout: float = setting("RequestTimeout", duration(MS, 0.1, 600.0))
     verify_certificate: bool = setting("VerifyCertificate", boolean)
     max_user_record_size: int = setting("MaxUserRecordSize", integer(64, 10 * 1024 * 1024))
-    credentials_provider: tuple[str, ...] = setting("AWSCredentialsProvider", string_list)
+    credentials_provider: tuple[str, ...] = setting("AWSCredentialsProvider", credentials_providers)
+    assume_role: AssumeRoleConf = section("", AssumeRoleConf)
 
     @classmethod
     def from_config(

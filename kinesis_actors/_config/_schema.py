@@ -67,7 +67,8 @@ def setting(key: str, convert: Converter, *, unset: object = REQUIRED) -> Any:
 
 
 def section(key: str, settings_class: type[Any], *, present_if: str | None = None) -> Any:
-    """A field holding the sub-block ``key`` read as ``settings_class``."""
+    """A field holding the sub-block ``key`` read as ``settings_class``; ``key=""`` reads the
+    block's own keys (a group of keys that several blocks share, declared once)."""
     return dataclasses.field(metadata={_META: Section(key, settings_class, present_if)})
 
 
@@ -129,6 +130,22 @@ def lookup(block: Mapping[str, Any], dotted: str, path: str) -> object:
     return current.get(found) if found is not None else None
 
 
+def _convert(meta: Setting, raw: object, path: str) -> Any:
+    try:
+        return meta.convert(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{path}.{meta.key}", str(exc)) from None
+
+
+def _check_values(cls: type[Any], block: Mapping[str, Any], path: str) -> None:
+    """Convert every setting of ``cls`` that ``block`` sets, for its errors only."""
+    for _attr, meta in _declarations(cls):
+        if isinstance(meta, Setting):
+            raw = lookup(block, meta.key, path)
+            if raw is not None:
+                _convert(meta, raw, path)
+
+
 def read_settings(cls: type[_T], block: Mapping[str, Any], path: str, **extra: Any) -> _T:
     """Build ``cls`` from ``block`` (its keys already merged with their fallbacks).
 
@@ -137,9 +154,10 @@ def read_settings(cls: type[_T], block: Mapping[str, Any], path: str, **extra: A
     values: dict[str, Any] = dict(extra)
     for attr, meta in _declarations(cls):
         if isinstance(meta, Section):
-            sub = sub_block(block, meta.key, path)
-            sub_path = f"{path}.{meta.key}"
+            sub = sub_block(block, meta.key, path) if meta.key else ConfigFactory.from_dict(block)
+            sub_path = f"{path}.{meta.key}" if meta.key else path
             if meta.present_if is not None and lookup(sub, meta.present_if, sub_path) is None:
+                _check_values(meta.settings_class, sub, sub_path)  # unused, but never wrong
                 values[attr] = None
             else:
                 values[attr] = read_settings(meta.settings_class, sub, sub_path)
@@ -150,10 +168,7 @@ def read_settings(cls: type[_T], block: Mapping[str, Any], path: str, **extra: A
                 raise ConfigError(f"{path}.{meta.key}", "is required")
             values[attr] = meta.unset
             continue
-        try:
-            values[attr] = meta.convert(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{path}.{meta.key}", str(exc)) from None
+        values[attr] = _convert(meta, raw, path)
     return cls(**values)
 
 
@@ -164,7 +179,9 @@ def key_paths(cls: type[Any], prefix: str = "") -> dict[str, str]:
     """
     paths: dict[str, str] = {}
     for _attr, meta in _declarations(cls):
-        if isinstance(meta, Section):
+        if isinstance(meta, Section) and not meta.key:
+            paths.update(key_paths(meta.settings_class, prefix))
+        elif isinstance(meta, Section):
             paths[prefix + meta.key] = "section"
             paths.update(key_paths(meta.settings_class, f"{prefix}{meta.key}."))
         else:
