@@ -23,6 +23,7 @@ import pytest
 
 from kinesis_actors._errors import LocalBackendError
 from kinesis_actors.testing._emulators import install_emulators
+from kinesis_actors.testing._limits_process import LimitsProxyProcess
 from kinesis_actors.testing._local import LocalKinesis
 from kinesis_actors.testing._ministack import LocalMinistack
 
@@ -143,3 +144,25 @@ def make_stream(kinesis: KinesisClient, unique_name: str) -> Iterator[Callable[.
             kinesis.delete_stream(StreamName=name)
         except kinesis.exceptions.ResourceNotFoundException:
             pass
+
+
+@pytest.fixture(scope="session")
+def limits_proxy(local_kinesis: LocalKinesis) -> Iterator[LimitsProxyProcess]:
+    """The limits mode (AWS's limits) in its own process, in front of the session's servers.
+
+    Shared by the session: tests use their own streams and look at ``stats()`` differences.
+    """
+    with LimitsProxyProcess(
+        local_kinesis.kinesis_endpoint, local_kinesis.dynamodb_endpoint
+    ) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def aws_limits(
+    limits_proxy: LimitsProxyProcess, monkeypatch: pytest.MonkeyPatch
+) -> LimitsProxyProcess:
+    """Points boto3 (every client the library builds) at the limits proxy for this test."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", limits_proxy.endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", limits_proxy.endpoint)
+    return limits_proxy

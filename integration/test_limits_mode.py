@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from kinesis_actors.testing._limits_process import LimitsProxyProcess
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
 
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
@@ -26,13 +26,9 @@ if TYPE_CHECKING:
 _NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"}, read_timeout=30)
 
 
-@pytest.fixture(scope="module")
-def proxy(local_kinesis: LocalKinesis) -> Iterator[LimitsProxyProcess]:
-    with LimitsProxyProcess(
-        local_kinesis.kinesis_endpoint, local_kinesis.dynamodb_endpoint, dynamodb_burst_seconds=1
-    ) as running:
-        yield running
-    assert "kinesis.PutRecords" in running.exit_report  # the counters are printed at exit
+@pytest.fixture
+def proxy(limits_proxy: LimitsProxyProcess) -> LimitsProxyProcess:
+    return limits_proxy
 
 
 @pytest.fixture
@@ -227,3 +223,15 @@ def test_data_is_the_same_through_the_proxy(
         found += [r["Data"] for r in limited_kinesis.get_records(ShardIterator=iterator)["Records"]]
     assert sorted(found) == sorted(payloads)
     assert base64.b64encode(payloads[-1])  # binary data survived the JSON round trip
+
+
+def test_the_counters_are_printed_at_exit(local_kinesis: LocalKinesis) -> None:
+    with LimitsProxyProcess(local_kinesis.kinesis_endpoint, local_kinesis.dynamodb_endpoint) as own:
+        client = boto3.session.Session(region_name=local_kinesis.region).client(
+            "kinesis", endpoint_url=own.endpoint, config=_NO_RETRIES
+        )
+        client.list_streams()
+        assert own.stats().api("kinesis.ListStreams").calls == 1
+    header, *rows = own.exit_report.splitlines()
+    assert header.split()[:3] == ["api", "calls", "refused"]
+    assert [row.split()[:3] for row in rows] == [["kinesis.ListStreams", "1", "0"]]

@@ -65,7 +65,7 @@ def test_reference_defaults_match_the_scala_library() -> None:
     assert kpl.aggregation_max_size == 51200
     assert kpl.collection_max_count == 500
     assert kpl.collection_max_size == 5242880
-    assert kpl.rate_limit == 150
+    assert kpl.rate_limit == 100
     assert kpl.record_max_buffered_time == pytest.approx(0.1)
     assert kpl.record_ttl == pytest.approx(30.0)
     assert kpl.max_connections == 24
@@ -99,7 +99,7 @@ def test_named_block_falls_back_key_by_key() -> None:
     p1 = ProducerConf.from_config(config["kinesis"], "p1")
     p2 = ProducerConf.from_config(config, "p2")  # the whole tree is accepted too
     assert (p1.kpl.rate_limit, p1.kpl.record_ttl) == (80, 5.0)
-    assert (p2.kpl.rate_limit, p2.kpl.record_ttl) == (150, 5.0)
+    assert (p2.kpl.rate_limit, p2.kpl.record_ttl) == (100, 5.0)
     assert p1.application_name == "Orders"
     assert p1.kpl.aggregation_max_size == 51200  # untouched defaults still there
 
@@ -323,7 +323,7 @@ def test_kpl_block_on_its_own_like_the_seed_wrapper() -> None:
     )
     assert kpl.aggregation_enabled is False
     assert kpl.endpoint_url == "http://127.0.0.1:4567"
-    assert kpl.rate_limit == 150
+    assert kpl.rate_limit == 100
 
 
 def test_config_file_paths(tmp_path: Path) -> None:

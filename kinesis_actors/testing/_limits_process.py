@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 __all__ = ["LimitsProxyProcess"]
 
 _READY_PREFIX: Final = "limits proxy listening on "
+# ``-m`` would warn: the package ``kinesis_actors.testing`` already imports the proxy module.
+_BOOT: Final = "import sys; from kinesis_actors.testing._limits_proxy import main; sys.exit(main())"
 
 
 class LimitsProxyProcess:
@@ -42,8 +44,8 @@ class LimitsProxyProcess:
     ) -> None:
         self._argv = [
             sys.executable,
-            "-m",
-            "kinesis_actors.testing._limits_proxy",
+            "-c",
+            _BOOT,
             "--kinesis",
             kinesis_endpoint,
             "--dynamodb",
@@ -75,12 +77,16 @@ class LimitsProxyProcess:
             start_new_session=True,
         )
         self._process = process
-        line = _read_line(process, self._startup_timeout)
-        if not line.startswith(_READY_PREFIX):
-            self.stop()
-            raise LocalBackendError(f"the limits proxy did not start: {line or 'no output'}")
-        self._endpoint = line[len(_READY_PREFIX) :].strip()
-        return self
+        lines: list[str] = []
+        deadline = time.monotonic() + self._startup_timeout
+        while line := _read_line(process, deadline):
+            if line.startswith(_READY_PREFIX):
+                self._endpoint = line[len(_READY_PREFIX) :].strip()
+                return self
+            lines.append(line)
+        self.stop()
+        output = "".join(lines).strip() or "no output"
+        raise LocalBackendError(f"the limits proxy did not start: {output}")
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 5 s; keeps what the proxy printed in :attr:`exit_report`."""
@@ -126,12 +132,11 @@ class LimitsProxyProcess:
         return fetch_stats(self.endpoint)
 
 
-def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
-    """The child's first line of output, or "" if it printed none in time."""
+def _read_line(process: subprocess.Popen[str], deadline: float) -> str:
+    """The child's next line of output, or "" if it printed none before ``deadline``."""
     stream: IO[str] | None = process.stdout
     if stream is None:
         return ""
-    deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:
         selector.register(stream, selectors.EVENT_READ)
         while time.monotonic() < deadline:
