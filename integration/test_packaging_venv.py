@@ -2,7 +2,7 @@
 
 Builds both from a copy of the working tree (so the shared ``build/`` directory is not touched),
 installs the wheel with its dependencies from the package index into a new virtualenv (no
-``--system-site-packages``), then runs ``kinesis-actors --help`` and the README's configuration
+``--system-site-packages``), then runs ``kinesis-actors --help`` and the configuration
 quick start with that venv's interpreter. Needs the package index (PyPI or the pip-configured
 mirror); takes about a minute.
 """
@@ -162,8 +162,8 @@ def test_the_command_lists_every_subcommand(fresh_venv: Path, tmp_path: Path) ->
 
 
 def test_the_readme_configuration_quick_start_runs(fresh_venv: Path, tmp_path: Path) -> None:
-    match = _BLOCK.search((ROOT / "README.rst").read_text())
-    assert match is not None, "README.rst has no python code block"
+    match = _BLOCK.search((ROOT / "docs" / "getting-started.rst").read_text())
+    assert match is not None, "docs/getting-started.rst has no python code block"
     block = "\n".join(line[4:] for line in match.group(1).splitlines()).strip() + "\n"
     check = (
         "\nimport kinesis_actors, pathlib, sys\n"

@@ -1,4 +1,4 @@
-"""Every Python code block of README.rst runs, against the local servers, and succeeds."""
+"""Every Python code block of README.rst and docs/*.rst runs, against the local servers, and succeeds."""
 
 from __future__ import annotations
 
@@ -14,15 +14,19 @@ import pytest
 
 from kinesis_actors.testing._local import LocalKinesis
 
-README = Path(__file__).resolve().parent.parent / "README.rst"
+ROOT = Path(__file__).resolve().parent.parent
+#: The documents whose Python blocks are run: the README and every page of the docs.
+DOCUMENTS = [ROOT / "README.rst", *sorted((ROOT / "docs").glob("*.rst"))]
 _BLOCK = re.compile(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)")
 
 
-def python_blocks() -> list[str]:
+def python_blocks() -> list[tuple[str, str]]:
+    """(where, code) of every ``.. code-block:: python`` in the documents."""
     blocks = []
-    for match in _BLOCK.finditer(README.read_text()):
-        lines = [line[4:] for line in match.group(1).splitlines()]
-        blocks.append("\n".join(lines).strip() + "\n")
+    for document in DOCUMENTS:
+        for number, match in enumerate(_BLOCK.finditer(document.read_text()), start=1):
+            lines = [line[4:] for line in match.group(1).splitlines()]
+            blocks.append((f"{document.name}#{number}", "\n".join(lines).strip() + "\n"))
     return blocks
 
 
@@ -30,7 +34,7 @@ def test_the_readme_renders_without_warnings() -> None:
     import docutils.core
 
     docutils.core.publish_string(
-        README.read_text(),
+        (ROOT / "README.rst").read_text(),
         writer="null",
         settings_overrides={"halt_level": 2, "report_level": 2},
     )
@@ -64,8 +68,10 @@ def application_dir(
     kinesis.delete_stream(StreamName=stream)
 
 
-@pytest.mark.parametrize("block", python_blocks(), ids=lambda b: b.splitlines()[0][:40])
-def test_readme_block_runs(block: str, application_dir: Path, local_kinesis: LocalKinesis) -> None:
+@pytest.mark.parametrize(("where", "block"), python_blocks(), ids=[w for w, _ in python_blocks()])
+def test_documented_block_runs(
+    where: str, block: str, application_dir: Path, local_kinesis: LocalKinesis
+) -> None:
     env = {**os.environ, **local_kinesis.environ()}
     env.pop("KINESIS_ACTORS_CONFIG", None)
     result = subprocess.run(
@@ -78,6 +84,6 @@ def test_readme_block_runs(block: str, application_dir: Path, local_kinesis: Loc
         timeout=120,
     )
     assert result.returncode == 0, (
-        f"{block}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
+        f"{where}\n{block}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}"
     )
     assert "Traceback" not in result.stderr, result.stderr

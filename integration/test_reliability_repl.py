@@ -1,4 +1,4 @@
-"""The README's REPL steps of the reliability test, typed into two real Python interpreters."""
+"""The documented REPL steps of the reliability test, typed into two real Python interpreters."""
 
 from __future__ import annotations
 
@@ -16,13 +16,12 @@ import pytest
 
 from kinesis_actors.testing._local import LocalKinesis
 
-README = Path(__file__).resolve().parent.parent / "README.rst"
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "reliability.rst"
 
 
 def repl_blocks() -> list[list[str]]:
-    """The ``>>>`` lines of the README's reliability section, one list per terminal."""
-    text = README.read_text()
-    section = text[text.index("Reliability test\n================") :]
+    """The ``>>>`` lines of the reliability guide, one list per terminal."""
+    section = GUIDE.read_text()
     blocks: list[list[str]] = []
     current: list[str] = []
     for line in section.splitlines():
