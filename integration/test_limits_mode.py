@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import re
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
@@ -235,3 +240,29 @@ def test_the_counters_are_printed_at_exit(local_kinesis: LocalKinesis) -> None:
     header, *rows = own.exit_report.splitlines()
     assert header.split()[:3] == ["api", "calls", "refused"]
     assert [row.split()[:3] for row in rows] == [["kinesis.ListStreams", "1", "0"]]
+
+
+def test_local_command_with_aws_limits_prints_the_counters_at_exit(tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    command = [sys.executable, "-m", "kinesis_actors._cli", "local", "--aws-limits"]
+    command += ["--latency-ms", "20", "--env-file", str(env_file)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not env_file.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
+        )
+        client = boto3.session.Session(region_name=exports["AWS_DEFAULT_REGION"]).client(
+            "kinesis", endpoint_url=exports["AWS_ENDPOINT_URL_KINESIS"], config=_NO_RETRIES
+        )
+        started = time.monotonic()
+        client.list_streams()
+        assert time.monotonic() - started >= 0.02  # the latency is added
+    finally:
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "AWS limits: on, 20 ms per call" in output
+    assert re.search(r"kinesis\.ListStreams\s+1\s+0", output), output

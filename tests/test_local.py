@@ -410,3 +410,10 @@ def test_cli_install_failure(
     monkeypatch.setattr(local_command, "install_emulators", failing)
     assert main(["local", "--install"]) == 1
     assert "'npm' not found" in capsys.readouterr().err
+
+
+def test_latency_needs_the_limits_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match="latency_ms needs aws_limits=True"):
+        LocalKinesis(latency_ms=5)
+    assert main(["local", "--latency-ms", "5"]) == 1
+    assert "--latency-ms needs --aws-limits" in capsys.readouterr().err

@@ -7,6 +7,7 @@ from typing import NoReturn
 
 __all__ = [
     "OneLineParser",
+    "non_negative_float",
     "non_negative_int",
     "port_number",
     "positive_float",
@@ -52,12 +53,24 @@ def port_number(text: str) -> int:
     return value
 
 
-def positive_float(text: str) -> float:
-    """A finite number > 0 (seconds)."""
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (seconds)."""
+    value = _number(text)
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """A finite number >= 0 (milliseconds)."""
+    value = _number(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
     return value

@@ -2,7 +2,9 @@
 
 Prints the endpoints and the ``export`` lines that point boto3 at them (``--env-file`` also
 writes those lines to a file for ``source``), then waits for Ctrl-C, SIGTERM or SIGHUP.
-``--install`` only installs the pinned npm packages.
+``--install`` only installs the pinned npm packages. ``--aws-limits`` puts the limits proxy
+(AWS's per-shard and per-API limits, ``--latency-ms`` per call) in front of the servers and
+prints its counters at exit.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kinesis_actors._cli._args import port_number, positive_float
+from kinesis_actors._cli._args import non_negative_float, port_number, positive_float
 from kinesis_actors._errors import LocalBackendError
 from kinesis_actors._signals import StopSignals
 from kinesis_actors.testing._backends import BACKEND_MOTO, BACKEND_OPTIONS, MOTO_WARNING
@@ -72,6 +74,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds to wait for the servers to answer (default: 30)",
     )
     parser.add_argument(
+        "--aws-limits",
+        action="store_true",
+        help="enforce AWS's Kinesis and DynamoDB limits through a proxy (the limits mode)",
+    )
+    parser.add_argument(
+        "--latency-ms",
+        type=non_negative_float,
+        default=0.0,
+        help="with --aws-limits: milliseconds added to every call (default: 0)",
+    )
+    parser.add_argument(
         "--install",
         action="store_true",
         help="only install kinesalite and dynalite with npm, then exit",
@@ -91,6 +104,8 @@ def run_local(args: argparse.Namespace) -> int:
         print(f"{versions} installed in {folder}", flush=True)
         return 0
 
+    if args.latency_ms and not args.aws_limits:
+        raise LocalBackendError("--latency-ms needs --aws-limits")
     local = LocalKinesis(
         backend=args.backend,
         kinesis_port=args.kinesis_port,
@@ -99,6 +114,8 @@ def run_local(args: argparse.Namespace) -> int:
         emulators_dir=args.emulators_dir,
         log_dir=args.log_dir,
         startup_timeout=args.startup_timeout,
+        aws_limits=args.aws_limits,
+        latency_ms=args.latency_ms,
     )
     with StopSignals() as stop, local:
         if args.env_file is not None:
@@ -109,6 +126,12 @@ def run_local(args: argparse.Namespace) -> int:
         print(f"  Kinesis:  {local.kinesis_endpoint}")
         print(f"  DynamoDB: {local.dynamodb_endpoint}")
         print(f"  Logs:     {local.log_dir}")
+        if local.limits is not None:
+            upstream = local.upstream_endpoints
+            print(
+                f"  AWS limits: on, {args.latency_ms:g} ms per call (in front of Kinesis "
+                f"{upstream['kinesis']}, DynamoDB {upstream['dynamodb']})"
+            )
         print("Point boto3 at it with:")
         for line in local.shell_exports():
             print(f"  {line}")
@@ -119,6 +142,8 @@ def run_local(args: argparse.Namespace) -> int:
             dead = local.exited()
             if dead:
                 raise LocalBackendError(f"{', '.join(dead)} exited")
+    if local.limits_report:
+        print(local.limits_report)
     print("Stopped.", flush=True)
     return 0
 

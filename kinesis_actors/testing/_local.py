@@ -8,6 +8,9 @@ Example::
     with LocalKinesis() as local:
         kinesis = local.kinesis_client()
         kinesis.create_stream(StreamName="demo", ShardCount=2)
+
+With ``aws_limits=True`` (the limits mode) every client goes through a proxy enforcing AWS's
+Kinesis and DynamoDB limits (``_limits_proxy``); :attr:`LocalKinesis.limits` gives its counters.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from kinesis_actors.testing._backends import (
     backend_specs,
     resolve_backend,
 )
+from kinesis_actors.testing._limits_process import LimitsProxyProcess
 from kinesis_actors.testing._processes import Server, ServerSpec, start_servers, terminate
 
 if TYPE_CHECKING:
@@ -57,6 +61,7 @@ _log = get_logger(__name__)
 
 DUMMY_ACCESS_KEY_ID: Final = "test"
 DUMMY_SECRET_ACCESS_KEY: Final = "test"
+_LIMITS_PROXY: Final = "limits-proxy"
 
 
 class LocalKinesis:
@@ -73,6 +78,9 @@ class LocalKinesis:
             removed by :meth:`stop`.
         startup_timeout: Seconds to wait for both servers to answer.
         stop_timeout: Seconds between SIGTERM and SIGKILL.
+        aws_limits: Put the limits proxy (AWS's per-shard, per-API and provisioned-table
+            limits) in front of the servers; the endpoints are then the proxy's.
+        latency_ms: Milliseconds the proxy adds to every call (needs ``aws_limits``).
     """
 
     def __init__(
@@ -87,9 +95,20 @@ class LocalKinesis:
         log_dir: str | os.PathLike[str] | None = None,
         startup_timeout: float = 30.0,
         stop_timeout: float = 5.0,
+        aws_limits: bool = False,
+        latency_ms: float = 0.0,
     ) -> None:
         if backend not in BACKEND_OPTIONS:
             raise ValueError(f"backend must be one of {BACKEND_OPTIONS}, got {backend!r}")
+        if latency_ms and not aws_limits:
+            raise ValueError("latency_ms needs aws_limits=True (the limits proxy adds it)")
+        self.aws_limits = aws_limits
+        self.latency_ms = latency_ms
+        #: The limits proxy while running with ``aws_limits``: ``limits.stats()`` are its counters.
+        self.limits: LimitsProxyProcess | None = None
+        #: The counters table the limits proxy printed when it stopped.
+        self.limits_report: str = ""
+        self._upstream: dict[str, str] = {}
         self.requested_backend: BackendOption = backend
         self.region = region
         self.startup_timeout = startup_timeout
@@ -158,6 +177,11 @@ class LocalKinesis:
         """Stop the servers by pid (SIGTERM, SIGKILL after ``stop_timeout``). Idempotent."""
         with self._lock:
             was_running = bool(self._processes)
+            if self.limits is not None:
+                self.limits.stop()
+                self.limits_report = self.limits.exit_report
+                self.limits = None
+            self._upstream = {}
             terminate(self._processes, self.stop_timeout)
             self._servers.clear()
             if self._finalizer is not None:
@@ -199,8 +223,17 @@ class LocalKinesis:
             for server in self._servers.values()
             for service in server.spec.services
         }
+        self._upstream = {"kinesis": endpoints["kinesis"], "dynamodb": endpoints["dynamodb"]}
         self._kinesis_endpoint = endpoints["kinesis"]
         self._dynamodb_endpoint = endpoints["dynamodb"]
+        if self.aws_limits:
+            self.limits = LimitsProxyProcess(
+                endpoints["kinesis"],
+                endpoints["dynamodb"],
+                latency_ms=self.latency_ms,
+                startup_timeout=max(1.0, started + self.startup_timeout - time.monotonic()),
+            ).start()
+            self._kinesis_endpoint = self._dynamodb_endpoint = self.limits.endpoint
         self.startup_seconds = time.monotonic() - started
         _log.info(
             "local_backend.started",
@@ -228,13 +261,30 @@ class LocalKinesis:
     def exited(self) -> list[str]:
         """Names of servers whose process has exited although :meth:`stop` was not called."""
         with self._lock:
-            return [name for name, s in self._servers.items() if s.process.poll() is not None]
+            dead = [name for name, s in self._servers.items() if s.process.poll() is not None]
+            if self.limits is not None and not self.limits.running():
+                dead.append(_LIMITS_PROXY)
+            return dead
 
     @property
     def pids(self) -> dict[str, int]:
-        """Server name ("kinesalite", "dynalite" or "moto") to process id, while running."""
+        """Server name ("kinesalite", "dynalite", "moto", "limits-proxy") to process id."""
         with self._lock:
-            return {name: server.process.pid for name, server in self._servers.items()}
+            pids = {name: server.process.pid for name, server in self._servers.items()}
+            if self.limits is not None and self.limits.pid is not None:
+                pids[_LIMITS_PROXY] = self.limits.pid
+            return pids
+
+    @property
+    def upstream_endpoints(self) -> dict[str, str]:
+        """The servers themselves, behind the limits proxy: ``{"kinesis": url, "dynamodb": url}``.
+
+        For reading back what was stored without spending the limits (tests, benchmarks).
+        """
+        with self._lock:
+            if not self._upstream:
+                raise LocalBackendError("LocalKinesis is not running: call start() first")
+            return dict(self._upstream)
 
     @property
     def kinesis_endpoint(self) -> str:
