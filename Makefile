@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed-stamp
 EMULATORS := .emulators
 PYTEST_ARGS ?=
 
-.PHONY: install emulators lint typecheck unit integration test demo benchmarks clean
+.PHONY: install emulators lint typecheck docs unit integration test demo benchmarks clean
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $(STAMP)
 
 install: $(STAMP) emulators
@@ -29,13 +29,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+docs: $(STAMP)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs built: docs/_build/html/index.html"
+
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests $(PYTEST_ARGS)
 
 integration: install
 	$(BIN)/python -m pytest integration $(PYTEST_ARGS)
 
-test: install lint typecheck
+test: install lint typecheck docs
 	$(BIN)/python -m pytest tests integration $(PYTEST_ARGS)
 
 demo: install
@@ -45,4 +49,4 @@ benchmarks: install
 	for bench in benchmarks/*.py; do $(BIN)/python $$bench || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(EMULATORS) build dist *.egg-info
+	rm -rf $(VENV) $(EMULATORS) build dist *.egg-info docs/_build

@@ -22,6 +22,7 @@ from kinesis_actors._consumer import (
     EventProcessed,
     KinesisConsumer,
     ProcessEvent,
+    ShutdownReason,
 )
 from kinesis_actors._errors import (
     ConfigError,
@@ -104,6 +105,7 @@ __all__ = [
     "SendWithCallback",
     "Sentinel",
     "ShutdownError",
+    "ShutdownReason",
     "StreamNotFoundError",
     "ThrottlingConf",
     "ThrottlingError",

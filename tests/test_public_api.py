@@ -55,6 +55,7 @@ PUBLIC_SURFACE: dict[str, set[str]] = {
         "SendWithCallback",
         "Sentinel",
         "ShutdownError",
+        "ShutdownReason",
         "StreamNotFoundError",
         "ThrottlingConf",
         "ThrottlingError",
