@@ -38,14 +38,14 @@ import structlog
 
 from kinesis_actors._config import ProducerConf, load_config
 from kinesis_actors._models import ProducerEvent
-from kinesis_actors._producer.actor import (
+from kinesis_actors._producer.actor import KinesisProducerActor
+from kinesis_actors._producer.engine import KinesisProducer
+from kinesis_actors._producer.messages import (
     GetStats,
-    KinesisProducerActor,
     SendFailed,
     SendSuccessful,
     SendWithCallback,
 )
-from kinesis_actors._producer.engine import KinesisProducer
 
 __all__ = ["main", "run"]
 

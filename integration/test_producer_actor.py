@@ -22,9 +22,9 @@ from structlog.testing import capture_logs
 from kinesis_actors._aggregation import deaggregate
 from kinesis_actors._config import ProducerConf, load_config
 from kinesis_actors._models import ProducerEvent
-from kinesis_actors._producer.actor import (
+from kinesis_actors._producer.actor import KinesisProducerActor
+from kinesis_actors._producer.messages import (
     GetStats,
-    KinesisProducerActor,
     ProducerActorStats,
     Send,
     SendFailed,

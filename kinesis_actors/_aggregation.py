@@ -147,10 +147,10 @@ class AggregateBuilder:
     single member; the KPL sends a lone record raw, and that decision is the producer's.
     """
 
-    __slots__ = ("_ehk_index", "_members", "_pk_index", "_records", "_size")
+    __slots__ = ("_ehk_index", "_first", "_pk_index", "_records", "_size")
 
     def __init__(self) -> None:
-        self._members: list[AggregatedMember] = []
+        self._first: tuple[str, str | None] | None = None  # the first member's keys
         self._pk_index: dict[str, int] = {}
         self._ehk_index: dict[str, int] = {}
         self._records: list[dict[str, Any]] = []
@@ -193,11 +193,12 @@ class AggregateBuilder:
                     "data": data,
                 }
             )
-        self._members.append(AggregatedMember(partition_key, explicit_hash_key, data))
+        if self._first is None:
+            self._first = (partition_key, explicit_hash_key)
 
     @property
     def count(self) -> int:
-        return len(self._members)
+        return len(self._records)
 
     @property
     def size(self) -> int:
@@ -205,21 +206,15 @@ class AggregateBuilder:
         return self._size
 
     @property
-    def members(self) -> Sequence[AggregatedMember]:
-        """The records in sub-sequence order, so results can be mapped back to user records."""
-        return self._members
-
-    @property
     def first_hash_key(self) -> int | None:
         """The outer record's ExplicitHashKey: the KPL routes an aggregate by its first member."""
-        if not self._members:
+        if self._first is None:
             return None
-        first = self._members[0]
-        return hash_key(first.partition_key, first.explicit_hash_key)
+        return hash_key(*self._first)
 
     def build(self) -> bytes:
         """Serialise; an empty aggregate is refused because consumers would read it as raw data."""
-        if not self._members:
+        if not self._records:
             raise ValueError("cannot build an empty aggregate")
         return _wrap(list(self._pk_index), list(self._ehk_index), self._records)
 

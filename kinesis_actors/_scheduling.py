@@ -22,7 +22,6 @@ from kinesis_actors._logging import get_logger
 __all__ = [
     "Cancellable",
     "Scheduler",
-    "call_later",
     "default_scheduler",
     "schedule_every",
     "schedule_once",
@@ -135,8 +134,3 @@ def schedule_every(
     """Tell ``message`` to ``ref`` every ``interval`` seconds, first after ``initial_delay``."""
     first = interval if initial_delay is None else initial_delay
     return default_scheduler().schedule(first, lambda: ref.tell(message), interval)
-
-
-def call_later(delay: float, action: Callable[[], object]) -> Cancellable:
-    """Run a quick ``action`` on the timer thread after ``delay`` seconds."""
-    return default_scheduler().schedule(delay, action)

@@ -17,7 +17,7 @@ from kinesis_actors._consumer.messages import (
     ProcessEvent,
     ShutdownReason,
 )
-from kinesis_actors._producer.actor import (
+from kinesis_actors._producer.messages import (
     GetStats,
     ProducerActorStats,
     Send,

@@ -28,9 +28,9 @@ from kinesis_actors._errors import (
     UserRecordFailedError,
 )
 from kinesis_actors._models import Attempt, ProducerEvent, UserRecordResult
-from kinesis_actors._producer.actor import (
+from kinesis_actors._producer.actor import KinesisProducerActor
+from kinesis_actors._producer.messages import (
     GetStats,
-    KinesisProducerActor,
     ProducerActorStats,
     Send,
     SendFailed,

@@ -12,14 +12,14 @@ from kinesis_actors._aggregation import deaggregate
 from kinesis_actors._config import ProducerConf, load_config
 from kinesis_actors._errors import PartitionKeyError, RecordTooLargeError
 from kinesis_actors._models import ProducerEvent
-from kinesis_actors._producer.actor import (
+from kinesis_actors._producer.actor import KinesisProducerActor
+from kinesis_actors._producer.engine import KinesisProducer
+from kinesis_actors._producer.messages import (
     GetStats,
-    KinesisProducerActor,
     SendFailed,
     SendSuccessful,
     SendWithCallback,
 )
-from kinesis_actors._producer.engine import KinesisProducer
 from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 
 

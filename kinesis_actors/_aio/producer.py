@@ -29,8 +29,8 @@ from kinesis_actors._config import KplConf, ProducerConf, resolve_producer_conf
 from kinesis_actors._errors import ProducerStoppedError, UserRecordFailedError
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent, UserRecordResult
-from kinesis_actors._producer.actor import _outcome
 from kinesis_actors._producer.engine import EngineStats, KinesisProducer
+from kinesis_actors._producer.futures import outcome
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -270,7 +270,7 @@ class AsyncKinesisProducer:
             if waiter.done():
                 self._dropped(future)
                 continue
-            result, error = _outcome(future)
+            result, error = outcome(future)
             if error is None:
                 waiter.set_result(result)  # type: ignore[arg-type]
             else:

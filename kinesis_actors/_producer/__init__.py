@@ -7,9 +7,10 @@ answers ``SendWithCallback`` with ``SendSuccessful`` / ``SendFailed``.
 
 from __future__ import annotations
 
-from kinesis_actors._producer.actor import (
+from kinesis_actors._producer.actor import KinesisProducerActor
+from kinesis_actors._producer.engine import EngineStats, KinesisProducer
+from kinesis_actors._producer.messages import (
     GetStats,
-    KinesisProducerActor,
     ProducerActorStats,
     Send,
     SendFailed,
@@ -17,7 +18,6 @@ from kinesis_actors._producer.actor import (
     SendSuccessful,
     SendWithCallback,
 )
-from kinesis_actors._producer.engine import EngineStats, KinesisProducer
 
 __all__ = [
     "EngineStats",

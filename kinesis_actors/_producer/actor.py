@@ -20,14 +20,11 @@ from __future__ import annotations
 import concurrent.futures
 import enum
 import math
-import queue
-import random
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import pykka
 from pyhocon import ConfigTree
@@ -41,25 +38,23 @@ from kinesis_actors._errors import (
     UserRecordFailedError,
 )
 from kinesis_actors._logging import get_logger
-from kinesis_actors._models import ProducerEvent, UserRecordResult
+from kinesis_actors._models import UserRecordResult
+from kinesis_actors._producer.engine_protocol import ProducerEngine
+from kinesis_actors._producer.futures import outcome
+from kinesis_actors._producer.handoff import EngineFuture, Handoff
+from kinesis_actors._producer.messages import (
+    GetStats,
+    ProducerActorStats,
+    Send,
+    SendFailed,
+    SendOutcome,
+    SendSuccessful,
+    SendWithCallback,
+)
+from kinesis_actors._pykka_compat import SimpleQueueInbox
 from kinesis_actors._scheduling import Cancellable, schedule_once
 
-if TYPE_CHECKING:
-    from pykka._actor import ActorInbox
-    from pykka._envelope import Envelope
-
-__all__ = [
-    "UNTHROTTLE_THRESHOLD",
-    "GetStats",
-    "KinesisProducerActor",
-    "ProducerActorStats",
-    "ProducerEngine",
-    "Send",
-    "SendFailed",
-    "SendOutcome",
-    "SendSuccessful",
-    "SendWithCallback",
-]
+__all__ = ["UNTHROTTLE_THRESHOLD", "KinesisProducerActor"]
 
 log = get_logger(__name__)
 
@@ -68,111 +63,8 @@ log = get_logger(__name__)
 UNTHROTTLE_THRESHOLD = 0.9
 
 _DEFAULT_STOP_TIMEOUT = 60.0
-_FINISHED = "FINISHED"  # concurrent.futures' state name of a completed future
 
-
-_UUID_EPOCH_OFFSET = 0x01B21DD213814000  # 100 ns intervals from 1582-10-15 to 1970-01-01
-_id_lock = threading.Lock()
-_id_last = 0
-_id_high = -1
-_id_tail = ""
-# Clock sequence with the RFC 4122 variant bits, and a random node with the multicast bit set
-# (RFC 4122 section 4.5): fixed per process, so formatted once.
-_id_suffix = f"{0x8000 | random.getrandbits(14):04x}-{(1 << 40) | random.getrandbits(48):012x}"
-
-
-def _new_message_id() -> str:
-    """A time-based (version 1) UUID, as the Scala library made: it carries its creation time.
-
-    ``uuid.uuid1()`` costs about 10 us here (libuuid takes a file lock for its clock), more
-    than everything else a send costs; this one is well under 1 us, with a random node instead
-    of a MAC address and a timestamp that never repeats within the process. Only the low 32
-    bits of the timestamp change between calls (the rest every 7 minutes), so only they are
-    formatted each time.
-    """
-    global _id_last, _id_high, _id_tail
-    with _id_lock:
-        ts = time.time_ns() // 100 + _UUID_EPOCH_OFFSET
-        if ts <= _id_last:
-            ts = _id_last + 1
-        _id_last = ts
-        high = ts >> 32
-        if high != _id_high:
-            _id_high = high
-            _id_tail = f"-{high & 0xFFFF:04x}-{0x1000 | ((high >> 16) & 0x0FFF):04x}-{_id_suffix}"
-        tail = _id_tail
-    return "%08x" % (ts & 0xFFFFFFFF) + tail
-
-
-# -- messages -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    """Put a record, fire-and-forget. No reply; a failure is logged with ``message_id``."""
-
-    producer_event: ProducerEvent
-    message_id: str = field(default_factory=_new_message_id)
-
-
-@dataclass(frozen=True, slots=True)
-class SendWithCallback:
-    """Put a record and report the outcome.
-
-    With ``reply_to`` the outcome (``SendSuccessful`` or ``SendFailed``) is told to that actor.
-    Without it, ``ask`` returns a ``concurrent.futures.Future`` whose result is the outcome (it
-    never raises): ``producer.ask(SendWithCallback(event)).result(timeout=30)``. The actor does
-    not wait for the record meanwhile. (A future per told message would cost every tell a
-    lock object, so none is made when the outcome goes to ``reply_to``.)
-    """
-
-    producer_event: ProducerEvent
-    message_id: str = field(default_factory=_new_message_id)
-    reply_to: pykka.ActorRef[Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SendSuccessful:
-    """The record was put; ``user_record_result`` says where (shard, sequence number, attempts)."""
-
-    message_id: str
-    user_record_result: UserRecordResult
-
-
-@dataclass(frozen=True, slots=True)
-class SendFailed:
-    """The record was not put; ``event`` is returned so the caller can persist or retry it.
-
-    ``reason`` is usually a ``UserRecordFailedError`` (its ``result.attempts`` say why), an
-    ``InvalidRecordError``, ``QueueFullError`` or ``ProducerStoppedError``.
-    """
-
-    event: ProducerEvent
-    message_id: str
-    reason: BaseException
-
-
-SendOutcome = SendSuccessful | SendFailed
-
-
-@dataclass(frozen=True, slots=True)
-class GetStats:
-    """Ask for a ``ProducerActorStats``; it is also told to ``reply_to`` when given."""
-
-    reply_to: pykka.ActorRef[Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ProducerActorStats:
-    """A snapshot of the actor's counters."""
-
-    outstanding: int  # the engine's records put but not yet confirmed (all its users)
-    queued: int  # sends waiting in the throttle queue
-    in_flight: int  # this actor's sends handed to the engine, not yet completed
-    sent: int  # sends confirmed
-    failed: int  # sends reported failed (SendFailed, or logged for Send)
-    retried: int  # re-sends made under failed-send-retries
-    throttled: bool
+# -- the actor's own messages ---------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -187,23 +79,6 @@ class _Drain:
 
 _UNTHROTTLE = _UnThrottle()
 _DRAIN = _Drain()
-
-
-# -- the engine as the actor sees it --------------------------------------------------------------
-
-
-class ProducerEngine(Protocol):
-    """What the actor needs of ``KinesisProducer``; tests pass a fake."""
-
-    def add_user_record(
-        self, event: ProducerEvent
-    ) -> concurrent.futures.Future[UserRecordResult]: ...
-
-    def outstanding_records_count(self) -> int: ...
-
-    def flush(self) -> None: ...
-
-    def stop(self) -> None: ...
 
 
 def _default_engine(conf: ProducerConf) -> ProducerEngine:
@@ -236,83 +111,6 @@ class _Pending:
 
 
 _Entry = Send | SendWithCallback | _Pending
-_EngineFuture = concurrent.futures.Future[UserRecordResult]
-
-
-class _Handoff:
-    """Completed sends travel from engine threads to the actor thread.
-
-    A deque of finished futures plus at most one outstanding ``_Drain`` tell: the engine
-    finishes futures in batches, and a batch costs the actor one message, not one per record.
-    ``deque.append`` is atomic, so the engine's side takes a lock only to send the wake-up.
-    While the actor stops, ``on_stop`` drains the deque itself (``wait``) and nothing is told.
-    """
-
-    def __init__(self, ref: pykka.ActorRef[Any]) -> None:
-        self._items: deque[_EngineFuture] = deque()
-        self._lock = threading.Lock()
-        self._wakeup_sent = False
-        self._closed = False
-        self._arrived = threading.Event()
-        self._ref = ref
-
-    def put(self, future: _EngineFuture) -> None:
-        """The done callback of every engine future (engine thread): queue it, wake the actor."""
-        self._items.append(future)
-        if self._closed:
-            self._arrived.set()
-            return
-        if self._wakeup_sent:  # the actor resets the flag before it drains: nothing is stranded
-            return
-        with self._lock:
-            if self._wakeup_sent or self._closed:
-                return
-            self._wakeup_sent = True
-        if not tell(self._ref, _DRAIN):
-            self._arrived.set()  # stopping: on_stop reads the deque directly
-
-    def take_all(self) -> list[_EngineFuture]:
-        with self._lock:
-            self._wakeup_sent = False
-        items: list[_EngineFuture] = []
-        popleft = self._items.popleft
-        while True:
-            try:
-                items.append(popleft())
-            except IndexError:
-                return items
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-
-    def wait(self, timeout: float) -> list[_EngineFuture]:
-        """On stop: what has arrived, waiting up to ``timeout`` seconds for something."""
-        items = self.take_all()
-        if items or timeout <= 0:
-            return items
-        self._arrived.clear()
-        items = self.take_all()  # arrived between the first look and the clear
-        if not items and self._arrived.wait(timeout):
-            items = self.take_all()
-        return items
-
-
-def _outcome(
-    future: concurrent.futures.Future[UserRecordResult],
-) -> tuple[UserRecordResult | None, BaseException | None]:
-    """Result and exception of a finished future, without the stdlib's lock.
-
-    ``result()`` / ``exception()`` take the future's condition, which the engine's futures
-    only create when someone waits: reading a finished future's slots keeps that saving (about
-    a third of the actor's cost per record). Futures of other kinds use the public API.
-    """
-    if getattr(future, "_state", None) == _FINISHED:
-        return future._result, future._exception
-    if future.cancelled():
-        return None, concurrent.futures.CancelledError("the engine cancelled the record")
-    error = future.exception()
-    return (None, error) if error is not None else (future.result(), None)
 
 
 class _State(enum.Enum):
@@ -338,7 +136,7 @@ def _attempts(exc: BaseException) -> list[dict[str, Any]]:
 # -- the actor ------------------------------------------------------------------------------------
 
 
-class KinesisProducerActor(pykka.ThreadingActor):
+class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
     """Puts ``Send`` / ``SendWithCallback`` records through a ``KinesisProducer``.
 
     Start it with a ``ProducerConf``, with a HOCON tree and a producer name, or with an engine
@@ -415,29 +213,16 @@ class KinesisProducerActor(pykka.ThreadingActor):
         self._stop_timeout = _DEFAULT_STOP_TIMEOUT if stop_timeout is None else stop_timeout
         self._log = log.bind(producer=name, stream=stream)
 
-        self._handoff = _Handoff(self.actor_ref)
+        self._handoff = Handoff(self.actor_ref, _DRAIN)
         self._state = _State.PROCESSING
         self._queue: deque[_Entry] = deque()
-        self._in_flight: dict[_EngineFuture, _Entry] = {}
+        self._in_flight: dict[EngineFuture, _Entry] = {}
         self._on_done = self._handoff.put  # one bound method shared by every engine future
-        self._fast_receive = type(self).on_receive is KinesisProducerActor.on_receive
         self._timer: Cancellable | None = None
         self._start_error: BaseException | None = None
         self._sent = 0
         self._failed = 0
         self._retried = 0
-
-    @staticmethod
-    def _create_actor_inbox() -> ActorInbox:
-        """A ``queue.SimpleQueue`` inbox instead of Pykka's ``queue.Queue``.
-
-        Every record passes this inbox at least twice (the send, the completion wake-up), and
-        ``Queue.put`` + ``get`` cost about 2 us against 0.15 us: a fifth of the actor's cost
-        per record. Pykka uses only ``put``, ``get`` and ``empty`` (its ``ActorInbox``
-        protocol), which ``SimpleQueue`` has, unbounded and FIFO like the default.
-        """
-        inbox: queue.SimpleQueue[Envelope[Any]] = queue.SimpleQueue()
-        return inbox
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -474,24 +259,15 @@ class KinesisProducerActor(pykka.ThreadingActor):
 
     # -- messages -----------------------------------------------------------------------------
 
-    def _handle_receive(self, message: Any) -> Any:
-        """Pykka's dispatch, with the two messages of every record ahead of its proxy checks.
-
-        A told ``SendWithCallback`` and the ``_Drain`` wake-up skip Pykka's four ``isinstance``
-        tests and ``on_receive``'s (a tenth of the actor's own cost per record), unless a
-        subclass overrides ``on_receive``: then everything goes through it.
-        """
-        if self._fast_receive:
-            cls = type(message)
-            if cls is SendWithCallback and message.reply_to is not None:
-                self._accept(message)
-                return None
-            if cls is _Drain:
-                self._complete_batch(self._handoff.take_all())
-                return None
-        return super()._handle_receive(message)
-
     def on_receive(self, message: Any) -> Any:
+        # The two messages of every record first, by exact type: the cheapest test.
+        cls = type(message)
+        if cls is SendWithCallback and message.reply_to is not None:
+            self._accept(message)
+            return None
+        if cls is _Drain:
+            self._complete_batch(self._handoff.take_all())
+            return None
         if isinstance(message, SendWithCallback):
             if message.reply_to is not None:
                 self._accept(message)
@@ -618,7 +394,7 @@ class KinesisProducerActor(pykka.ThreadingActor):
 
     # -- outcomes -----------------------------------------------------------------------------
 
-    def _complete_batch(self, batch: list[_EngineFuture]) -> None:
+    def _complete_batch(self, batch: list[EngineFuture]) -> None:
         pop = self._in_flight.pop
         sent = 0
         try:
@@ -626,31 +402,32 @@ class KinesisProducerActor(pykka.ThreadingActor):
                 entry = pop(future, None)
                 if entry is None:
                     continue  # already settled (stop timeout)
-                # The common case inline: a told send that succeeded (``_outcome``'s fast path).
+                # The common case inline: a told send that succeeded.
+                result, error = outcome(future)
                 if (
-                    type(entry) is SendWithCallback
+                    error is None
+                    and result is not None
+                    and type(entry) is SendWithCallback
                     and entry.reply_to is not None
-                    and getattr(future, "_state", None) == _FINISHED
-                    and future._exception is None
-                    and (result := future._result) is not None
                 ):
                     sent += 1
                     self._tell(entry.reply_to, SendSuccessful(entry.message_id, result))
                 else:
-                    self._complete_entry(future, entry)
+                    self._complete_entry(entry, result, error)
         finally:
             self._sent += sent
         if self._state is _State.THROTTLING and batch:
             self._maybe_release()
 
-    def _complete(self, future: _EngineFuture) -> None:
+    def _complete(self, future: EngineFuture) -> None:
         entry = self._in_flight.pop(future, None)
         if entry is None:
             return  # already settled (stop timeout)
-        self._complete_entry(future, entry)
+        self._complete_entry(entry, *outcome(future))
 
-    def _complete_entry(self, future: _EngineFuture, entry: _Entry) -> None:
-        result, error = _outcome(future)
+    def _complete_entry(
+        self, entry: _Entry, result: UserRecordResult | None, error: BaseException | None
+    ) -> None:
         if error is None:
             self._sent += 1
             message = entry.message if isinstance(entry, _Pending) else entry

@@ -7,12 +7,16 @@ buffers. ``RecordFuture`` starts as one plain object and makes the condition and
 someone waits (``result``, ``done``, ``concurrent.futures.wait``...). Until then the engine
 finishes futures in batches under one module lock, and ``add_done_callback`` registers under that
 lock. Behaviour is the stdlib's; the tests pin the stdlib internals this relies on.
+
+This is the one module that touches ``concurrent.futures`` internals (``_state``, ``_result``,
+``_exception``, ``_condition``, ``_invoke_callbacks``); everything else reads futures through
+``outcome`` or the public API.
 """
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from concurrent.futures._base import FINISHED, LOGGER, RUNNING
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +25,7 @@ if TYPE_CHECKING:
 
     from kinesis_actors._models import UserRecordResult
 
-__all__ = ["RecordFuture", "finish_all"]
+__all__ = ["RecordFuture", "finish_all", "outcome"]
 
 #: Guards the switch of every RecordFuture from "nobody waits" to "condition made".
 _LOCK = threading.Lock()
@@ -86,3 +90,20 @@ def finish_all(futures: Sequence[RecordFuture], results: Sequence[UserRecordResu
         future._invoke_callbacks()
     for future, result in watched:
         future.set_result(result)
+
+
+def outcome(
+    future: Future[UserRecordResult],
+) -> tuple[UserRecordResult | None, BaseException | None]:
+    """Result and exception of a finished future, without making its condition.
+
+    ``result()`` / ``exception()`` take the future's condition, which a ``RecordFuture`` only
+    makes when someone waits: reading a finished one's slots keeps that saving (about a third
+    of the producer actor's cost per record). Futures of other kinds use the public API.
+    """
+    if type(future) is RecordFuture and future._state == FINISHED:
+        return future._result, future._exception
+    if future.cancelled():
+        return None, CancelledError("the engine cancelled the record")
+    error = future.exception()
+    return (None, error) if error is not None else (future.result(), None)

@@ -21,8 +21,8 @@ from pyhocon import ConfigTree
 from kinesis_actors._config import ProducerConf
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent
-from kinesis_actors._producer.actor import (
-    KinesisProducerActor,
+from kinesis_actors._producer.actor import KinesisProducerActor
+from kinesis_actors._producer.messages import (
     SendFailed,
     SendSuccessful,
     SendWithCallback,
