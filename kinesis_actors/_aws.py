@@ -1,5 +1,7 @@
-"""boto3 clients built from the settings: region, endpoint, credentials and retry policy.
+"""The AWS boundary: boto3 clients, credentials, error codes, the throttling test, pagination.
 
+Every boto3 client of the package is created by :func:`new_client` (the producer's and the
+consumer's from their settings, the command line's and the local servers' from an endpoint).
 The engines retry by their own rules (the KPL's time-based retries, the KCL's lease semantics),
 so clients are created with botocore retries set explicitly. Note that botocore's
 ``max_attempts`` counts retries, not tries; this module speaks in total tries.
@@ -8,6 +10,7 @@ so clients are created with botocore retries set explicitly. Note that botocore'
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -30,16 +33,23 @@ from kinesis_actors._logging import get_logger
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
+    from mypy_boto3_kinesis.type_defs import ShardFilterTypeDef, ShardTypeDef
 
     from kinesis_actors._config import KclConf, KplConf
 
 __all__ = [
+    "THROTTLING_CODES",
     "ClientHook",
     "add_client_hook",
     "client_config",
     "consumer_clients",
     "default_region",
     "describe_aws_error",
+    "error_code",
+    "error_message",
+    "is_throttling",
+    "list_all_shards",
+    "new_client",
     "producer_client",
     "remove_client_hook",
     "session_for",
@@ -213,10 +223,14 @@ def producer_client(kpl: KplConf) -> KinesisClient:
         read_timeout=kpl.request_timeout,
         max_pool_connections=kpl.max_connections,
     )
-    kwargs: dict[str, Any] = {"config": config, "verify": kpl.verify_certificate}
-    if kpl.endpoint_url:
-        kwargs["endpoint_url"] = kpl.endpoint_url
-    client: KinesisClient = _hooked("kinesis", session.client("kinesis", **kwargs))
+    client: KinesisClient = new_client(
+        "kinesis",
+        session=session,
+        endpoint_url=kpl.endpoint_url,
+        config=config,
+        verify=kpl.verify_certificate,
+        hooked=True,
+    )
     return client
 
 
@@ -276,34 +290,139 @@ def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, Dy
     else:
         dynamodb_session = session
     config = client_config(tries=tries, max_pool_connections=32)
-    kinesis_kwargs: dict[str, Any] = {"config": config}
-    if kcl.kinesis_endpoint:
-        kinesis_kwargs["endpoint_url"] = kcl.kinesis_endpoint
-    dynamodb_kwargs: dict[str, Any] = {"config": config}
-    if kcl.dynamodb_endpoint:
-        dynamodb_kwargs["endpoint_url"] = kcl.dynamodb_endpoint
-    kinesis: KinesisClient = _hooked("kinesis", session.client("kinesis", **kinesis_kwargs))
-    dynamodb: DynamoDBClient = _hooked(
-        "dynamodb", dynamodb_session.client("dynamodb", **dynamodb_kwargs)
+    kinesis: KinesisClient = new_client(
+        "kinesis", session=session, endpoint_url=kcl.kinesis_endpoint, config=config, hooked=True
+    )
+    dynamodb: DynamoDBClient = new_client(
+        "dynamodb",
+        session=dynamodb_session,
+        endpoint_url=kcl.dynamodb_endpoint,
+        config=config,
+        hooked=True,
     )
     return kinesis, dynamodb
 
 
+def new_client(
+    service: str,
+    *,
+    session: boto3.Session | None = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    config: botocore.config.Config | None = None,
+    verify: bool | None = None,
+    hooked: bool = False,
+) -> Any:
+    """A boto3 client: the one place the package creates them.
+
+    ``session`` defaults to boto3's standard chain in ``region``. ``hooked`` clients (the
+    producer's and the consumer's) are passed to every :func:`add_client_hook` hook; tools'
+    clients (the command line, the local servers, a test's setup) are not.
+
+    Raises:
+        ConfigError: the endpoint is not a URL, or the region is malformed.
+    """
+    session = session or boto3.Session(region_name=region)
+    kwargs: dict[str, Any] = {}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    if config is not None:
+        kwargs["config"] = config
+    if verify is not None:
+        kwargs["verify"] = verify
+    try:
+        client = session.client(service, **kwargs)  # type: ignore[call-overload]
+    except botocore.exceptions.InvalidRegionError as exc:
+        raise ConfigError("region", str(exc)) from None
+    except ValueError:  # botocore: "Invalid endpoint: <url>"
+        raise ConfigError(
+            f"{service} endpoint", f"{endpoint_url!r} is not a URL such as http://host:port"
+        ) from None
+    return _hooked(service, client) if hooked else client
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+#: Error codes that mean "slow down" (Kinesis and DynamoDB) rather than "broken".
+THROTTLING_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+    }
+)
+
+
+def error_code(error: BaseException) -> str | None:
+    """The service's error code of a failed call, or None when the call got no answer."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        return str(error.response.get("Error", {}).get("Code", ""))
+    return None
+
+
+def error_message(error: BaseException) -> str:
+    """The service's error message of a failed call, else the exception's text."""
+    if isinstance(error, botocore.exceptions.ClientError):
+        message = error.response.get("Error", {}).get("Message")
+        if message:
+            return str(message)
+    return str(error)
+
+
+def is_throttling(error: BaseException) -> bool:
+    """AWS refused the call for a rate or capacity limit: back off, then try again."""
+    return error_code(error) in THROTTLING_CODES
+
+
 _MAX_MESSAGE_WORDS = 12
+_TAG = re.compile(r"<[^>]*>")
 
 
 def _few_words(text: str) -> str:
-    """A service message cut to a few words: a non-AWS server may answer with a whole page."""
-    words = text.split()
+    """A message cut to a few words: a server that is not AWS may answer with a whole page."""
+    words = _TAG.sub(" ", text).split()
     cut = " ".join(words[:_MAX_MESSAGE_WORDS])
     return cut + (" ..." if len(words) > _MAX_MESSAGE_WORDS else "")
 
 
 def describe_aws_error(error: BaseException) -> str:
-    """One line for a failed AWS call: ``<code>: <message>``, or botocore's own sentence."""
-    if isinstance(error, botocore.exceptions.ClientError):
-        details = error.response.get("Error", {})
-        code = details.get("Code") or "error"
-        message = _few_words(str(details.get("Message") or ""))
-        return f"{code}: {message}" if message else str(code)
-    return _few_words(str(error))
+    """One line for a failed AWS call: ``<code>: <message>``, or botocore's own sentence.
+
+    An answer that is not AWS's (an HTTP status for a code, an HTML page for a message) says so.
+    """
+    code = error_code(error)
+    if code is None:
+        return _few_words(str(error))
+    message = error_message(error)
+    if code.isdigit() or message.lstrip().startswith("<"):
+        return f"HTTP {code} that is not an AWS answer: {_few_words(message)}"
+    return f"{code}: {_few_words(message)}" if message else code
+
+
+# -- pagination -----------------------------------------------------------------------------------
+
+
+def list_all_shards(
+    client: KinesisClient,
+    stream_name: str,
+    *,
+    shard_filter: ShardFilterTypeDef | None = None,
+    page_size: int | None = None,
+) -> list[ShardTypeDef]:
+    """Every shard ListShards returns for the stream, following NextToken.
+
+    A NextToken call must not repeat the stream name (nor the filter). Emulators may ignore
+    ``shard_filter``: callers that ask for open shards still check ``EndingSequenceNumber``.
+    ``page_size`` is ListShards' MaxResults (the service's default when None).
+    """
+    page: dict[str, Any] = {} if page_size is None else {"MaxResults": page_size}
+    first: dict[str, Any] = {"StreamName": stream_name, **page}
+    if shard_filter is not None:
+        first["ShardFilter"] = shard_filter
+    response = client.list_shards(**first)
+    shards = list(response.get("Shards", []))
+    while token := response.get("NextToken"):
+        response = client.list_shards(NextToken=token, **page)
+        shards.extend(response.get("Shards", []))
+    return shards

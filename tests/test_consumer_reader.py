@@ -8,7 +8,8 @@ import pytest
 from test_consumer_support import SHARD, FakeKinesis, client_error, consumer_conf, lease, seq
 
 from kinesis_actors._aggregation import MAGIC, encode, hash_key
-from kinesis_actors._consumer.reader import ShardReader, is_throttling
+from kinesis_actors._aws import is_throttling
+from kinesis_actors._consumer.reader import ShardReader
 from kinesis_actors._models import ConsumerEvent, Sentinel
 
 CONF = consumer_conf()

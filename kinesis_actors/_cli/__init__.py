@@ -128,6 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         line = error_line(exc)
         if line is None:
             raise
+        endpoint = getattr(args, "endpoint_url", None)
+        if endpoint and isinstance(exc, botocore.exceptions.ClientError):
+            line += f" (from {endpoint})"
         print(f"kinesis-actors {args.command}: {line}", file=sys.stderr)
         return 1
     return code

@@ -15,10 +15,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import botocore.exceptions
 
-from kinesis_actors._aws import client_config
+from kinesis_actors._aws import client_config, new_client
 from kinesis_actors._leases.lease import Lease
 from kinesis_actors._leases.table import DynamoDBLeaseTable
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
@@ -141,9 +140,9 @@ def format_leases(leases: list[Lease], lags: Mapping[str, str] | None = None) ->
 
 
 def run_leases(args: argparse.Namespace) -> int:
-    dynamodb = boto3.client(
+    dynamodb = new_client(
         "dynamodb",
-        region_name=args.region,
+        region=args.region,
         endpoint_url=args.endpoint_url,
         config=client_config(tries=3),
     )
@@ -162,9 +161,9 @@ def run_leases(args: argparse.Namespace) -> int:
     leases = table.list_leases()
     lags = None
     if args.stream:
-        kinesis: KinesisClient = boto3.client(
+        kinesis: KinesisClient = new_client(
             "kinesis",
-            region_name=args.region,
+            region=args.region,
             endpoint_url=args.kinesis_endpoint_url,
             config=client_config(tries=3),
         )

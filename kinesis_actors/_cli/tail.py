@@ -15,10 +15,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO
 
-import boto3
-
 from kinesis_actors._aggregation import deaggregate
-from kinesis_actors._aws import client_config
+from kinesis_actors._aws import client_config, new_client
 from kinesis_actors._config import to_seconds
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent
 
@@ -141,10 +139,9 @@ def _render(event: ConsumerEvent, as_json: bool, out: TextIO) -> None:
 
 
 def run_tail(args: argparse.Namespace) -> int:
-    kwargs: dict[str, Any] = {"config": client_config(tries=3)}
-    if args.endpoint_url:
-        kwargs["endpoint_url"] = args.endpoint_url
-    client: KinesisClient = boto3.Session(region_name=args.region).client("kinesis", **kwargs)
+    client: KinesisClient = new_client(
+        "kinesis", region=args.region, endpoint_url=args.endpoint_url, config=client_config(tries=3)
+    )
     idle = to_seconds(args.idle, 1e-3)
     for count, event in enumerate(
         read_stream(client, args.stream, args.position, follow=args.follow, idle=idle), start=1

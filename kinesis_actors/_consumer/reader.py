@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from kinesis_actors._aggregation import MAGIC, MAX_HASH_KEY, _unpack
+from kinesis_actors._aws import error_code, is_throttling
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
 
@@ -32,19 +33,6 @@ if TYPE_CHECKING:
     from kinesis_actors._leases.lease import HeldLease
 
 __all__ = ["ReadResult", "ShardReader", "is_throttling"]
-
-_THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException"})
-
-
-def _error_code(error: BaseException) -> str | None:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code", ""))
-    return None
-
-
-def is_throttling(error: BaseException) -> bool:
-    """Kinesis refused the read for the shard's read limits: back off before the next one."""
-    return _error_code(error) in _THROTTLING_CODES
 
 
 @dataclass(frozen=True)
@@ -112,7 +100,7 @@ class ShardReader:
         try:
             response = self._kinesis.get_shard_iterator(**request)
         except ClientError as exc:
-            if _error_code(exc) == "ResourceNotFoundException":
+            if error_code(exc) == "ResourceNotFoundException":
                 self._log.info("shard not found: treated as shard end")
                 self._ended = True
                 return None
@@ -131,7 +119,7 @@ class ShardReader:
         try:
             response = self._get_records()
         except ClientError as exc:
-            code = _error_code(exc)
+            code = error_code(exc)
             if code == "ResourceNotFoundException":
                 self._log.info("shard not found: treated as shard end")
                 self._ended = True

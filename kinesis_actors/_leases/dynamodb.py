@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import botocore.exceptions
 
+from kinesis_actors._aws import error_code, is_throttling
 from kinesis_actors._errors import (
     DependencyError,
     InvalidStateError,
@@ -30,15 +31,6 @@ log = get_logger(__name__)
 
 _T = TypeVar("_T")
 
-#: DynamoDB error codes that mean "slow down" rather than "broken".
-_THROTTLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "LimitExceededException",
-    }
-)
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
@@ -64,11 +56,11 @@ class DynamoDBTable:
         try:
             yield
         except botocore.exceptions.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
+            code = error_code(exc)
             if code == expected:
                 raise
             message = f"{operation} on {self._kind} {self._name}: {code}"
-            if code in _THROTTLE_CODES:
+            if is_throttling(exc):
                 raise ThrottlingError(message) from exc
             if code == "ResourceNotFoundException":
                 raise LeaseTableMissingError(self._name, operation) from exc

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import botocore.exceptions
 
+from kinesis_actors._aws import error_code, list_all_shards
 from kinesis_actors._errors import DependencyError, StreamNotFoundError
 from kinesis_actors._leases.lease import Checkpoint, Lease
 from kinesis_actors._leases.table import LeaseTable
@@ -196,10 +197,12 @@ class ShardSync:
         attempt = 1
         while True:
             try:
-                return self._list_shards_once()
+                return [
+                    ShardInfo.from_list_shards(shard)
+                    for shard in list_all_shards(self._kinesis, self._stream_name)
+                ]
             except botocore.exceptions.ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "")
-                if code == "ResourceNotFoundException":
+                if error_code(exc) == "ResourceNotFoundException":
                     raise StreamNotFoundError(self._stream_name) from exc
                 error: Exception = exc
             except botocore.exceptions.BotoCoreError as exc:
@@ -212,16 +215,6 @@ class ShardSync:
             if self._stop_event.wait(self._list_shards_backoff):
                 raise DependencyError("ListShards retries interrupted by shutdown") from error
             attempt += 1
-
-    def _list_shards_once(self) -> list[ShardInfo]:
-        shards: list[ShardInfo] = []
-        response = self._kinesis.list_shards(StreamName=self._stream_name)
-        while True:
-            shards.extend(ShardInfo.from_list_shards(shard) for shard in response["Shards"])
-            token = response.get("NextToken")
-            if not token:
-                return shards
-            response = self._kinesis.list_shards(NextToken=token)
 
     def sync(self, shards: Sequence[ShardInfo] | None = None) -> list[str]:
         """Create the leases `plan_new_leases` asks for, then clean up; returns the created ids.

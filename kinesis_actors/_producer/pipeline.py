@@ -15,9 +15,9 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import botocore.exceptions
-
 from kinesis_actors._aggregation import AggregateBuilder
+from kinesis_actors._aws import error_code as aws_error_code
+from kinesis_actors._aws import error_message
 from kinesis_actors._errors import UserRecordFailedError
 from kinesis_actors._models import Attempt, UserRecordResult
 from kinesis_actors._producer.futures import finish_all
@@ -67,10 +67,7 @@ _EMPTY_SIZE = _NO_MEMBERS.size
 
 def error_code(error: BaseException) -> tuple[str, str]:
     """(code, message) of a failed call: the service error code, else the exception's name."""
-    if isinstance(error, botocore.exceptions.ClientError):
-        details = error.response.get("Error", {})
-        return details.get("Code") or type(error).__name__, details.get("Message") or str(error)
-    return type(error).__name__, str(error)
+    return aws_error_code(error) or type(error).__name__, error_message(error)
 
 
 @dataclass

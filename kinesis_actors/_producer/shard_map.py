@@ -12,6 +12,8 @@ import bisect
 import enum
 from typing import TYPE_CHECKING
 
+from kinesis_actors._aws import list_all_shards
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -33,19 +35,11 @@ def shard_number(shard_id: str) -> int:
 
 
 def list_shards(client: KinesisClient, stream_name: str) -> list[ShardTypeDef]:
-    """Every shard ListShards returns for the stream, following NextToken.
+    """The open shards of the stream (``AT_LATEST``), every page.
 
-    Asks for open shards only (``AT_LATEST``); emulators ignore the filter, so the map also
-    checks ``EndingSequenceNumber``. A NextToken call must not repeat the stream name.
+    Emulators ignore the filter, so the map also checks ``EndingSequenceNumber``.
     """
-    response = client.list_shards(
-        StreamName=stream_name, ShardFilter={"Type": "AT_LATEST"}, MaxResults=1000
-    )
-    shards = list(response.get("Shards", []))
-    while token := response.get("NextToken"):
-        response = client.list_shards(NextToken=token, MaxResults=1000)
-        shards.extend(response.get("Shards", []))
-    return shards
+    return list_all_shards(client, stream_name, shard_filter={"Type": "AT_LATEST"}, page_size=1000)
 
 
 class ShardMap:

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import boto3
 import pykka
 
-from kinesis_actors._aws import client_config
+from kinesis_actors._aws import client_config, list_all_shards, new_client
 from kinesis_actors._config import ConsumerConf, ProducerConf
 from kinesis_actors._errors import KinesisActorsError
 from kinesis_actors._logging import get_logger
@@ -261,7 +260,7 @@ kinesis {{
 def _split_shard(kinesis: Any, stream: str) -> None:
     shard = next(
         s
-        for s in kinesis.list_shards(StreamName=stream)["Shards"]
+        for s in list_all_shards(kinesis, stream)
         if "EndingSequenceNumber" not in s["SequenceNumberRange"]
     )
     start, end = (
@@ -280,7 +279,7 @@ def _merge_shards(kinesis: Any, stream: str) -> None:
     open_shards = sorted(
         (
             s
-            for s in kinesis.list_shards(StreamName=stream)["Shards"]
+            for s in list_all_shards(kinesis, stream)
             if "EndingSequenceNumber" not in s["SequenceNumberRange"]
         ),
         key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]),
@@ -378,9 +377,8 @@ class _Run:
         producer_conf = ProducerConf.from_config(self.config, self.settings.producer_name)
         self.consumer_conf = ConsumerConf.from_config(self.config, self.settings.consumer_name)
         region = producer_conf.kpl.region or self.consumer_conf.kcl.region_name
-        session = boto3.Session(region_name=region)
-        self.kinesis: Any = session.client("kinesis", config=client_config(tries=5))
-        self.dynamodb: Any = session.client("dynamodb", config=client_config(tries=5))
+        self.kinesis: Any = new_client("kinesis", region=region, config=client_config(tries=5))
+        self.dynamodb: Any = new_client("dynamodb", region=region, config=client_config(tries=5))
         self.env = dict(env)
         if "throttle" in options.faults:
             self.env[_THROTTLE_ENV] = ",".join(str(rate) for rate in THROTTLE_RATES)

@@ -24,11 +24,11 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-import boto3
 from botocore.config import Config
 
+from kinesis_actors._aws import new_client
 from kinesis_actors._errors import LocalBackendError
 from kinesis_actors._logging import get_logger
 from kinesis_actors.testing._backends import (
@@ -41,7 +41,15 @@ from kinesis_actors.testing._backends import (
     resolve_backend,
 )
 from kinesis_actors.testing._limits_process import LimitsProxyProcess
-from kinesis_actors.testing._processes import Server, ServerSpec, start_servers, terminate
+from kinesis_actors.testing._processes import (
+    DUMMY_ACCESS_KEY_ID,
+    DUMMY_SECRET_ACCESS_KEY,
+    Server,
+    ServerSpec,
+    local_client,
+    start_servers,
+    terminate,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -51,16 +59,12 @@ if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
 
 __all__ = [
-    "DUMMY_ACCESS_KEY_ID",
-    "DUMMY_SECRET_ACCESS_KEY",
     "LocalKinesis",
     "temporary_stream",
 ]
 
 _log = get_logger(__name__)
 
-DUMMY_ACCESS_KEY_ID: Final = "test"
-DUMMY_SECRET_ACCESS_KEY: Final = "test"
 _LIMITS_PROXY: Final = "limits-proxy"
 
 
@@ -317,29 +321,17 @@ class LocalKinesis:
 
     # -- clients -----------------------------------------------------------------------------
 
-    def _session(self) -> boto3.session.Session:
-        return boto3.session.Session(
-            aws_access_key_id=DUMMY_ACCESS_KEY_ID,
-            aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
-            region_name=self.region,
-        )
-
-    @staticmethod
-    def _config(config: Config | None) -> Config:
-        base = Config(connect_timeout=2, read_timeout=30, retries={"mode": "standard"})
-        return base.merge(config) if config is not None else base
-
     def kinesis_client(self, *, config: Config | None = None) -> KinesisClient:
         """A new boto3 Kinesis client for this server (``config`` is merged over the defaults)."""
-        return self._session().client(
-            "kinesis", endpoint_url=self.kinesis_endpoint, config=self._config(config)
-        )
+        client: KinesisClient = local_client("kinesis", self.kinesis_endpoint, self.region, config)
+        return client
 
     def dynamodb_client(self, *, config: Config | None = None) -> DynamoDBClient:
         """A new boto3 DynamoDB client for this server (``config`` is merged over the defaults)."""
-        return self._session().client(
-            "dynamodb", endpoint_url=self.dynamodb_endpoint, config=self._config(config)
+        client: DynamoDBClient = local_client(
+            "dynamodb", self.dynamodb_endpoint, self.region, config
         )
+        return client
 
     def __repr__(self) -> str:
         if self._kinesis_endpoint is None:
@@ -370,7 +362,7 @@ def temporary_stream(prefix: str = "stream", shard_count: int = 1) -> Iterator[s
                 os.environ.update(saved)
 
             stack.callback(restore)
-        kinesis = boto3.client("kinesis")
+        kinesis: KinesisClient = new_client("kinesis")
         kinesis.create_stream(StreamName=name, ShardCount=shard_count)
         kinesis.get_waiter("stream_exists").wait(StreamName=name, WaiterConfig={"Delay": 1})
         stack.callback(kinesis.delete_stream, StreamName=name)

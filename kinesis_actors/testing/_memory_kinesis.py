@@ -17,11 +17,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from kinesis_actors._aggregation import MAX_HASH_KEY, hash_key
 from kinesis_actors._aws import client_config
+from kinesis_actors.testing._processes import local_client
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -161,13 +161,8 @@ class InMemoryKinesis:
 
     def client(self) -> KinesisClient:
         """A real boto3 client (one try per call) answered by this stream, never the network."""
-        client: KinesisClient = boto3.client(
-            "kinesis",
-            region_name="us-east-1",
-            endpoint_url="http://kinesis.in-memory.invalid",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            config=client_config(tries=1),
+        client: KinesisClient = local_client(
+            "kinesis", "http://kinesis.in-memory.invalid", "us-east-1", client_config(tries=1)
         )
         self.attach(client)
         return client

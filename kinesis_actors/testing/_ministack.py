@@ -28,13 +28,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-import boto3
 from botocore.config import Config
 
 from kinesis_actors._errors import LocalBackendError
 from kinesis_actors._logging import get_logger
-from kinesis_actors.testing._local import DUMMY_ACCESS_KEY_ID, DUMMY_SECRET_ACCESS_KEY
-from kinesis_actors.testing._processes import LOOPBACK, free_port
+from kinesis_actors.testing._processes import LOOPBACK, free_port, local_client
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -205,17 +203,8 @@ class LocalMinistack:
 
     def kinesis_client(self, *, config: Config | None = None) -> KinesisClient:
         """A new boto3 Kinesis client for this server (``config`` is merged over the defaults)."""
-        base = Config(connect_timeout=2, read_timeout=30, retries={"mode": "standard"})
-        session = boto3.session.Session(
-            aws_access_key_id=DUMMY_ACCESS_KEY_ID,
-            aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
-            region_name=self.region,
-        )
-        return session.client(
-            "kinesis",
-            endpoint_url=self.endpoint,
-            config=base.merge(config) if config is not None else base,
-        )
+        client: KinesisClient = local_client("kinesis", self.endpoint, self.region, config)
+        return client
 
     def __repr__(self) -> str:
         state = self.endpoint if self._port is not None else "stopped"

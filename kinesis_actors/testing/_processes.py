@@ -14,8 +14,12 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
+import boto3
+from botocore.config import Config
+
+from kinesis_actors._aws import new_client
 from kinesis_actors._errors import LocalBackendError
 from kinesis_actors._logging import get_logger
 
@@ -24,6 +28,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "DUMMY_ACCESS_KEY_ID",
+    "DUMMY_SECRET_ACCESS_KEY",
     "LOOPBACK",
     "Server",
     "ServerSpec",
@@ -31,6 +37,7 @@ __all__ = [
     "free_ports",
     "http_answers",
     "last_lines",
+    "local_client",
     "port_in_use",
     "start_servers",
     "terminate",
@@ -41,6 +48,8 @@ _log = get_logger(__name__)
 #: The only interface the local servers listen on.
 LOOPBACK: Final = "127.0.0.1"
 _PORT_ATTEMPTS: Final = 3
+DUMMY_ACCESS_KEY_ID: Final = "test"
+DUMMY_SECRET_ACCESS_KEY: Final = "test"
 
 
 @dataclass(frozen=True)
@@ -139,6 +148,22 @@ def terminate(processes: list[subprocess.Popen[bytes]], grace: float) -> None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(grace)
     processes.clear()
+
+
+def local_client(service: str, endpoint: str, region: str, config: Config | None = None) -> Any:
+    """A boto3 client for a local server, with dummy credentials (``config`` merged over ours)."""
+    base = Config(connect_timeout=2, read_timeout=30, retries={"mode": "standard"})
+    session = boto3.Session(
+        aws_access_key_id=DUMMY_ACCESS_KEY_ID,
+        aws_secret_access_key=DUMMY_SECRET_ACCESS_KEY,
+        region_name=region,
+    )
+    return new_client(
+        service,
+        session=session,
+        endpoint_url=endpoint,
+        config=base.merge(config) if config is not None else base,
+    )
 
 
 def last_lines(text: str, lines: int = 15) -> str:
