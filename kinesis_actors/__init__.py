@@ -62,9 +62,10 @@ from kinesis_actors._producer import (
     SendWithCallback,
 )
 from kinesis_actors._version import __version__
-from kinesis_actors.aio import AsyncKinesisProducer, AsyncProducerStats
+from kinesis_actors.aio import AsyncKinesisConsumer, AsyncKinesisProducer, AsyncProducerStats
 
 __all__ = [
+    "AsyncKinesisConsumer",
     "AsyncKinesisProducer",
     "AsyncProducerStats",
     "Attempt",

@@ -20,6 +20,7 @@ from test_consumer_support import (
     wait_for,
 )
 
+from kinesis_actors._consumer.event_loop import ConsumerLoop
 from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
 from kinesis_actors._consumer.messages import ShardActorCrashed
@@ -50,6 +51,7 @@ class World:
             self.process if processor is None else processor,
             self.stopped.set_result,
             self.executor,
+            ConsumerLoop(None, "unused"),  # plain processors: it never starts
         )
 
     def process(self, event: ConsumerEvent) -> None:

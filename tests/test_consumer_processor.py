@@ -11,8 +11,12 @@ import pykka
 import pytest
 from test_consumer_support import SHARD, Probe, event, seq
 
+from kinesis_actors._consumer.event_loop import ConsumerLoop
 from kinesis_actors._consumer.messages import EventProcessed, ProcessRecords, RecordsAcknowledged
 from kinesis_actors._consumer.processor import RecordProcessor
+
+#: These processors return no awaitable, so this loop never starts (see test_consumer_coroutines).
+NO_LOOP = ConsumerLoop(None, "unused")
 
 
 @pytest.fixture
@@ -24,7 +28,7 @@ def run() -> Iterator[Callable[[Callable[[Any], object]], Probe]]:
 
     def start(process_record: Callable[[Any], object]) -> Probe:
         worker = Probe.start()
-        processor = RecordProcessor.start(process_record, SHARD, 60.0)
+        processor = RecordProcessor.start(process_record, SHARD, 60.0, NO_LOOP)
         refs.append(processor)
         probes.append(worker)
         processor.tell(ProcessRecords((event(1),), worker.ref))
@@ -112,7 +116,9 @@ def test_a_hanging_callback_does_not_block_stopping(run: Callable[..., Probe]) -
 def test_acknowledges_a_batch_in_order_in_chunks() -> None:
     seen: list[Any] = []
     worker = Probe.start()
-    processor = RecordProcessor.start(lambda e: seen.append(e.sequence_number), SHARD, 60.0)
+    processor = RecordProcessor.start(
+        lambda e: seen.append(e.sequence_number), SHARD, 60.0, NO_LOOP
+    )
     try:
         events = tuple(event(n) for n in range(1200))
         processor.tell(ProcessRecords(events, worker.ref))
@@ -131,7 +137,7 @@ def test_stops_processing_a_batch_once_the_shard_is_gone() -> None:
     seen: list[Any] = []
     worker = Probe.start()
     worker.stop()  # the shard's ConsumerWorker has stopped
-    processor = RecordProcessor.start(seen.append, SHARD, 60.0)
+    processor = RecordProcessor.start(seen.append, SHARD, 60.0, NO_LOOP)
     try:
         processor.tell(ProcessRecords(tuple(event(n) for n in range(2000)), worker.ref))
     finally:

@@ -38,6 +38,7 @@ def worker_conf(**overrides: Any) -> WorkerConf:
         "shutdown_timeout": 1.0,
         "max_blocking_threads": 8,
         "traceback_interval": 60.0,
+        "max_concurrent_records": 1,
     }
     values.update(overrides)
     return WorkerConf(**values)

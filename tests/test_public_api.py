@@ -15,6 +15,7 @@ import pytest
 
 PUBLIC_SURFACE: dict[str, set[str]] = {
     "kinesis_actors": {
+        "AsyncKinesisConsumer",
         "AsyncKinesisProducer",
         "AsyncProducerStats",
         "Attempt",
@@ -66,6 +67,7 @@ PUBLIC_SURFACE: dict[str, set[str]] = {
         "load_config",
     },
     "kinesis_actors.aio": {
+        "AsyncKinesisConsumer",
         "AsyncKinesisProducer",
         "AsyncProducerStats",
     },

@@ -43,6 +43,7 @@ class WorkerConf:
     shutdown_timeout: float = setting("shutdownTimeoutSeconds", duration(1.0, 0.001))
     max_blocking_threads: int = setting("maxBlockingThreads", integer(1))
     traceback_interval: float = setting("tracebackIntervalSeconds", duration(1.0))
+    max_concurrent_records: int = setting("maxConcurrentRecords", integer(1, 10_000))
 
     def allowed_failures(self, batch_size: int) -> int:
         """Unacknowledged records a batch may end with: the percentage, rounded down."""

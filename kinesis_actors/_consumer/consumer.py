@@ -10,7 +10,9 @@
     ...
     consumer.stop()                      # graceful: final checkpoints, leases handed over
 
-Or with an actor that receives ``ProcessEvent`` and replies ``EventProcessed``::
+Or ``async def process_record(event)``: awaited on the consumer's event loop (see
+``kinesis_actors.aio.AsyncKinesisConsumer`` to use your own). Or with an actor that receives
+``ProcessEvent`` and replies ``EventProcessed``::
 
     consumer = KinesisConsumer.with_processor(processor_ref, load_config(), "my-consumer")
 
@@ -20,6 +22,7 @@ Delivery is at least once; docs/consuming.rst says where duplicates come from.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import concurrent.futures
 import os
@@ -34,6 +37,7 @@ import pykka
 from kinesis_actors._actors import tell
 from kinesis_actors._aws import consumer_clients
 from kinesis_actors._config import ConsumerConf, load_config, resolve_consumer_conf
+from kinesis_actors._consumer.event_loop import ConsumerLoop
 from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
 from kinesis_actors._consumer.processor import ProcessRecord, event_processor
@@ -87,9 +91,10 @@ class _Forward:
 class KinesisConsumer:
     """Consumes one stream; ``start()`` once, ``stop()`` any number of times.
 
-    ``process_record`` is a function (see `RecordProcessor` for its contract) or an
-    event-processor actor (as with `with_processor`); anything else, or an ``async def``
-    function, is a TypeError here.
+    ``process_record`` is a function (see `RecordProcessor` for its contract), an ``async def``
+    function, or an event-processor actor (as with `with_processor`); anything else is a
+    TypeError here. Coroutines run on ``event_loop`` (AsyncKinesisConsumer passes the running
+    loop), else on one loop of the consumer's own, on its own thread, for all shards.
 
     ``kinesis_conf`` is the loaded config (the whole tree or its ``kinesis`` block, as
     ``load_config()`` returns it), or the path of a config file (read by ``load_config``), with
@@ -107,6 +112,7 @@ class KinesisConsumer:
         kinesis: KinesisClient | None = None,
         dynamodb: DynamoDBClient | None = None,
         coordinator_factory: CoordinatorFactory = _lease_coordinator,
+        event_loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self._processor = event_processor(process_record)
         if isinstance(kinesis_conf, str | os.PathLike):
@@ -122,6 +128,7 @@ class KinesisConsumer:
         self._future: concurrent.futures.Future[None] | None = None
         self._manager: pykka.ActorRef[Any] | None = None
         self._executor: BlockingExecutor | None = None
+        self._loop = ConsumerLoop(event_loop, self._conf.name)
         self._stop_requested = False
         self._previous_handlers: dict[int, Any] = {}
 
@@ -179,7 +186,7 @@ class KinesisConsumer:
             conf.worker.max_blocking_threads, f"kinesis-{conf.name}-blocking"
         )
         manager = RecordProcessingManager.start(
-            conf, kinesis, coordinator, self._processor, self._ended, self._executor
+            conf, kinesis, coordinator, self._processor, self._ended, self._executor, self._loop
         )
         forward.ref = self._manager = manager
         try:
@@ -200,6 +207,7 @@ class KinesisConsumer:
         atexit.unregister(self._at_exit)
         if self._executor is not None:
             self._executor.shutdown()
+        self._loop.close()
         future = self._future
         if future is None or future.done():
             return

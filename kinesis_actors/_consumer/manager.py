@@ -36,7 +36,7 @@ from kinesis_actors._consumer.messages import (
     ShutdownReason,
     StopShard,
 )
-from kinesis_actors._consumer.processor import ProcessRecord, RecordProcessor
+from kinesis_actors._consumer.processor import ProcessRecord, start_processor
 from kinesis_actors._consumer.shard import ShardConsumer
 from kinesis_actors._errors import ProcessingFailedError
 from kinesis_actors._leases.lease import CoordinatorFailed, HeldLease, LeasesGained, LeasesLost
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
     from kinesis_actors._config import ConsumerConf
     from kinesis_actors._consumer.coordination import Coordinator
+    from kinesis_actors._consumer.event_loop import ConsumerLoop
     from kinesis_actors._consumer.executor import BlockingExecutor
 
 __all__ = ["RecordProcessingManager", "StopConsumer"]
@@ -105,9 +106,11 @@ class RecordProcessingManager(pykka.ThreadingActor):
         processor: pykka.ActorRef[Any] | ProcessRecord,
         on_stopped: Callable[[BaseException | None], object],
         executor: BlockingExecutor,
+        loop: ConsumerLoop,
     ) -> None:
         super().__init__()
         self._executor = executor
+        self._loop = loop
         self._conf = conf
         self._kinesis = kinesis
         self._coordinator = coordinator
@@ -204,8 +207,8 @@ class RecordProcessingManager(pykka.ThreadingActor):
         if isinstance(self._processor, pykka.ActorRef):
             target = self._processor
         else:
-            processor = target = RecordProcessor.start(
-                self._processor, lease.shard_id, self._conf.worker.traceback_interval
+            processor = target = start_processor(
+                self._processor, lease.shard_id, self._conf.worker, self._loop
             )
         consumer = ShardConsumer.start(
             lease,

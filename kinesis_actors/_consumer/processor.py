@@ -1,18 +1,22 @@
 """Processors: what a KinesisConsumer accepts, and RecordProcessor, a function as an actor.
 
-This module is the one place that adapts what the application gives (`event_processor`) and
-that interprets what a ``process_record`` function returns. The contract of
-``process_record(event)``:
+This module is the one place that adapts what the application gives (`event_processor`,
+`start_processor`) and that interprets what a ``process_record`` function returns. The
+contract of ``process_record(event)``:
 
 * returns ``None`` (or any value that is not awaitable): the record is acknowledged;
 * returns a ``concurrent.futures.Future`` or a Pykka future: acknowledged when it succeeds;
-* raises, or its future fails or is cancelled, or it returns any other awaitable (a coroutine,
-  an asyncio future: nothing here would ever await it): not acknowledged, so the record is
-  re-sent after ``worker.batchTimeoutSeconds`` (``failedMessageRetries`` times) and then judged
-  by the failure tolerance.
+* is an ``async def`` function, or returns an awaitable: the consumer's event loop awaits it
+  (`ConsumerLoop`), and the record is acknowledged when it returns;
+* raises, or its future fails or is cancelled, or its coroutine raises: not acknowledged, so the
+  record is re-sent after ``worker.batchTimeoutSeconds`` (``failedMessageRetries`` times) and
+  then judged by the failure tolerance.
 
-An ``async def`` function is refused when the consumer is built (until coroutine processors are
-supported natively), with a TypeError that says how to run the coroutine on your own loop.
+An ``async def`` function gets a `CoroutineProcessor` per shard: whole batches run on the loop,
+``worker.maxConcurrentRecords`` records at a time. A plain function gets a RecordProcessor; the
+awaitables it returns are awaited on the loop, at most ``worker.maxConcurrentRecords`` at once
+(this actor's thread waits for a free slot, never the loop), so with the default of 1 a shard's
+records are still processed in order.
 
 One RecordProcessor runs per shard, so records of a shard are processed in order and one slow
 shard does not hold up the others. It gets a whole batch attempt in one message and acknowledges
@@ -27,6 +31,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import inspect
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +39,10 @@ from typing import Any
 import pykka
 
 from kinesis_actors._actors import tell
+from kinesis_actors._config import WorkerConf
 from kinesis_actors._consumer._support import run_in_thread
+from kinesis_actors._consumer.coroutine_processor import CoroutineProcessor
+from kinesis_actors._consumer.event_loop import ConsumerLoop
 from kinesis_actors._consumer.failures import FailureLog
 from kinesis_actors._consumer.messages import (
     ConsumerShutdown,
@@ -46,20 +54,16 @@ from kinesis_actors._consumer.messages import (
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent
 
-__all__ = ["ProcessRecord", "RecordProcessor", "event_processor"]
+__all__ = ["ProcessRecord", "RecordProcessor", "event_processor", "start_processor"]
 
 #: Acks are sent every ``_ACK_CHUNK`` records or ``_ACK_DELAY`` seconds of processing, so
 #: checkpoints and the batch timeout see progress within a batch.
 _ACK_CHUNK = 500
 _ACK_DELAY = 0.005
 
-#: The user's per-record function: returns None or a future (see the module docstring).
+#: The user's per-record function: returns None, a future or an awaitable, or is ``async def``
+#: (see the module docstring).
 ProcessRecord = Callable[[ConsumerEvent], object]
-
-_AWAITABLE_RETURNED = (
-    "process_record returned an awaitable that nothing awaits (a coroutine or asyncio future); "
-    "the record is not acknowledged"
-)
 
 
 def _is_async(function: object) -> bool:
@@ -80,15 +84,20 @@ def event_processor(process_record: object) -> ProcessRecord | pykka.ActorRef[An
             f"of an event-processor actor; got {type(process_record).__name__} "
             f"{process_record!r:.80}"
         )
-    if _is_async(process_record):
-        raise TypeError(
-            f"process_record {process_record!r:.80} is an async def function: coroutine "
-            "processors are not supported yet and would never be awaited. Run the coroutine on "
-            "your event loop and return its concurrent future from a plain function, e.g. "
-            "`lambda event: asyncio.run_coroutine_threadsafe(handle(event), loop)`: the record "
-            "is acknowledged when the coroutine completes, and retried if it raises."
-        )
     return process_record
+
+
+def start_processor(
+    process_record: ProcessRecord, shard_id: str, worker: WorkerConf, loop: ConsumerLoop
+) -> pykka.ActorRef[Any]:
+    """The event-processor actor of one shard for a ``process_record`` function."""
+    if _is_async(process_record):
+        return CoroutineProcessor.start(
+            process_record, shard_id, loop, worker.max_concurrent_records, worker.traceback_interval
+        )
+    return RecordProcessor.start(
+        process_record, shard_id, worker.traceback_interval, loop, worker.max_concurrent_records
+    )
 
 
 class RecordProcessor(pykka.ThreadingActor):
@@ -99,11 +108,19 @@ class RecordProcessor(pykka.ThreadingActor):
     use_daemon_thread = True
 
     def __init__(
-        self, process_record: ProcessRecord, shard_id: str, traceback_interval: float
+        self,
+        process_record: ProcessRecord,
+        shard_id: str,
+        traceback_interval: float,
+        loop: ConsumerLoop,
+        max_concurrent_records: int = 1,
     ) -> None:
         super().__init__()
         self._process_record = process_record
         self._shard_id = shard_id
+        self._loop = loop
+        #: Awaitables being awaited on the loop; acquired by this thread, released when done.
+        self._awaiting = threading.BoundedSemaphore(max_concurrent_records)
         self._failures = FailureLog(shard_id, traceback_interval)
         self._log = get_logger(__name__).bind(shard_id=shard_id)
 
@@ -156,17 +173,11 @@ class RecordProcessor(pykka.ThreadingActor):
     def _acknowledged_later(
         self, event: ConsumerEvent, reply_to: pykka.ActorRef[Any], result: object
     ) -> bool:
-        """True if ``result`` decides the ack of ``event`` itself: a future acks it when it
-        succeeds; any other awaitable fails it (it would never be awaited)."""
+        """True if ``result`` decides the ack of ``event`` itself: a future or an awaitable acks
+        it when it succeeds."""
         done = _ack_when_done(event, reply_to, self._failures)
         if isinstance(result, concurrent.futures.Future):
-            result.add_done_callback(
-                lambda future: done(
-                    "process_record's future was cancelled"
-                    if future.cancelled()
-                    else future.exception()
-                )
-            )
+            result.add_done_callback(lambda future: done(_failure(future)))
             return True
         if isinstance(result, pykka.Future):
             # Pykka futures have no callbacks: wait for this one on a helper thread.
@@ -177,11 +188,22 @@ class RecordProcessor(pykka.ThreadingActor):
             )
             return True
         if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()  # never run: no "coroutine was never awaited" warning later
-            self._failures.add(event, _AWAITABLE_RETURNED)
+            self._awaiting.acquire()  # this thread waits for a free slot, never the loop
+
+            def awaited(future: concurrent.futures.Future[Any]) -> None:
+                self._awaiting.release()
+                done(_failure(future))
+
+            self._loop.submit(result).add_done_callback(awaited)
             return True
         return False
+
+
+def _failure(future: concurrent.futures.Future[Any]) -> BaseException | str | None:
+    """Why a finished future's record is not acknowledged, or None to acknowledge it."""
+    if future.cancelled():
+        return "process_record's future or coroutine was cancelled"
+    return future.exception()
 
 
 def _ack_when_done(
