@@ -4,7 +4,9 @@ Runs a `LeaseCoordinator` against the endpoints in ``AWS_ENDPOINT_URL_KINESIS`` 
 ``AWS_ENDPOINT_URL_DYNAMODB`` and prints one JSON object per line on stdout, each with ``t``
 (wall-clock seconds, comparable across processes on one host) and ``event``:
 
-* ``started``; ``gained`` / ``lost`` with ``shards`` (as the subscriber hears them);
+* ``started``; ``gained`` / ``lost`` with ``shards`` (as the subscriber hears them); a hand-off
+  request is answered as a consumer does: ``lost`` (processing ends: the final checkpoint is
+  written here) with ``handoff`` true, then the lease is released to the worker that asked;
 * on SIGTERM or SIGINT, a graceful stop: ``stopping`` with the held ``shards`` (processing ends
   here, as a consumer's would after its final checkpoints), then the coordinator stops (releasing
   the leases unless ``--no-release``), then ``stopped`` with ``writes`` and ``scans`` (DynamoDB
@@ -33,7 +35,7 @@ import structlog
 from kinesis_actors._aws import consumer_clients
 from kinesis_actors._config import ConsumerConf, load_config
 from kinesis_actors._leases import LeaseCoordinator, LeaseEvent, LeasesGained
-from kinesis_actors._leases.lease import CoordinatorFailed
+from kinesis_actors._leases.lease import CoordinatorFailed, LeaseHandoffRequested
 
 #: DynamoDB calls counted: the writes, and the scans of the taker.
 _COUNTED = ("PutItem", "UpdateItem", "DeleteItem", "Scan")
@@ -43,6 +45,7 @@ class EventLog:
     """Prints events as JSON lines and integrates the number of leases held over time."""
 
     def __init__(self) -> None:
+        self.coordinator: LeaseCoordinator | None = None
         self._lock = threading.Lock()
         self._held: set[str] = set()
         self._since = time.monotonic()
@@ -62,6 +65,9 @@ class EventLog:
         if isinstance(message, CoordinatorFailed):
             self.emit("failed", error=str(message.error))
             return
+        if isinstance(message, LeaseHandoffRequested):
+            self._hand_off(message)
+            return
         shards = sorted(lease.shard_id for lease in message.leases)
         with self._lock:
             self._account()
@@ -70,6 +76,16 @@ class EventLog:
             else:
                 self._held -= set(shards)
         self.emit("gained" if isinstance(message, LeasesGained) else "lost", shards=shards)
+
+    def _hand_off(self, message: LeaseHandoffRequested) -> None:
+        shards = sorted(lease.shard_id for lease in message.leases)
+        with self._lock:
+            self._account()
+            self._held -= set(shards)
+        self.emit("lost", shards=shards, handoff=True)
+        assert self.coordinator is not None
+        for lease in message.leases:
+            self.coordinator.release(lease.shard_id, lease.concurrency_token)
 
     def stats(self, event: str, started: float) -> None:
         with self._lock:
@@ -102,7 +118,6 @@ def worker_conf(
     *,
     failover_ms: int,
     poll_ms: int = 1000,
-    max_steal: int = 1,
     release: bool = True,
     shard_sync_ms: int = 60000,
 ) -> ConsumerConf:
@@ -114,7 +129,7 @@ def worker_conf(
                 kcl {{
                     tableName = "{table}", workerId = "{worker_id}"
                     initialPositionInStream = TRIM_HORIZON, failoverTimeMillis = {failover_ms}
-                    maxLeasesToStealAtOneTime = {max_steal}, shardSyncIntervalMillis = {shard_sync_ms}
+                    shardSyncIntervalMillis = {shard_sync_ms}
                     releaseLeasesOnShutdown = {str(release).lower()}
                     releasedLeasePollMillis = {poll_ms}
                 }} }} }}"""
@@ -130,7 +145,6 @@ def main() -> int:
     parser.add_argument("--worker-id", required=True)
     parser.add_argument("--failover-ms", type=int, default=10000)
     parser.add_argument("--poll-ms", type=int, default=1000, help="releasedLeasePollMillis")
-    parser.add_argument("--max-steal", type=int, default=1)
     parser.add_argument("--no-release", action="store_true", help="the KCL's shutdown")
     args = parser.parse_args()
 
@@ -144,7 +158,6 @@ def main() -> int:
         args.worker_id,
         failover_ms=args.failover_ms,
         poll_ms=args.poll_ms,
-        max_steal=args.max_steal,
         release=not args.no_release,
     )
     events = EventLog()
@@ -154,6 +167,7 @@ def main() -> int:
     coordinator = LeaseCoordinator.from_consumer_conf(
         conf, kinesis=kinesis, dynamodb=dynamodb, subscriber=events
     )
+    events.coordinator = coordinator
     stop, stats = threading.Event(), threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
     signal.signal(signal.SIGINT, lambda signum, frame: stop.set())

@@ -59,6 +59,7 @@ def fleet(local_kinesis: LocalKinesis) -> Iterator[LeaseFleet]:
         fleet.close()
         kinesis.delete_stream(StreamName=stream)
         local_kinesis.dynamodb_client().delete_table(TableName=fleet.table)
+        local_kinesis.dynamodb_client().delete_table(TableName=f"{fleet.table}-Workers")
 
 
 def table_owners(local_kinesis: LocalKinesis, table: str) -> Counter[str | None]:

@@ -197,6 +197,7 @@ class FakeCoordinator:
     checkpoints: dict[str, list[Any]] = field(default_factory=dict)
     ended: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    reads: list[tuple[str, int, int]] = field(default_factory=list)
     tokens: dict[str, str] = field(default_factory=dict)
     blocked_children: set[str] = field(default_factory=set)
     fail_with: list[BaseException] = field(default_factory=list)
@@ -235,6 +236,10 @@ class FakeCoordinator:
 
     def parents_finished(self, shard_id: str) -> bool:
         return shard_id not in self.blocked_children
+
+    def record_read(self, shard_id: str, records: int, size: int) -> None:
+        with self.lock:
+            self.reads.append((shard_id, records, size))
 
     def release(self, shard_id: str, token: str) -> bool:
         with self.lock:

@@ -22,7 +22,8 @@ from kinesis_actors._leases import (
     LeasesGained,
     LeasesLost,
 )
-from kinesis_actors._leases.lease import Checkpoint
+from kinesis_actors._leases.lease import Checkpoint, LeaseHandoffRequested
+from kinesis_actors._leases.membership import InMemoryMembershipTable
 from kinesis_actors._leases.table import Rates
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
@@ -72,18 +73,25 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[LeaseEvent] = []
         self.lock = threading.Lock()
+        #: Set: hand-off requests are answered by releasing (as the consumer does).
+        self.coordinator: LeaseCoordinator | None = None
 
     def __call__(self, event: LeaseEvent) -> None:
         with self.lock:
             self.events.append(event)
+        if isinstance(event, LeaseHandoffRequested) and self.coordinator is not None:
+            for lease in event.leases:  # as the consumer does: final checkpoint, then release
+                self.coordinator.release(lease.shard_id, lease.concurrency_token)
 
     def held(self) -> set[str]:
         """Shards held according to the messages so far."""
         held: set[str] = set()
         with self.lock:
             for event in self.events:
-                ids = {lease.shard_id for lease in event.leases}
-                held = held | ids if isinstance(event, LeasesGained) else held - ids
+                if isinstance(event, LeasesGained):
+                    held |= {lease.shard_id for lease in event.leases}
+                elif isinstance(event, LeasesLost):
+                    held -= {lease.shard_id for lease in event.leases}
         return held
 
 
@@ -100,11 +108,12 @@ class Fleet:
 
     def __init__(self, shards: list[dict[str, Any]]) -> None:
         self.table = InMemoryLeaseTable()
+        self.members = InMemoryMembershipTable()
         self.kinesis = FakeKinesis(shards)
         self.coordinators: list[LeaseCoordinator] = []
 
     def start(
-        self, worker_id: str, subscriber: Any = None, **overrides: Any
+        self, worker_id: str, subscriber: Any = None, *, hand_over: bool = True, **overrides: Any
     ) -> tuple[LeaseCoordinator, Recorder]:
         recorder = Recorder()
         coordinator = LeaseCoordinator(
@@ -115,7 +124,9 @@ class Fleet:
             table=self.table,
             subscriber=subscriber or recorder,
             worker_id=worker_id,
+            membership_table=self.members,
         )
+        recorder.coordinator = coordinator if hand_over else None
         self.coordinators.append(coordinator)
         coordinator.start()
         return coordinator, recorder
@@ -147,28 +158,37 @@ def test_start_takes_every_lease_and_stop_releases_them(fleet: Fleet) -> None:
     coordinator.stop()  # idempotent
 
 
-def test_two_workers_balance_by_stealing(fleet: Fleet) -> None:
+def test_second_worker_gets_its_share_by_hand_off(fleet: Fleet) -> None:
     from kinesis_actors import metrics
 
     memory = metrics.in_memory()
     steals_before = memory.total("LeaseSteals", worker="b")
-    losses_before = memory.total("LeaseLosses", worker="a")
-    first, _ = fleet.start("a")
+    first, first_events = fleet.start("a")
     wait_until(lambda: len(first.held_leases()) == 4)
     second, recorder = fleet.start("b")
     wait_until(lambda: fleet.owners() == {"a": 2, "b": 2} and len(second.held_leases()) == 2)
     wait_until(lambda: len(first.held_leases()) == 2)
     assert len(recorder.held()) == 2
-    assert memory.total("LeaseSteals", worker="b") - steals_before == 2
-    assert memory.total("LeaseLosses", worker="a") - losses_before == 2
-    assert memory.value("LeasesHeld", worker="a") == 2
+    requested = [e for e in first_events.events if isinstance(e, LeaseHandoffRequested)]
+    assert sum(len(e.leases) for e in requested) == 2
+    assert memory.total("LeaseSteals", worker="b") - steals_before == 0  # handed, not stolen
+    assert all(lease.checkpoint_owner is None for lease in fleet.table.list_leases())
+
+
+def test_unanswered_hand_off_is_taken_after_the_timeout(fleet: Fleet) -> None:
+    first, first_events = fleet.start("a", hand_over=False)
+    wait_until(lambda: len(first.held_leases()) == 4)
+    second, _ = fleet.start("b", lease_handoff_timeout=0.2)
+    wait_until(lambda: len(second.held_leases()) == 2)
+    wait_until(lambda: len(first.held_leases()) == 2)  # lost at its next renewal
+    assert len(first_events.held()) == 2
 
 
 def test_graceful_stop_hands_leases_over_at_once(fleet: Fleet) -> None:
     first, _ = fleet.start("a")
     wait_until(lambda: len(first.held_leases()) == 4)
-    second, _ = fleet.start("b", max_leases_to_steal_at_one_time=1)
-    wait_until(lambda: len(second.held_leases()) >= 1)
+    second, _ = fleet.start("b")
+    wait_until(lambda: len(second.held_leases()) == 2)
     first.stop(release=True)
     started = time.monotonic()
     wait_until(lambda: len(second.held_leases()) == 4)
@@ -179,6 +199,7 @@ def test_stop_without_release_lets_leases_expire(fleet: Fleet) -> None:
     first, _ = fleet.start("a", release_leases_on_shutdown=False)
     wait_until(lambda: len(first.held_leases()) == 4)
     second, _ = fleet.start("b", release_leases_on_shutdown=False)
+    wait_until(lambda: len(second.held_leases()) == 2)
     first.stop()
     stopped = time.monotonic()
     assert fleet.owners().get("a", 0) >= 2  # still owned in the table

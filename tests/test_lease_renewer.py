@@ -137,9 +137,9 @@ def test_self_fencing_before_anyone_else_can_take_the_lease(world: World) -> Non
     assert isinstance(world.events[-1], LeasesLost)
     with pytest.raises(ShutdownError):
         world.renewer.checkpoint(SHARD, CompoundSequenceNumber("1"), token)
-    assert thief.take_leases() == []  # not yet: the counter is not seen unchanged for longer
+    assert thief.take_leases().taken == []  # not yet: the counter is not seen unchanged for longer
     world.now += 0.01
-    assert [lease.owner for lease in thief.take_leases()] == ["thief"]
+    assert [lease.owner for lease in thief.take_leases().taken] == ["thief"]
     world.table.failure = None
     world.renewer.renew_all()  # an expired lease is never renewed again
     assert world.renewer.held() == ()

@@ -72,6 +72,7 @@ class KclConf:
             "maxPendingProcessRecordsInput", "maxCacheByteSize", "maxRecordsCount",
             "idleMillisBetweenCalls", "logWarningForTaskAfterMillis",
             "ignoreUnexpectedChildShards", "streamName", "applicationName",
+            "maxLeasesToStealAtOneTime",
         }
     )  # fmt: skip
 
@@ -109,7 +110,6 @@ class KclConf:
     metrics_level: str = setting("metricsLevel", choice("NONE", "SUMMARY", "DETAILED"))
     metrics_enabled_dimensions: tuple[str, ...] = setting("metricsEnabledDimensions", string_list)
     max_leases_for_worker: int = setting("maxLeasesForWorker", integer(1))
-    max_leases_to_steal_at_one_time: int = setting("maxLeasesToStealAtOneTime", integer(1))
     lease_table_billing_mode: str = setting(
         "leaseTableBillingMode", choice("PAY_PER_REQUEST", "PROVISIONED")
     )
@@ -126,6 +126,8 @@ class KclConf:
     max_list_shards_retry_attempts: int = setting("maxListShardsRetryAttempts", integer(1))
     release_leases_on_shutdown: bool = setting("releaseLeasesOnShutdown", boolean)
     released_lease_poll_interval: float = setting("releasedLeasePollMillis", duration(MS, 0.01))
+    lease_handoff_timeout: float = setting("gracefulLeaseHandoffTimeoutMillis", duration(MS))
+    lease_balance_damping: float = setting("leaseBalanceDamping", number(0.0, 100.0))
 
     @property
     def renewer_interval(self) -> float:

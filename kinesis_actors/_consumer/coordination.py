@@ -41,6 +41,9 @@ class LeaseCheckpointer(Protocol):
     def release(self, shard_id: str, concurrency_token: str) -> bool:
         """Hand the lease over now (after its final checkpoint); True if it was freed."""
 
+    def record_read(self, shard_id: str, records: int, size: int) -> None:
+        """Count what one read returned (the shard's measured load, for fleet balancing)."""
+
 
 class Coordinator(LeaseCheckpointer, Protocol):
     """The whole coordinator as the KinesisConsumer drives it."""

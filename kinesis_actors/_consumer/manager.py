@@ -39,7 +39,13 @@ from kinesis_actors._consumer.messages import (
 from kinesis_actors._consumer.processor import ProcessRecord, start_processor
 from kinesis_actors._consumer.shard import ShardConsumer
 from kinesis_actors._errors import ProcessingFailedError
-from kinesis_actors._leases.lease import CoordinatorFailed, HeldLease, LeasesGained, LeasesLost
+from kinesis_actors._leases.lease import (
+    CoordinatorFailed,
+    HeldLease,
+    LeaseHandoffRequested,
+    LeasesGained,
+    LeasesLost,
+)
 from kinesis_actors._logging import get_logger
 from kinesis_actors._scheduling import Cancellable, schedule_once
 
@@ -151,6 +157,9 @@ class RecordProcessingManager(pykka.ThreadingActor):
         elif isinstance(message, LeasesLost):
             for lease in message.leases:
                 self._lost(lease)
+        elif isinstance(message, LeaseHandoffRequested):
+            for lease in message.leases:
+                self._hand_off(lease)
         elif isinstance(message, CoordinatorFailed):
             self._begin_stop(message.error)  # e.g. the lease table was deleted
         elif isinstance(message, ShardFinished):
@@ -305,6 +314,17 @@ class RecordProcessingManager(pykka.ThreadingActor):
                 self._start(held)  # from the latest checkpoint
                 return
         self._log.info("not restarted: lease no longer held", shard_id=lease.shard_id)
+
+    def _hand_off(self, lease: HeldLease) -> None:
+        """Another worker asked for this shard (rebalancing): shut it down as on a graceful
+        stop (finish or abort the batch, final checkpoint), then release it to that worker."""
+        shard = self._current(lease)
+        if shard is None or self._stopping:
+            return  # not running: the coordinator's stop, or the hand-off timeout, moves it
+        self._log.info("handing the shard over", shard_id=lease.shard_id)
+        shard.restart = False
+        shard.release = True
+        self._stop_shard(shard, ShutdownReason.REQUESTED)
 
     def _apply_failure_policy(self, lease: HeldLease, error: BaseException) -> None:
         if self._conf.worker.failure_policy == "consumer":

@@ -284,7 +284,14 @@ class ShardConsumer(pykka.ThreadingActor):
             return
         self._cancel_timer()
         self._fetching = True
-        self._call(self._reader.read, _Fetched)
+        self._call(self._read, _Fetched)
+
+    def _read(self) -> ReadResult:
+        """One read, counted as the shard's load (the fleet weighs leases by it)."""
+        result = self._reader.read()
+        size = sum(len(event.payload) for event in result.events)
+        self._coordinator.record_read(self._shard_id, len(result.events), size)
+        return result
 
     def _on_fetched(self, result: ReadResult | BaseException) -> None:
         self._fetching = False

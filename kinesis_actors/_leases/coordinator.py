@@ -52,6 +52,13 @@ import pykka
 from kinesis_actors._actors import tell
 from kinesis_actors._errors import KinesisActorsError, LeaseTableMissingError, ShutdownError
 from kinesis_actors._leases.lease import Checkpoint, CoordinatorFailed, HeldLease, LeaseEvent
+from kinesis_actors._leases.membership import (
+    DynamoDBMembershipTable,
+    InMemoryMembershipTable,
+    Membership,
+    MembershipTable,
+    membership_table_name,
+)
 from kinesis_actors._leases.renewer import LeaseRenewer
 from kinesis_actors._leases.shard_sync import ShardSync
 from kinesis_actors._leases.table import DynamoDBLeaseTable, LeaseTable
@@ -86,7 +93,9 @@ class LeaseCoordinator:
 
     Pass ``dynamodb`` (a DynamoDB lease table named ``table_name`` is used) or ``table`` (any
     `LeaseTable`, e.g. `InMemoryLeaseTable` in tests). ``worker_id`` defaults to
-    ``kcl.worker_id``, else `default_worker_id`.
+    ``kcl.worker_id``, else `default_worker_id`. ``membership_table`` defaults to the side table
+    ``<table>-Workers`` in DynamoDB (with ``dynamodb``), else an in-memory one that only this
+    worker sees (share one `InMemoryMembershipTable` between coordinators to test a fleet).
     """
 
     def __init__(
@@ -100,6 +109,7 @@ class LeaseCoordinator:
         table: LeaseTable | None = None,
         subscriber: Subscriber | None = None,
         worker_id: str | None = None,
+        membership_table: MembershipTable | None = None,
     ) -> None:
         if table is None:
             if dynamodb is None:
@@ -137,8 +147,18 @@ class LeaseCoordinator:
             self._worker_id,
             failover_time=kcl.failover_time,
             max_leases_for_worker=kcl.max_leases_for_worker,
-            max_leases_to_steal=kcl.max_leases_to_steal_at_one_time,
+            damping=kcl.lease_balance_damping,
+            handoff_timeout=kcl.lease_handoff_timeout,
             slow_scan_time=kcl.renewer_interval / 2,
+        )
+        if membership_table is None:
+            membership_table = (
+                DynamoDBMembershipTable(dynamodb, membership_table_name(table.name))
+                if dynamodb is not None
+                else InMemoryMembershipTable(membership_table_name(table.name))
+            )
+        self._membership = Membership(
+            membership_table, self._worker_id, failover_time=kcl.failover_time
         )
         self._shard_sync = ShardSync(
             table,
@@ -202,10 +222,16 @@ class LeaseCoordinator:
                 read_capacity=self._kcl.initial_lease_table_read_capacity,
                 write_capacity=self._kcl.initial_lease_table_write_capacity,
             )
+            self._membership.table.create_if_missing(
+                billing_mode=self._kcl.lease_table_billing_mode,
+                read_capacity=self._kcl.initial_lease_table_read_capacity,
+                write_capacity=self._kcl.initial_lease_table_write_capacity,
+            )
             skip_sync = self._kcl.skip_shard_sync_at_startup_if_leases_exist
             if not (skip_sync and self._table.list_leases()):
                 self._shard_sync.sync(shards)
             self._renewer.resume_own_leases()
+            self._membership.beat(*self._renewer.load())  # known to the fleet before taking
         except BaseException:
             with self._state_lock:
                 self._started = False  # nothing runs yet: start() may be retried
@@ -250,6 +276,7 @@ class LeaseCoordinator:
             self._log.info("leases released", count=released)
         else:
             self._renewer.drop_all()
+        self._leave()
         self._stopping.set()
         self._fence_wake.set()
         for thread in self._threads:
@@ -257,6 +284,13 @@ class LeaseCoordinator:
                 thread.join()
         self._flush()
         self._log.info("lease coordinator stopped")
+
+    def _leave(self) -> None:
+        """Leave the fleet (after releasing): the others re-plan at their next poll."""
+        try:
+            self._membership.leave()
+        except KinesisActorsError as exc:
+            self._log.warning("could not leave the membership table", error=str(exc))
 
     def __enter__(self) -> Self:
         self.start()
@@ -321,6 +355,10 @@ class LeaseCoordinator:
                 return False
         return True
 
+    def record_read(self, shard_id: str, records: int, size: int) -> None:
+        """Count records and bytes read from a held shard: its measured load, for balancing."""
+        self._renewer.record_read(shard_id, records, size)
+
     def release(self, shard_id: str, concurrency_token: str) -> bool:
         """Hand one held lease over now (after its final checkpoint); True if freed.
 
@@ -344,8 +382,17 @@ class LeaseCoordinator:
             except Exception:
                 self._log.exception("lease renewal run failed")
             self._flush()
+            if not self._taking_stopped.is_set():
+                self._heartbeat()
             next_run = max(next_run + interval, time.monotonic())
             self._stopping.wait(next_run - time.monotonic())
+
+    def _heartbeat(self) -> None:
+        """Announce this worker (and its load) in the membership table."""
+        try:
+            self._membership.beat(*self._renewer.load())
+        except KinesisActorsError as exc:
+            self._log.warning("membership heartbeat failed", error=str(exc))
 
     def _run_fence(self) -> None:
         while True:
@@ -360,20 +407,31 @@ class LeaseCoordinator:
     def _run_taker(self) -> None:
         taker_interval = max(self._kcl.taker_interval, _MIN_INTERVAL)
         poll_interval = max(self._kcl.released_lease_poll_interval, _MIN_INTERVAL)
-        quick_runs = self._kcl.release_leases_on_shutdown
         next_full_run = time.monotonic()
         while not self._taking_stopped.is_set():
-            full_run = time.monotonic() >= next_full_run
-            self._take(steal=full_run)
+            fleet_changed = self._poll_membership()
+            due = time.monotonic() >= next_full_run or self._missing_since is not None
+            if fleet_changed or due:
+                self._take()
+                next_full_run = time.monotonic() + taker_interval
+            self._check_handoffs()
             if self._table_gone():
                 return
             now = time.monotonic()
-            if full_run:
-                next_full_run = now + taker_interval
-            wake = min(next_full_run, now + poll_interval) if quick_runs else next_full_run
-            self._taking_stopped.wait(wake - now)
+            self._taking_stopped.wait(min(next_full_run, now + poll_interval) - now)
 
-    def _take(self, *, steal: bool) -> None:
+    def _poll_membership(self) -> bool:
+        """Read the membership table; True if workers joined, left or aged out."""
+        try:
+            changed = self._membership.poll()
+        except KinesisActorsError as exc:
+            self._log.warning("membership poll failed", error=str(exc))
+            return False
+        if changed:
+            self._log.info("fleet changed", workers=sorted(self._membership.live()))
+        return changed
+
+    def _take(self) -> None:
         started = time.monotonic()
         with self._state_lock:
             self._released = {
@@ -383,11 +441,9 @@ class LeaseCoordinator:
             }
             exclude = self._renewer.held_shard_ids() | self._released.keys()
         try:
-            taken = self._taker.take_leases(steal=steal, exclude=exclude)
+            run = self._taker.take_leases(self._membership.live(), exclude=exclude)
         except LeaseTableMissingError as exc:
-            if self._missing_since is None:
-                self._missing_since = started
-                self._log.warning("lease table missing", error=str(exc))
+            self._table_missing(exc, started)
             return
         except KinesisActorsError as exc:
             self._log.warning("lease taker run failed", error=str(exc))
@@ -396,10 +452,31 @@ class LeaseCoordinator:
             self._log.exception("lease taker run failed")
             return
         self._missing_since = None
-        if taken:
-            self._renewer.adopt(taken, started)
+        if run.taken:
+            self._renewer.adopt(run.taken, started)
             self._fence_wake.set()
             self._flush()
+
+    def _check_handoffs(self) -> None:
+        if not self._taker.pending_handoffs:
+            return
+        started = time.monotonic()
+        try:
+            handed, stolen = self._taker.check_handoffs()
+            self._renewer.adopt_handed_over(handed)
+        except KinesisActorsError as exc:
+            self._log.warning("hand-off check failed", error=str(exc))
+            return
+        if stolen:
+            self._renewer.adopt(stolen, started)
+        if handed or stolen:
+            self._fence_wake.set()
+            self._flush()
+
+    def _table_missing(self, error: LeaseTableMissingError, at: float) -> None:
+        if self._missing_since is None:
+            self._missing_since = at
+            self._log.warning("lease table missing", error=str(error))
 
     def _table_gone(self) -> bool:
         """After two failover times of a missing table: give up, tell the subscriber, True."""
@@ -412,6 +489,7 @@ class LeaseCoordinator:
         self._log.warning("lease coordinator failed: lease table missing", table=self._table.name)
         self._taking_stopped.set()
         self._renewer.lose_all("lease table missing")
+        self._leave()
         self._outbox.append(CoordinatorFailed(error))
         self._flush()
         return True

@@ -33,10 +33,11 @@ from kinesis_actors._leases.lease import (
     HeldLease,
     Lease,
     LeaseEvent,
+    LeaseHandoffRequested,
     LeasesGained,
     LeasesLost,
 )
-from kinesis_actors._leases.table import LeaseTable
+from kinesis_actors._leases.table import LeaseTable, Rates
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
@@ -46,6 +47,8 @@ log = get_logger(__name__)
 
 #: Attempts of one renewal when DynamoDB throttles (the KCL's RENEWAL_RETRIES).
 RENEW_ATTEMPTS = 2
+#: Weight of the newest interval in a shard's measured read rates (an exponential average).
+RATE_SMOOTHING = 0.3
 
 
 @dataclass(eq=False)
@@ -55,6 +58,29 @@ class _Held:
     #: Monotonic time at which the last successful counter-bumping write was sent.
     renewed_at: float
     write_lock: threading.Lock = field(default_factory=threading.Lock)
+    #: Records and bytes read since ``counted_since``, and the smoothed rates written so far.
+    records: int = 0
+    bytes: int = 0
+    counted_since: float = 0.0
+    rates: Rates | None = None
+    handoff_reported: bool = False
+
+    def measure(self, now: float) -> Rates | None:
+        """Fold the reads since the last call into the rates; None until something was read."""
+        elapsed = now - self.counted_since
+        if elapsed <= 0 or (self.rates is None and self.records == 0):
+            return self.rates
+        current = (self.bytes / elapsed, self.records / elapsed)
+        if self.rates is None:
+            self.rates = current
+        else:
+            self.rates = (
+                self.rates[0] + RATE_SMOOTHING * (current[0] - self.rates[0]),
+                self.rates[1] + RATE_SMOOTHING * (current[1] - self.rates[1]),
+            )
+        self.records = self.bytes = 0
+        self.counted_since = now
+        return self.rates
 
     def view(self) -> HeldLease:
         return HeldLease.of(self.lease, self.token)
@@ -94,7 +120,7 @@ class LeaseRenewer:
         with self._lock:
             gained = []
             for lease in leases:
-                entry = _Held(lease, uuid.uuid4().hex, acquired_at)
+                entry = _Held(lease, uuid.uuid4().hex, acquired_at, counted_since=acquired_at)
                 self._held[lease.shard_id] = entry
                 gained.append(entry.view())
             if gained:
@@ -112,11 +138,38 @@ class LeaseRenewer:
         resumed: list[Lease] = []
         started = self._clock()
         for lease in self._table.list_leases():
-            if lease.owner == self._worker_id and lease.shard_id not in self.held_shard_ids():
+            if lease.checkpoint_owner == self._worker_id:
+                self._table.release(lease)  # a hand-off this worker was asked for: complete it
+            elif (
+                lease.owner == self._worker_id
+                and lease.checkpoint_owner is None
+                and lease.shard_id not in self.held_shard_ids()
+            ):
                 renewed = self._table.renew(lease)
                 if renewed is not None:
                     resumed.append(renewed)
         return self.adopt(resumed, started)
+
+    def adopt_handed_over(self, leases: Iterable[Lease]) -> tuple[HeldLease, ...]:
+        """Hold leases another worker handed to this one: renew each first (as after a restart)."""
+        started = self._clock()
+        renewed = [r for lease in leases if (r := self._table.renew(lease)) is not None]
+        return self.adopt(renewed, started)
+
+    def record_read(self, shard_id: str, records: int, size: int) -> None:
+        """Count what the consumer read from a held shard (its measured load)."""
+        with self._lock:
+            entry = self._held.get(shard_id)
+            if entry is not None:
+                entry.records += records
+                entry.bytes += size
+
+    def load(self) -> tuple[int, Rates]:
+        """Open leases held, and the sum of their measured rates (bytes/s, records/s)."""
+        with self._lock:
+            entries = [e for e in self._held.values() if not e.lease.finished]
+        rates = [e.rates for e in entries if e.rates is not None]
+        return len(entries), (sum(r[0] for r in rates), sum(r[1] for r in rates))
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -168,10 +221,11 @@ class LeaseRenewer:
                     self._drop_locked([entry], "not renewed in time")
                     return
                 lease = entry.lease
+                rates = entry.measure(started)
             renewed = None
             for attempt in range(1, RENEW_ATTEMPTS + 1):
                 try:
-                    renewed = self._table.renew(lease)
+                    renewed = self._table.renew(lease, rates)
                     break
                 except ThrottlingError:
                     if attempt == RENEW_ATTEMPTS:
@@ -192,6 +246,15 @@ class LeaseRenewer:
                 else:
                     entry.lease = renewed
                     entry.renewed_at = started
+                    self._report_handoff_locked(entry)
+
+    def _report_handoff_locked(self, entry: _Held) -> None:
+        """Tell the subscriber (once) that another worker asked for this lease."""
+        lease = entry.lease
+        if lease.checkpoint_owner == self._worker_id and not entry.handoff_reported:
+            entry.handoff_reported = True
+            self._log.info("hand-off requested", shard_id=lease.shard_id, next_owner=lease.owner)
+            self._notify(LeaseHandoffRequested((entry.view(),)))
 
     def fence_expired(self) -> float | None:
         """Drop and report the leases whose renewals are overdue; returns `next_deadline`."""
@@ -251,6 +314,7 @@ class LeaseRenewer:
                 if current:
                     entry.lease = written
                     entry.renewed_at = started
+                    self._report_handoff_locked(entry)
             return written
 
     # -- letting go ----------------------------------------------------------------------------
@@ -268,6 +332,11 @@ class LeaseRenewer:
         with entry.write_lock:
             try:
                 released = self._table.release(entry.lease)
+                if not released:
+                    # A hand-off requested since the last renewal: complete it instead.
+                    current = self._table.get_lease(shard_id)
+                    if current is not None and current.checkpoint_owner == self._worker_id:
+                        released = self._table.release(current)
             except (ThrottlingError, DependencyError, InvalidStateError) as exc:
                 self._log.warning("release failed", shard_id=shard_id, error=str(exc))
                 return False

@@ -152,7 +152,7 @@ class LeaseTable(abc.ABC):
         ``rates`` (bytes/s, records/s read from the shard) are written with it. The lease
         returned shows a hand-off request (``checkpoint_owner``) if another worker made one.
         """
-        return self._renew_once(lease, rates) or self._retried(lease, lease.owner)
+        return self._renew_once(lease, rates) or self._retried(lease, lease.actual_owner)
 
     def take(self, lease: Lease, owner: str) -> Lease | None:
         """Make ``owner`` the owner if the counter is still ``lease.counter``; None if not."""

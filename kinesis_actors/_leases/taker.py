@@ -1,43 +1,36 @@
-"""The lease taker: which leases this worker should take, by the KCL 2.x rules, and taking them.
+"""The lease taker: scan, judge expiry, plan the fleet's assignment, do this worker's part.
 
 Expiry is judged only by local observation, never by timestamps in the table: a lease is expired
 when its counter has not changed for ``failover_time`` on this worker's monotonic clock, across
 scans. A lease first seen free counts as expired at once; a lease first seen owned counts as
 fresh, so a newly started worker needs two scans more than ``failover_time`` apart to declare
-another worker dead.
+another worker dead (the KCL's rule; crash failover is unchanged).
 
-Each run (`LeaseTaker.take_leases`):
+Each run (`LeaseTaker.take_leases`) is given the live workers (fleet membership), adds the owners
+of live leases (Java KCL workers have no membership item), and plans with
+`kinesis_actors._leases.assignment.plan_assignment`. Then:
 
-1. count, per worker, the leases that are neither free nor expired (this worker counts, with 0);
-2. target = ceil(leases / workers), at least 1, at most ``max_leases_for_worker``;
-3. if this worker is below target: take free or expired leases first (random ones), up to target;
-4. only when none are available, steal from the single most loaded worker: at most
-   ``max_leases_to_steal`` and at most what it holds over target, but one when this worker needs
-   more than one; never when this worker needs exactly one and the other is at target (the
-   off-by-one rule that prevents ping-pong).
-
-Departure from KCL 2.x (as in KCL 1.x): there is no "very old lease" priority path, which lets a
-worker take every lease unseen for three failover times regardless of target; takes here never go
-beyond the target. (A worker that scans a new table before any other worker owns a lease still
-sees itself alone, so it takes everything; the others then steal their share.)
+1. free or expired leases planned for this worker are taken (conditional on the counter);
+2. leases planned for this worker but held by a live worker get a hand-off request (the KCL 3.x
+   ``checkpointOwner`` protocol): the owner finishes its batch, checkpoints and hands over;
+3. `LeaseTaker.check_handoffs` (every poll) reads each pending request's lease: handed over ->
+   ready to adopt; no answer after ``handoff_timeout`` -> taken anyway, as a KCL steal.
 """
 
 from __future__ import annotations
 
-import math
-import random
 import time
-from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from kinesis_actors import metrics
 from kinesis_actors._errors import DependencyError, InvalidStateError, ThrottlingError
+from kinesis_actors._leases.assignment import plan_assignment
 from kinesis_actors._leases.lease import Lease
 from kinesis_actors._leases.table import LeaseTable
 from kinesis_actors._logging import get_logger
 
-__all__ = ["LeaseTaker"]
+__all__ = ["LeaseTaker", "TakerRun"]
 
 log = get_logger(__name__)
 
@@ -52,8 +45,16 @@ class _Observation:
     changed_at: float | None
 
 
+@dataclass(frozen=True)
+class TakerRun:
+    """What one run did: leases taken (as written) and hand-offs requested (shard ids)."""
+
+    taken: list[Lease]
+    requested: list[str]
+
+
 class LeaseTaker:
-    """Scans the table, tracks counter changes, and takes leases by the KCL rules.
+    """Scans the table, tracks counter changes, takes leases and requests hand-offs.
 
     Single-threaded: the coordinator calls it from its taker thread only. ``clock`` is a
     monotonic clock in seconds, injectable for tests.
@@ -66,47 +67,124 @@ class LeaseTaker:
         *,
         failover_time: float,
         max_leases_for_worker: int = 2**31 - 1,
-        max_leases_to_steal: int = 1,
+        damping: float = 0.5,
+        handoff_timeout: float | None = None,
         slow_scan_time: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
     ) -> None:
         self._table = table
         self._worker_id = worker_id
         self._failover_time = failover_time
         self._max_leases_for_worker = max_leases_for_worker
-        self._max_leases_to_steal = max_leases_to_steal
+        self._damping = damping
+        self._handoff_timeout = failover_time if handoff_timeout is None else handoff_timeout
         # A scan slower than this may hold stale counters: re-read leases before stealing them.
         self._slow_scan_time = slow_scan_time if slow_scan_time is not None else failover_time / 6
         self._clock = clock
-        self._rng = rng or random.Random()
         self._seen: dict[str, _Observation] = {}
+        #: shard id -> monotonic deadline of a hand-off this worker requested.
+        self._pending: dict[str, float] = {}
         self._log = log.bind(worker_id=worker_id)
 
-    def take_leases(self, *, steal: bool = True, exclude: Collection[str] = ()) -> list[Lease]:
-        """Scan, then take what the rules allow; returns the leases taken (as written).
+    @property
+    def pending_handoffs(self) -> frozenset[str]:
+        return frozenset(self._pending)
 
-        ``steal=False`` takes only free or expired leases (the quick runs between taker runs).
-        Leases in ``exclude`` (held already, or just released) are never taken.
+    def take_leases(
+        self, workers: Collection[str] = (), *, exclude: Collection[str] = ()
+    ) -> TakerRun:
+        """Scan, plan with the live ``workers``, take and request what the plan gives this one.
+
+        Leases in ``exclude`` (held already, or just released) are never taken or requested.
         """
         started = self._clock()
         leases = self._table.list_leases()
         now = self._clock()
         self._observe(leases, now)
-        available, counts = self._classify(now)
-        wanted = self._choose(available, counts, steal=steal, exclude=exclude)
-        if wanted and now - started > self._slow_scan_time and any(lease.owner for lease in wanted):
-            wanted = self._refresh(wanted)
+        available = {
+            shard_id
+            for shard_id, observation in self._seen.items()
+            if observation.lease.owner is None or self._expired(observation, now)
+        }
+        live_owners = {
+            observation.lease.owner
+            for shard_id, observation in self._seen.items()
+            if shard_id not in available and observation.lease.owner is not None
+        }
+        fleet = {*workers, *live_owners, self._worker_id}
+        plan = plan_assignment(
+            [observation.lease for observation in self._seen.values()],
+            available,
+            fleet,
+            max_leases_for_worker=self._max_leases_for_worker,
+            damping=self._damping,
+        )
+        mine = sorted(plan.of(self._worker_id) - set(exclude))
+        to_take = [self._seen[s].lease for s in mine if s in available]
+        for lease in to_take:
+            self._pending.pop(lease.shard_id, None)  # expired meanwhile: no hand-off to wait for
+        to_request = [
+            self._seen[s].lease
+            for s in mine
+            if s not in available
+            and s not in self._pending
+            and self._seen[s].lease.owner != self._worker_id
+            and self._seen[s].lease.checkpoint_owner is None
+        ]
+        if to_take and now - started > self._slow_scan_time:
+            to_take = self._refresh(to_take)
         taken: list[Lease] = []
-        free = {lease.shard_id for lease in available}
-        for lease in wanted:
+        for lease in to_take:
             done = self._take(lease)
             if done is not None:
                 taken.append(done)
                 self._seen[done.shard_id] = _Observation(done, now)
-                kind = "LeaseTakes" if lease.shard_id in free else "LeaseSteals"
-                metrics.count(kind, 1, worker=self._worker_id)
-        return taken
+                metrics.count("LeaseTakes", 1, worker=self._worker_id)
+        requested = [lease.shard_id for lease in to_request if self._request(lease, now)]
+        if requested:
+            self._log.info("hand-offs requested", shard_ids=requested, target=plan.counts)
+        return TakerRun(taken, requested)
+
+    def check_handoffs(self) -> tuple[list[Lease], list[Lease]]:
+        """Read each pending hand-off; returns the leases handed over, and those taken on timeout.
+
+        A lease handed over is owned by this worker in the table: adopt it after a renewal. One
+        taken was written by this worker (like any take).
+        """
+        ready: list[Lease] = []
+        stolen: list[Lease] = []
+        for shard_id, deadline in sorted(self._pending.items()):
+            current = self._table.get_lease(shard_id)
+            if current is None or current.owner != self._worker_id:
+                del self._pending[shard_id]  # gone, or taken by someone else meanwhile
+            elif current.checkpoint_owner is None:
+                del self._pending[shard_id]
+                ready.append(current)
+            elif self._clock() > deadline:
+                del self._pending[shard_id]
+                self._log.warning(
+                    "hand-off not completed in time; taking the lease",
+                    shard_id=shard_id,
+                    owner=current.checkpoint_owner,
+                )
+                taken = self._take(current)
+                if taken is not None:
+                    metrics.count("LeaseSteals", 1, worker=self._worker_id)
+                    stolen.append(taken)
+        return ready, stolen
+
+    def _request(self, lease: Lease, now: float) -> bool:
+        try:
+            requested = self._table.request_handoff(lease, self._worker_id)
+        except (ThrottlingError, DependencyError, InvalidStateError) as exc:
+            self._log.warning("hand-off request failed", shard_id=lease.shard_id, error=str(exc))
+            return False
+        if requested is None:
+            return False
+        self._pending[lease.shard_id] = now + self._handoff_timeout
+        self._seen[lease.shard_id] = _Observation(requested, now)
+        metrics.count("LeaseHandoffRequests", 1, worker=self._worker_id)
+        return True
 
     def _observe(self, leases: list[Lease], now: float) -> None:
         seen: dict[str, _Observation] = {}
@@ -124,72 +202,6 @@ class LeaseTaker:
     def _expired(self, observation: _Observation, now: float) -> bool:
         changed_at = observation.changed_at
         return changed_at is None or now - changed_at > self._failover_time
-
-    def _classify(self, now: float) -> tuple[list[Lease], Counter[str]]:
-        """Free-or-expired leases, and the live leases per worker (this worker included)."""
-        available: list[Lease] = []
-        counts: Counter[str] = Counter({self._worker_id: 0})
-        for observation in self._seen.values():
-            lease = observation.lease
-            if lease.owner is None or self._expired(observation, now):
-                available.append(lease)
-            else:
-                counts[lease.owner] += 1
-        return available, counts
-
-    def target(self, workers: int) -> int:
-        """Leases each of ``workers`` should hold, by the current scan."""
-        leases = len(self._seen)
-        share = 1 if workers >= leases else math.ceil(leases / workers)
-        if share > self._max_leases_for_worker:
-            self._log.info("lease spillover", target=share, cap=self._max_leases_for_worker)
-        return min(share, self._max_leases_for_worker)
-
-    def _choose(
-        self,
-        available: list[Lease],
-        counts: Counter[str],
-        *,
-        steal: bool,
-        exclude: Collection[str],
-    ) -> list[Lease]:
-        if not self._seen:
-            return []
-        target = self.target(len(counts))
-        needed = target - counts[self._worker_id]
-        if needed <= 0:
-            return []
-        if available:
-            candidates = [lease for lease in available if lease.shard_id not in exclude]
-            self._rng.shuffle(candidates)
-            return candidates[:needed]
-        if not steal:
-            return []
-        others = [(count, worker) for worker, count in counts.items() if worker != self._worker_id]
-        if not others:
-            return []
-        most_count, most_loaded = max(others)
-        if most_count < target:
-            return []
-        steal_count = min(needed, most_count - target)
-        if needed > 1 and steal_count == 0:
-            steal_count = 1
-        steal_count = min(steal_count, self._max_leases_to_steal)
-        victims = [
-            observation.lease
-            for observation in self._seen.values()
-            if observation.lease.owner == most_loaded and observation.lease.shard_id not in exclude
-        ]
-        self._rng.shuffle(victims)
-        chosen = victims[:steal_count]
-        if chosen:
-            self._log.info(
-                "stealing leases",
-                victim=most_loaded,
-                shard_ids=[lease.shard_id for lease in chosen],
-                target=target,
-            )
-        return chosen
 
     def _refresh(self, wanted: list[Lease]) -> list[Lease]:
         """Re-read leases chosen from a slow scan, so the expected counters are current."""
