@@ -1,7 +1,7 @@
 """What consumers consumed, on disk before it is acknowledged, and the verdict over all of it.
 
-A consumer process appends each integer it consumed, with the record's lag, to its own results
-file and acknowledges only after the write is flushed: a consumer killed with SIGKILL has lost
+A consumer process appends each integer it consumed, with the record's lag and the time it was
+consumed, to its own results file and acknowledges only after the write is flushed: a consumer killed with SIGKILL has lost
 nothing it acknowledged, and what it had not acknowledged is delivered again (a duplicate, never
 a loss). The run command reads every file to decide.
 """
@@ -9,26 +9,28 @@ a loss). The run command reads every file to decide.
 from __future__ import annotations
 
 import struct
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["ResultsLog", "Verdict", "judge", "read_results"]
+__all__ = ["ResultsLog", "Verdict", "judge", "read_results", "read_timeline"]
 
-_ENTRY = struct.Struct("<qI")  # the integer, its lag in milliseconds
+_ENTRY = struct.Struct("<qIQ")  # the integer, its lag in milliseconds, consumed at (epoch ms)
 
 
 class ResultsLog:
-    """Append-only file of (integer, lag ms) entries, written by one consumer process."""
+    """Append-only file of (integer, lag ms, consumed at) entries, written by one consumer process."""
 
     def __init__(self, path: Path) -> None:
         self._file: BinaryIO = path.open("ab")
         self._pending: list[bytes] = []
 
     def add(self, value: int, lag_ms: int) -> None:
-        self._pending.append(_ENTRY.pack(value, max(0, min(lag_ms, 2**32 - 1))))
+        consumed_at_ms = int(time.time() * 1000)
+        self._pending.append(_ENTRY.pack(value, max(0, min(lag_ms, 2**32 - 1)), consumed_at_ms))
 
     def flush(self) -> int:
         """Write what was added; returns how many entries reached the file."""
@@ -44,11 +46,20 @@ class ResultsLog:
         self._file.close()
 
 
-def read_results(path: Path) -> Iterator[tuple[int, int]]:
-    """Every complete entry of a results file (a torn last entry of a killed writer is skipped)."""
+def read_timeline(path: Path) -> Iterator[tuple[int, int, int]]:
+    """Every complete (integer, lag ms, consumed at epoch ms) entry of a results file.
+
+    A torn last entry of a killed writer is skipped.
+    """
     data = path.read_bytes() if path.exists() else b""
     usable = len(data) - len(data) % _ENTRY.size
     yield from _ENTRY.iter_unpack(data[:usable])
+
+
+def read_results(path: Path) -> Iterator[tuple[int, int]]:
+    """Every complete (integer, lag ms) entry of a results file."""
+    for value, lag_ms, _ in read_timeline(path):
+        yield value, lag_ms
 
 
 @dataclass(frozen=True)
