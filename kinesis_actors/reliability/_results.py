@@ -1,9 +1,9 @@
 """What consumers consumed, on disk before it is acknowledged, and the verdict over all of it.
 
 A consumer process appends each integer it consumed, with the record's lag and the time it was
-consumed, to its own results file and acknowledges only after the write is flushed: a consumer killed with SIGKILL has lost
-nothing it acknowledged, and what it had not acknowledged is delivered again (a duplicate, never
-a loss). The run command reads every file to decide.
+consumed, to its own results file and acknowledges only after the write is flushed: a consumer
+killed with SIGKILL has lost nothing it acknowledged, and what it had not acknowledged is
+delivered again (a duplicate, never a loss). The run command reads every file to decide.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _ENTRY = struct.Struct("<qIQ")  # the integer, its lag in milliseconds, consumed
 
 
 class ResultsLog:
-    """Append-only file of (integer, lag ms, consumed at) entries, written by one consumer process."""
+    """Append-only (integer, lag ms, consumed at) entries, written by one consumer process."""
 
     def __init__(self, path: Path) -> None:
         self._file: BinaryIO = path.open("ab")
