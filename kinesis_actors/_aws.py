@@ -29,6 +29,7 @@ from kinesis_actors._config._credentials import (
 )
 from kinesis_actors._errors import ConfigError
 from kinesis_actors._logging import get_logger
+from kinesis_actors._stream_ref import StreamRef
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -405,19 +406,20 @@ def describe_aws_error(error: BaseException) -> str:
 
 def list_all_shards(
     client: KinesisClient,
-    stream_name: str,
+    stream: str | StreamRef,
     *,
     shard_filter: ShardFilterTypeDef | None = None,
     page_size: int | None = None,
 ) -> list[ShardTypeDef]:
-    """Every shard ListShards returns for the stream, following NextToken.
+    """Every shard ListShards returns for the stream (a name, an ARN or a ``StreamRef``),
+    following NextToken.
 
-    A NextToken call must not repeat the stream name (nor the filter). Emulators may ignore
+    A NextToken call must not repeat the stream (nor the filter). Emulators may ignore
     ``shard_filter``: callers that ask for open shards still check ``EndingSequenceNumber``.
     ``page_size`` is ListShards' MaxResults (the service's default when None).
     """
     page: dict[str, Any] = {} if page_size is None else {"MaxResults": page_size}
-    first: dict[str, Any] = {"StreamName": stream_name, **page}
+    first: dict[str, Any] = {**StreamRef.of(stream).request_args(), **page}
     if shard_filter is not None:
         first["ShardFilter"] = shard_filter
     response = client.list_shards(**first)

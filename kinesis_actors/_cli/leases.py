@@ -21,6 +21,7 @@ from kinesis_actors._aws import client_config, new_client
 from kinesis_actors._leases.lease import Lease
 from kinesis_actors._leases.table import DynamoDBLeaseTable
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
+from kinesis_actors._stream_ref import StreamRef
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -87,7 +88,7 @@ def lease_lags(kinesis: KinesisClient, stream: str, leases: list[Lease]) -> dict
     checkpoint, a shard or sequence number past retention). A missing stream, missing
     credentials or an unreachable endpoint raise, as everywhere in the command line.
     """
-    kinesis.describe_stream_summary(StreamName=stream)
+    kinesis.describe_stream_summary(**StreamRef.of(stream).request_args())
     lags: dict[str, str] = {}
     for lease in leases:
         if lease.checkpoint == Sentinel.SHARD_END:
@@ -99,7 +100,7 @@ def lease_lags(kinesis: KinesisClient, stream: str, leases: list[Lease]) -> dict
             continue
         try:
             iterator = kinesis.get_shard_iterator(
-                StreamName=stream, ShardId=lease.shard_id, **request
+                **StreamRef.of(stream).request_args(), ShardId=lease.shard_id, **request
             ).get("ShardIterator")
             if iterator is None:
                 lags[lease.shard_id] = "-"

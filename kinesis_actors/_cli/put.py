@@ -25,6 +25,7 @@ from kinesis_actors._config import KplConf, to_seconds
 from kinesis_actors._errors import InvalidStateError, UserRecordFailedError
 from kinesis_actors._models import ProducerEvent, UserRecordResult
 from kinesis_actors._producer.engine import KinesisProducer
+from kinesis_actors._stream_ref import StreamRef
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -39,7 +40,7 @@ _WRITABLE = {"ACTIVE", "UPDATING"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stream", help="stream name (it must exist)")
+    parser.add_argument("stream", help="stream name or ARN (it must exist)")
     parser.add_argument(
         "--partition-key",
         default=None,
@@ -89,7 +90,9 @@ def kpl_settings(
 
 def check_stream(client: KinesisClient, stream: str) -> None:
     """Fail at once (botocore's error, or InvalidStateError) if the stream cannot be written."""
-    summary = client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]
+    summary = client.describe_stream_summary(**StreamRef.of(stream).request_args())[
+        "StreamDescriptionSummary"
+    ]
     status = summary["StreamStatus"]
     if status not in _WRITABLE:
         raise InvalidStateError(f"stream {stream!r} is {status}; records cannot be put")

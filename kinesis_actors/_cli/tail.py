@@ -19,6 +19,7 @@ from kinesis_actors._aggregation import deaggregate
 from kinesis_actors._aws import client_config, new_client
 from kinesis_actors._config import to_seconds
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent
+from kinesis_actors._stream_ref import StreamRef
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -27,7 +28,7 @@ __all__ = ["add_arguments", "read_stream", "run_tail"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("stream", help="stream name")
+    parser.add_argument("stream", help="stream name or ARN")
     parser.add_argument(
         "--from",
         dest="position",
@@ -73,13 +74,15 @@ def read_stream(
     Without ``follow`` it stops at each shard's current tip; with it, it polls open shards.
     Aggregates with a member outside the shard's hash range are dropped whole, as the KCL does.
     """
-    shards = client.list_shards(StreamName=stream)["Shards"]
+    shards = client.list_shards(**StreamRef.of(stream).request_args())["Shards"]
     if position.upper() == "LATEST":
         shards = [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
     iterators: dict[str, tuple[str, tuple[int, int]]] = {}
     for shard in shards:
         iterator = client.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], **_iterator_args(position)
+            **StreamRef.of(stream).request_args(),
+            ShardId=shard["ShardId"],
+            **_iterator_args(position),
         ).get("ShardIterator")
         if iterator:
             iterators[shard["ShardId"]] = (iterator, _hash_range(shard))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import ClassVar, Self
 
@@ -24,9 +25,10 @@ from kinesis_actors._config._convert import (
     timestamp,
 )
 from kinesis_actors._config._credentials import AssumeRoleConf, credentials_providers
-from kinesis_actors._config._producer_conf import MS, stream_name
+from kinesis_actors._config._producer_conf import MS, addressed, stream_arn, stream_name
 from kinesis_actors._config._schema import read_settings, section, setting, settings
 from kinesis_actors._errors import ConfigError
+from kinesis_actors._stream_ref import StreamRef
 
 __all__ = ["CheckpointerConf", "ConsumerConf", "KclConf", "WorkerConf", "resolve_consumer_conf"]
 
@@ -76,6 +78,8 @@ class KclConf:
         }
     )  # fmt: skip
 
+    #: The KCL's spelling of the consumer block's ``stream-arn``.
+    stream_arn: str | None = setting("streamArn", stream_arn, unset=None)
     credentials_provider: tuple[str, ...] = setting("AWSCredentialsProvider", credentials_providers)
     #: Unset: the DynamoDB / CloudWatch clients use ``credentials_provider`` too.
     dynamodb_credentials_provider: tuple[str, ...] | None = setting(
@@ -164,7 +168,9 @@ class ConsumerConf:
 
     name: str
     application_name: str
+    #: Filled from ``stream-arn`` (or ``kcl.streamArn``) when only the ARN is given.
     stream_name: str = setting("stream-name", stream_name, unset="")
+    stream_arn: str | None = setting("stream-arn", stream_arn, unset=None)
     worker: WorkerConf = section("worker", WorkerConf)
     checkpointer: CheckpointerConf = section("checkpointer", CheckpointerConf)
     kcl: KclConf = section("kcl", KclConf)
@@ -190,7 +196,25 @@ class ConsumerConf:
             cls, block, path, name=name, application_name=application_name(kinesis)
         )
         conf.kcl.check(f"{path}.kcl")
-        return conf
+        arn, arn_key = conf.stream_arn, "stream-arn"
+        if conf.kcl.stream_arn is not None:
+            if arn is not None and arn != conf.kcl.stream_arn:
+                raise ConfigError(
+                    f"{path}.kcl.streamArn", f"differs from {path}.stream-arn; set one of the two"
+                )
+            arn, arn_key = conf.kcl.stream_arn, "kcl.streamArn"
+        stream = addressed(conf.stream_name, arn, path, arn_key)
+        if stream is None:
+            return conf
+        kcl = conf.kcl
+        if kcl.region_name is None and stream.region is not None:
+            kcl = dataclasses.replace(kcl, region_name=stream.region)
+        return dataclasses.replace(conf, stream_name=stream.name, stream_arn=stream.arn, kcl=kcl)
+
+    @property
+    def stream(self) -> StreamRef:
+        """The stream, for ``**stream.request_args()`` in every Kinesis call."""
+        return StreamRef(self.stream_name, self.stream_arn)
 
 
 def resolve_consumer_conf(

@@ -35,6 +35,7 @@ from kinesis_actors._config._schema import (
     sub_block,
 )
 from kinesis_actors._errors import ConfigError
+from kinesis_actors._stream_ref import StreamRef
 
 __all__ = ["KplConf", "ProducerConf", "ThrottlingConf", "resolve_producer_conf"]
 
@@ -45,6 +46,26 @@ _MAX_LONG = 2**63 - 1
 def stream_name(value: object) -> str:
     """A stream name; blank counts as unset (the entry point then asks for one)."""
     return string(value).strip()
+
+
+def stream_arn(value: object) -> str:
+    """A Kinesis stream ARN (``arn:aws:kinesis:<region>:<account>:stream/<name>``)."""
+    return StreamRef.from_arn(string(value).strip()).arn or ""
+
+
+def addressed(
+    name: str, arn: str | None, path: str, arn_key: str = "stream-arn"
+) -> StreamRef | None:
+    """The stream of a block that may name it, give its ARN, or both (which must agree)."""
+    if arn is None:
+        return StreamRef(name) if name else None
+    stream = StreamRef.from_arn(arn)
+    if name and name != stream.name:
+        raise ConfigError(
+            f"{path}.stream-name",
+            f"{name!r} is not the stream of {path}.{arn_key} = {arn!r}; set one of the two",
+        )
+    return stream
 
 
 @settings
@@ -131,7 +152,9 @@ class ProducerConf:
 
     name: str
     application_name: str
+    #: Filled from ``stream-arn`` when only the ARN is given.
     stream_name: str = setting("stream-name", stream_name, unset="")
+    stream_arn: str | None = setting("stream-arn", stream_arn, unset=None)
     kpl: KplConf = section("kpl", KplConf)
     #: None unless ``akka.max-outstanding-requests`` is set.
     throttling: ThrottlingConf | None = section(
@@ -152,9 +175,24 @@ class ProducerConf:
     @classmethod
     def from_block(cls, kinesis: ConfigTree, block: ConfigTree, name: str, path: str) -> Self:
         """Read a named block already laid over its default (the stream may be unset)."""
-        return read_settings(
+        conf = read_settings(
             cls, block, path, name=name, application_name=application_name(kinesis)
         )
+        return conf.addressed_to(addressed(conf.stream_name, conf.stream_arn, path))
+
+    @property
+    def stream(self) -> StreamRef:
+        """The stream, for ``**stream.request_args()`` in every Kinesis call."""
+        return StreamRef(self.stream_name, self.stream_arn)
+
+    def addressed_to(self, stream: StreamRef | None) -> Self:
+        """This producer for ``stream``; a region in its ARN applies unless kpl.Region is set."""
+        if stream is None:
+            return self
+        kpl = self.kpl
+        if kpl.region is None and stream.region is not None:
+            kpl = dataclasses.replace(kpl, region=stream.region)
+        return dataclasses.replace(self, stream_name=stream.name, stream_arn=stream.arn, kpl=kpl)
 
 
 def resolve_producer_conf(
@@ -168,7 +206,8 @@ def resolve_producer_conf(
     ``source`` is a resolved ``ProducerConf``; or a loaded config (the whole tree or its
     ``kinesis`` block) with ``name`` naming the producer block; or a ``kpl`` block alone (a
     ``KplConf``, a HOCON tree or a dict, read over reference.conf's ``default-producer``) with
-    ``stream_name``. ``stream_name`` also overrides the stream of the first two forms.
+    ``stream_name`` (a name or an ARN). ``stream_name`` also overrides the stream of the first
+    two forms.
     """
     if isinstance(source, ProducerConf):
         conf = source
@@ -187,7 +226,7 @@ def resolve_producer_conf(
         )
         conf = dataclasses.replace(conf, kpl=kpl)
     if stream_name:
-        conf = dataclasses.replace(conf, stream_name=stream_name)
+        conf = conf.addressed_to(StreamRef.of(stream_name))
     if not conf.stream_name:
         raise ConfigError("stream-name", "a producer needs the name of an existing stream")
     return conf

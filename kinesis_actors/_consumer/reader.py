@@ -25,6 +25,7 @@ from kinesis_actors._aggregation import MAGIC, MAX_HASH_KEY, _unpack
 from kinesis_actors._aws import error_code, is_throttling
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
+from kinesis_actors._stream_ref import StreamRef
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -48,10 +49,10 @@ class ReadResult:
 
 class ShardReader:
     def __init__(
-        self, kinesis: KinesisClient, stream_name: str, lease: HeldLease, kcl: KclConf
+        self, kinesis: KinesisClient, stream: str | StreamRef, lease: HeldLease, kcl: KclConf
     ) -> None:
         self._kinesis = kinesis
-        self._stream_name = stream_name
+        self._stream = StreamRef.of(stream)
         self._shard_id = lease.shard_id
         self._checkpoint = lease.checkpoint
         self._kcl = kcl
@@ -80,7 +81,7 @@ class ShardReader:
             self._iterator = self._get_iterator()
 
     def _iterator_request(self) -> dict[str, Any]:
-        request: dict[str, Any] = {"StreamName": self._stream_name, "ShardId": self._shard_id}
+        request: dict[str, Any] = {**self._stream.request_args(), "ShardId": self._shard_id}
         checkpoint = self._checkpoint
         if self._last_fetched is not None:
             request["ShardIteratorType"] = "AFTER_SEQUENCE_NUMBER"
@@ -147,7 +148,9 @@ class ShardReader:
 
     def _get_records(self) -> Any:
         assert self._iterator is not None
-        return self._kinesis.get_records(ShardIterator=self._iterator, Limit=self._kcl.max_records)
+        return self._kinesis.get_records(
+            ShardIterator=self._iterator, Limit=self._kcl.max_records, **self._stream.arn_args()
+        )
 
     def _events(self, records: Sequence[Mapping[str, Any]]) -> tuple[ConsumerEvent, ...]:
         # The per-record hot path: positions and events come from the private constructors

@@ -158,7 +158,7 @@ class ShardConsumer(pykka.ThreadingActor):
         self._batch_tracker_factory = batch_tracker or _batch_tracker_factory(
             lease, conf, coordinator, processor, executor, self._report_failure, batch_processor
         )
-        self._reader = ShardReader(kinesis, conf.stream_name, lease, conf.kcl)
+        self._reader = ShardReader(kinesis, conf.stream, lease, conf.kcl)
         self._prefetch = conf.kcl.data_fetching_strategy == "PREFETCH_CACHED"
         self._log = log.bind(shard_id=lease.shard_id)
         self._tracker: pykka.ActorRef[Any] | None = None

@@ -65,6 +65,7 @@ from kinesis_actors._leases.table import DynamoDBLeaseTable, LeaseTable
 from kinesis_actors._leases.taker import LeaseTaker
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import Sentinel
+from kinesis_actors._stream_ref import StreamRef
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -103,7 +104,7 @@ class LeaseCoordinator:
         kcl: KclConf,
         *,
         table_name: str,
-        stream_name: str,
+        stream_name: str | StreamRef,
         kinesis: KinesisClient,
         dynamodb: DynamoDBClient | None = None,
         table: LeaseTable | None = None,
@@ -185,7 +186,7 @@ class LeaseCoordinator:
         return cls(
             conf.kcl,
             table_name=conf.table_name,
-            stream_name=conf.stream_name,
+            stream_name=conf.stream,
             kinesis=kinesis,
             dynamodb=dynamodb,
             subscriber=subscriber,

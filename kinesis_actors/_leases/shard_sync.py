@@ -35,6 +35,7 @@ from kinesis_actors._leases.lease import Checkpoint, Lease
 from kinesis_actors._leases.table import LeaseTable
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import Sentinel
+from kinesis_actors._stream_ref import StreamRef
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -174,7 +175,7 @@ class ShardSync:
         self,
         table: LeaseTable,
         kinesis: KinesisClient,
-        stream_name: str,
+        stream_name: str | StreamRef,
         *,
         initial_position: Sentinel = Sentinel.TRIM_HORIZON,
         cleanup: bool = True,
@@ -184,7 +185,8 @@ class ShardSync:
     ) -> None:
         self._table = table
         self._kinesis = kinesis
-        self._stream_name = stream_name
+        self._stream = StreamRef.of(stream_name)
+        self._stream_name = self._stream.name
         self._initial_position = initial_position
         self._cleanup = cleanup
         self._list_shards_backoff = list_shards_backoff
@@ -199,7 +201,7 @@ class ShardSync:
             try:
                 return [
                     ShardInfo.from_list_shards(shard)
-                    for shard in list_all_shards(self._kinesis, self._stream_name)
+                    for shard in list_all_shards(self._kinesis, self._stream)
                 ]
             except botocore.exceptions.ClientError as exc:
                 if error_code(exc) == "ResourceNotFoundException":

@@ -99,7 +99,7 @@ class KinesisProducer:
         client: KinesisClient | None = None,
     ) -> None:
         conf = resolve_producer_conf(config, stream_name=stream_name)
-        self._kpl, self.stream_name = conf.kpl, conf.stream_name
+        self._kpl, self.stream_name, self._stream = conf.kpl, conf.stream_name, conf.stream
         kpl = self._kpl
         self._log = get_logger(__name__).bind(stream=self.stream_name)
         self._client = client if client is not None else producer_client(kpl)
@@ -375,7 +375,7 @@ class KinesisProducer:
         start = self._clock()
         try:
             response = self._client.put_records(
-                StreamName=self.stream_name, Records=request.entries
+                **self._stream.request_args(), Records=request.entries
             )
         except Exception as exc:
             outcome = functools.partial(
@@ -390,7 +390,7 @@ class KinesisProducer:
 
     def _refresh_shard_map(self) -> None:
         try:
-            shards = list_shards(self._client, self.stream_name)
+            shards = list_shards(self._client, self._stream)
         except Exception as exc:
             self._deliver(functools.partial(self._shard_map_failed, exc))
         else:

@@ -13,6 +13,7 @@ import enum
 from typing import TYPE_CHECKING
 
 from kinesis_actors._aws import list_all_shards
+from kinesis_actors._stream_ref import StreamRef
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -34,12 +35,12 @@ def shard_number(shard_id: str) -> int:
     return int(shard_id.rsplit("-", 1)[-1])
 
 
-def list_shards(client: KinesisClient, stream_name: str) -> list[ShardTypeDef]:
+def list_shards(client: KinesisClient, stream: str | StreamRef) -> list[ShardTypeDef]:
     """The open shards of the stream (``AT_LATEST``), every page.
 
     Emulators ignore the filter, so the map also checks ``EndingSequenceNumber``.
     """
-    return list_all_shards(client, stream_name, shard_filter={"Type": "AT_LATEST"}, page_size=1000)
+    return list_all_shards(client, stream, shard_filter={"Type": "AT_LATEST"}, page_size=1000)
 
 
 class ShardMap:
