@@ -2,8 +2,9 @@
 
 Run ``python benchmarks/idle_consumer.py`` (kinesalite + dynalite on loopback, 200 shards, no
 records). One KinesisConsumer takes every lease; once every shard is being read, the process is
-sampled for ``--seconds``: its thread count (peak and median), its CPU time as a share of one
-core, and the API calls per second its clients make, by operation.
+sampled for ``--seconds``: its thread count (peak and median), the threads it starts per second
+(``threading.Thread.start`` is counted), its CPU time as a share of one core, and the API calls
+per second its clients make, by operation.
 
 ``--compare PATH`` runs the same measurement a second time in a child process with
 ``PYTHONPATH=PATH`` (for instance ``/work/base``, a checkout of an earlier commit) and prints both
@@ -65,6 +66,22 @@ def _counted(client: Any, calls: Counter[str]) -> Any:
     return client
 
 
+class _StartCounter:
+    """Counts ``threading.Thread.start`` calls in this process (the benchmark's own probe)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+        original = threading.Thread.start
+
+        def start(thread: threading.Thread) -> None:
+            with self._lock:
+                self.count += 1
+            original(thread)
+
+        threading.Thread.start = start  # type: ignore[method-assign]
+
+
 def _held(dynamodb: Any, table: str) -> int:
     try:
         items = dynamodb.scan(TableName=table, ProjectionExpression="leaseOwner")["Items"]
@@ -96,6 +113,7 @@ def measure(shards: int, seconds: float, settle: float) -> dict[str, Any]:
         kinesis = _counted(local.kinesis_client(config=pool), calls)
         dynamodb = _counted(local.dynamodb_client(config=pool), calls)
         conf = _conf(stream, application)
+        starts = _StartCounter()
         consumer = KinesisConsumer(lambda event: None, conf, kinesis=kinesis, dynamodb=dynamodb)
         started = time.monotonic()
         consumer.start()
@@ -105,13 +123,14 @@ def measure(shards: int, seconds: float, settle: float) -> dict[str, Any]:
             ready = time.monotonic() - started
             time.sleep(settle)
             counts: list[int] = []
-            before = dict(calls)
+            before, started_before = dict(calls), starts.count
             cpu, wall = time.process_time(), time.monotonic()
             while time.monotonic() - wall < seconds:
                 counts.append(threading.active_count())
                 time.sleep(0.25)
             cpu, wall = time.process_time() - cpu, time.monotonic() - wall
             delta = {op: (calls[op] - before.get(op, 0)) / wall for op in calls}
+            thread_starts = (starts.count - started_before) / wall
         finally:
             consumer.stop()
     return {
@@ -120,6 +139,7 @@ def measure(shards: int, seconds: float, settle: float) -> dict[str, Any]:
         "threads_before": threads_before,
         "threads_peak": max(counts),
         "threads_median": statistics.median(counts),
+        "threads_started_per_second": thread_starts,
         "cpu_share": cpu / wall,
         "calls_per_second": {op: rate for op, rate in delta.items() if rate > 0},
         "seconds_to_ready": ready,
@@ -130,6 +150,7 @@ def _rows(result: dict[str, Any]) -> dict[str, float]:
     rows = {
         "threads (peak)": float(result["threads_peak"]),
         "threads (median)": float(result["threads_median"]),
+        "threads started per second": result["threads_started_per_second"],
         "threads before the consumer": float(result["threads_before"]),
         "CPU, share of one core": result["cpu_share"],
         "AWS calls/s (all)": sum(result["calls_per_second"].values()),
@@ -180,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     baseline = None
     if args.compare:
         env = dict(os.environ, PYTHONPATH=args.compare)
-        command = [sys.executable, __file__, "--json", f"--shards={args.shards}"]
+        command = [sys.executable, "-P", __file__, "--json", f"--shards={args.shards}"]
         command += [f"--seconds={args.seconds}", f"--settle={args.settle}"]
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
         baseline = json.loads(done.stdout.strip().splitlines()[-1])

@@ -85,15 +85,59 @@ def test_resume_filter_compares_integers(kinesis: FakeKinesis) -> None:
     assert payloads(reader(kinesis, checkpoint=seq(9)).read()) == [b"10"]
 
 
-def test_aggregate_with_a_member_outside_the_shard_is_dropped_whole(kinesis: FakeKinesis) -> None:
+def _straddling(kinesis: FakeKinesis, outer_key: str) -> tuple[int, int]:
+    """Puts aggregates with members on both sides of a boundary; returns the shard's range,
+    which holds "in" but not "out"."""
     inside, outside = "in", "out"
     low, high = sorted((hash_key(inside), hash_key(outside)))
     shard_range = (0, low) if hash_key(inside) == low else (high, 2**128 - 1)
-    kinesis.put(SHARD, encode([(inside, None, b"1"), (outside, None, b"2")]))  # straddles: dropped
-    kinesis.put(SHARD, encode([(inside, None, b"3"), (inside, None, b"4")]))
-    kinesis.put(SHARD, b"raw", partition_key=outside)  # not an aggregate: passes unfiltered
+    members = [(inside, None, b"1"), (outside, None, b"2"), (inside, None, b"3")]
+    kinesis.put(SHARD, encode(members), partition_key=outer_key)
+    kinesis.put(SHARD, encode([(inside, None, b"4"), (inside, None, b"5")]), partition_key="a")
+    kinesis.put(SHARD, b"raw", partition_key=outside)  # not an aggregate: never filtered
+    return shard_range
+
+
+@pytest.mark.parametrize("outer_key", ["a", "in"])
+def test_an_aggregate_straddling_shards_on_a_shard_that_never_split_is_delivered_whole(
+    kinesis: FakeKinesis, outer_key: str
+) -> None:
+    shard_range = _straddling(kinesis, outer_key)
     result = reader(kinesis, hash_range=shard_range).read()
-    assert payloads(result) == [b"3", b"4", b"raw"]
+    assert payloads(result) == [b"1", b"2", b"3", b"4", b"5", b"raw"]
+    assert [e.sequence_number for e in result.events[:3]] == [seq(1000, n) for n in range(3)]
+
+
+def test_an_aws_kinesis_agg_aggregate_on_a_child_shard_is_delivered_whole(
+    kinesis: FakeKinesis,
+) -> None:
+    # aws-kinesis-agg puts the first member's partition key outside; it re-sends nothing.
+    shard_range = _straddling(kinesis, outer_key="in")
+    result = reader(kinesis, hash_range=shard_range, parents=("shardId-parent",)).read()
+    assert payloads(result) == [b"1", b"2", b"3", b"4", b"5", b"raw"]
+
+
+def test_a_kpl_aggregate_misrouted_to_a_child_shard_loses_only_its_outside_members(
+    kinesis: FakeKinesis,
+) -> None:
+    # The KPL form (outer key "a") on a child of a split: the producer re-sent every member,
+    # so the ones that belong to the sibling shard are dropped here; the others are delivered.
+    shard_range = _straddling(kinesis, outer_key="a")
+    result = reader(kinesis, hash_range=shard_range, parents=("shardId-parent",)).read()
+    assert payloads(result) == [b"1", b"3", b"4", b"5", b"raw"]
+    assert [e.sequence_number for e in result.events[:2]] == [seq(1000, 0), seq(1000, 2)]
+
+
+def test_resuming_inside_a_misrouted_aggregate_keeps_its_sub_sequence_numbers(
+    kinesis: FakeKinesis,
+) -> None:
+    shard_range = _straddling(kinesis, outer_key="a")
+    resumed = reader(
+        kinesis, hash_range=shard_range, parents=("shardId-parent",), checkpoint=seq(1000, 1)
+    )
+    result = resumed.read()
+    assert [e.sequence_number for e in result.events][:1] == [seq(1000, 2)]
+    assert payloads(result) == [b"3", b"4", b"5", b"raw"]
 
 
 def test_expired_iterator_restarts_after_the_last_record_fetched(kinesis: FakeKinesis) -> None:

@@ -27,7 +27,7 @@ _LISTED_ERRORS = 5
 #: Lines of a traceback kept (the innermost ones).
 _TRACEBACK_LINES = 12
 #: Longest traceback text (its innermost part is kept), so a line stays well under 2 KB.
-_MAX_TRACEBACK = 1500
+_MAX_TRACEBACK = 1200
 
 _Key = tuple[str, str]
 

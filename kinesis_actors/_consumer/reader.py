@@ -2,9 +2,20 @@
 
 Starts at the lease's checkpoint with AT_SEQUENCE_NUMBER and drops every user record at or
 below the checkpoint's (sequence, sub-sequence), which is how a restart resumes inside a KPL
-aggregate; a sentinel checkpoint starts at TRIM_HORIZON, LATEST or AT_TIMESTAMP. KPL aggregates
-are unpacked with the shard's hash-range filter: an aggregate with a member outside the range was
-re-sent to a child shard after a split, so it is dropped whole.
+aggregate; a sentinel checkpoint starts at TRIM_HORIZON, LATEST or AT_TIMESTAMP.
+
+KPL aggregates are unpacked, one event per member, and no member is lost: an aggregate with
+members outside this shard's hash range ("misrouted") is delivered in full, except in the one
+case where those members are certain to arrive on another shard. That case is a per-shard
+aggregating producer (the KPL, this library's producer: outer partition key "a") that predicted
+a shard which had split by the time Kinesis took the record, so it landed on a child: such a
+producer checks where each record landed and re-sends every member of a misrouted aggregate.
+So the outside members are dropped only when this shard was created by a reshard (its lease has
+parents) and the aggregate has the KPL's outer key; the members inside the range are delivered
+(their re-sent copies are the duplicates). An aggregate from a producer that packs records for
+any shard (aws-kinesis-agg uses the first member's key) or on a shard that never split is
+delivered whole. Both cases are counted (metrics ``AggregateMembersDropped``,
+``MisroutedAggregatesDelivered``) and logged once per shard.
 
 An expired iterator is replaced by one AFTER the last record fetched, so nothing is skipped or
 read twice. A missing ``NextShardIterator`` (AWS and kinesalite at a closed shard's end) or
@@ -14,14 +25,15 @@ one call at a time on the consumer's BlockingExecutor.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from kinesis_actors._aggregation import MAGIC, MAX_HASH_KEY, _unpack
+from kinesis_actors import metrics
+from kinesis_actors._aggregation import MAGIC, MAX_HASH_KEY, _all_within, _rows, hash_key
 from kinesis_actors._aws import error_code, is_throttling
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
@@ -30,10 +42,15 @@ from kinesis_actors._stream_ref import StreamRef
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
 
+    from kinesis_actors._aggregation import _Row
     from kinesis_actors._config import KclConf
     from kinesis_actors._leases.lease import HeldLease
 
-__all__ = ["ReadResult", "ShardReader", "is_throttling"]
+__all__ = ["KPL_AGGREGATE_KEY", "ReadResult", "ShardReader", "is_throttling"]
+
+#: The outer partition key of the KPL's aggregates (the KPL and this library's producer, which
+#: aggregate per predicted shard and re-send every member of a misrouted aggregate).
+KPL_AGGREGATE_KEY = "a"
 
 
 @dataclass(frozen=True)
@@ -63,6 +80,9 @@ class ShardReader:
         elif (lease.starting_hash_key, lease.ending_hash_key) != (0, MAX_HASH_KEY):
             # (A shard over the whole key space cannot get another shard's aggregate.)
             self._hash_range = (lease.starting_hash_key, lease.ending_hash_key)
+        #: A child of a reshard: the only shard a per-shard producer's stale prediction reaches.
+        self._resharded = bool(lease.parent_shard_ids)
+        self._misroutes_logged = False
         #: Records at or below this position were processed before (resume filter).
         self._resume_after = (
             lease.checkpoint if isinstance(lease.checkpoint, CompoundSequenceNumber) else None
@@ -152,6 +172,35 @@ class ShardReader:
             ShardIterator=self._iterator, Limit=self._kcl.max_records, **self._stream.arn_args()
         )
 
+    def _misrouted(
+        self, rows: list[_Row], record: Mapping[str, Any], hash_range: tuple[int, int]
+    ) -> list[tuple[int, _Row]]:
+        """The members to deliver of an aggregate with members outside ``hash_range``."""
+        members = list(enumerate(rows))
+        if not (self._resharded and record["PartitionKey"] == KPL_AGGREGATE_KEY):
+            metrics.count("MisroutedAggregatesDelivered", shard_id=self._shard_id)
+            self._log_misroute(
+                "aggregate with members outside this shard's hash range delivered in full "
+                "(its producer does not aggregate per shard, or this shard never split)",
+                record,
+            )
+            return members
+        low, high = hash_range
+        kept = [(i, row) for i, row in members if _within(row, low, high)]
+        metrics.count("AggregateMembersDropped", len(members) - len(kept), shard_id=self._shard_id)
+        self._log_misroute(
+            "aggregate written before a reshard: its members outside this shard's hash range "
+            "are dropped (the producer re-sends them to the right shard); the ones inside are "
+            "delivered and may arrive twice",
+            record,
+        )
+        return kept
+
+    def _log_misroute(self, what: str, record: Mapping[str, Any]) -> None:
+        log = self._log.info if self._misroutes_logged else self._log.warning
+        self._misroutes_logged = True
+        log(what, sequence_number=record["SequenceNumber"], partition_key=record["PartitionKey"])
+
     def _events(self, records: Sequence[Mapping[str, Any]]) -> tuple[ConsumerEvent, ...]:
         # The per-record hot path: positions and events come from the private constructors
         # (no re-validation of what Kinesis sent), and aggregates are unpacked as plain rows
@@ -172,7 +221,7 @@ class ShardReader:
             timestamp = record["ApproximateArrivalTimestamp"]
             if timestamp.tzinfo is None:
                 timestamp = timestamp.replace(tzinfo=UTC)
-            rows = _unpack(data, hash_range) if data.startswith(MAGIC) else None
+            rows = _rows(data) if data.startswith(MAGIC) else None
             if rows is None:  # not an aggregate: the record itself, sub-sequence 0
                 if resume_key is not None:
                     if (number, 0) <= resume_key:
@@ -189,13 +238,9 @@ class ShardReader:
                     )
                 )
                 continue
-            if not rows:
-                self._log.warning(
-                    "aggregate dropped: a member is outside this shard's hash range "
-                    "(written before a reshard; the producer re-sent it to a child shard)",
-                    sequence_number=sequence_number,
-                )
-                continue
+            members: Iterable[tuple[int, _Row]] | None = None
+            if hash_range is not None and not _all_within(rows, *hash_range):
+                members = self._misrouted(rows, record, hash_range)
             sub_sequence = 0
             if resume_key is not None:
                 # Resuming inside this aggregate: skip the members at or below the checkpoint.
@@ -204,10 +249,14 @@ class ShardReader:
                 if sub_sequence == len(rows):
                     continue
                 resume_key = None
-            for partition_key, explicit_hash_key, payload in rows[sub_sequence:]:
+            if members is None:
+                members = enumerate(rows[sub_sequence:], sub_sequence)
+            elif sub_sequence:
+                members = [(i, row) for i, row in members if i >= sub_sequence]
+            for index, (partition_key, explicit_hash_key, payload) in members:
                 append(
                     event_of(
-                        position_of(sequence_number, sub_sequence, number),
+                        position_of(sequence_number, index, number),
                         payload,
                         timestamp,
                         partition_key,
@@ -215,7 +264,15 @@ class ShardReader:
                         explicit_hash_key,
                     )
                 )
-                sub_sequence += 1
         if resume_key is None:
             self._resume_after = None
         return tuple(events)
+
+
+def _within(row: _Row, low: int, high: int) -> bool:
+    partition_key, explicit_hash_key, _ = row
+    try:
+        key = hash_key(partition_key, explicit_hash_key)
+    except ValueError:  # an explicit hash key that is no number: it belongs nowhere for sure
+        return False
+    return low <= key <= high

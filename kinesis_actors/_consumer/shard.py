@@ -35,14 +35,10 @@ import pykka
 
 from kinesis_actors import metrics
 from kinesis_actors._actors import tell
-from kinesis_actors._consumer._support import FailureReporter
-from kinesis_actors._consumer.batch import BatchTracker
-from kinesis_actors._consumer.checkpointer import ShardCheckpointer, lease_writer
 from kinesis_actors._consumer.messages import (
     ChildShards,
     GracefulShutdown,
     ProcessingComplete,
-    ShardActorCrashed,
     ShardFinished,
     ShardProcessingFailed,
     ShutdownComplete,
@@ -51,6 +47,7 @@ from kinesis_actors._consumer.messages import (
     StopShard,
 )
 from kinesis_actors._consumer.reader import ReadResult, ShardReader, is_throttling
+from kinesis_actors._consumer.shard_actors import BatchTrackerFactory, crash_reporter, shard_actors
 from kinesis_actors._errors import ShutdownError
 from kinesis_actors._logging import get_logger
 from kinesis_actors._scheduling import Cancellable, schedule_once
@@ -63,10 +60,7 @@ if TYPE_CHECKING:
     from kinesis_actors._consumer.executor import BlockingExecutor
     from kinesis_actors._leases.lease import HeldLease
 
-__all__ = ["BatchTrackerFactory", "ShardConsumer", "ShardState", "crash_reporter"]
-
-#: Starts the shard's BatchTracker (a factory, so tests can put a probe there).
-BatchTrackerFactory = Callable[[], pykka.ActorRef[Any]]
+__all__ = ["ShardConsumer", "ShardState"]
 
 #: Longest wait after repeated throttling.
 _MAX_THROTTLE_BACKOFF = 10.0
@@ -114,17 +108,6 @@ class _Fetched:
     result: ReadResult | BaseException
 
 
-def crash_reporter(supervisor: pykka.ActorRef[Any] | None, lease: HeldLease) -> FailureReporter:
-    """How a shard's actors report a crash: a tell to the supervisor (values only, so any of the
-    shard's actors may call it on its own thread)."""
-
-    def report(actor: str, error: BaseException) -> None:
-        log.error("shard actor died", shard_id=lease.shard_id, actor=actor, error=repr(error))
-        tell(supervisor, ShardActorCrashed(lease, actor, error))
-
-    return report
-
-
 class ShardConsumer(pykka.ThreadingActor):
     """One per held lease; started and stopped by the RecordProcessingManager (``supervisor``).
 
@@ -155,7 +138,7 @@ class ShardConsumer(pykka.ThreadingActor):
         self._supervisor = supervisor
         self._executor = executor
         self._report_failure = crash_reporter(supervisor, lease)
-        self._batch_tracker_factory = batch_tracker or _batch_tracker_factory(
+        self._batch_tracker_factory = batch_tracker or shard_actors(
             lease, conf, coordinator, processor, executor, self._report_failure, batch_processor
         )
         self._reader = ShardReader(kinesis, conf.stream, lease, conf.kcl)
@@ -397,36 +380,3 @@ class ShardConsumer(pykka.ThreadingActor):
 
 def _error(outcome: object) -> BaseException | None:
     return outcome if isinstance(outcome, BaseException) else None
-
-
-def _batch_tracker_factory(
-    lease: HeldLease,
-    conf: ConsumerConf,
-    coordinator: LeaseCheckpointer,
-    processor: pykka.ActorRef[Any],
-    executor: BlockingExecutor,
-    report: FailureReporter,
-    batch_processor: bool,
-) -> BatchTrackerFactory:
-    """Starts the shard's BatchTracker and, as its child, the ShardCheckpointer, which writes
-    under this lease's concurrency token. Built from values only: no actor's state."""
-    shard_id = lease.shard_id
-    write = lease_writer(coordinator, shard_id, lease.concurrency_token)
-
-    def checkpointer(parent: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
-        return ShardCheckpointer.start(
-            parent,
-            write,
-            conf.checkpointer,
-            shard_id,
-            executor,
-            report,
-            retry_delay=conf.kcl.task_backoff_time,
-        )
-
-    def start() -> pykka.ActorRef[Any]:
-        return BatchTracker.start(
-            shard_id, processor, conf.worker, checkpointer, report, batch_processor=batch_processor
-        )
-
-    return start
