@@ -11,7 +11,7 @@ from kinesis_actors._consumer.executor import BlockingExecutor, threads_for
 
 
 def test_threads_are_bounded_by_the_limit_and_calls_beyond_it_wait() -> None:
-    executor = BlockingExecutor(ceiling=100)
+    executor = BlockingExecutor(ceiling=100, idle_timeout=5.0)
     executor.resize(1)  # one shard: 2 * 1 + 1 = 3 threads
     gate = threading.Event()
     order: list[int] = []
@@ -30,7 +30,7 @@ def test_threads_are_bounded_by_the_limit_and_calls_beyond_it_wait() -> None:
 
 
 def test_an_idle_pool_reuses_one_thread() -> None:
-    executor = BlockingExecutor(ceiling=50)
+    executor = BlockingExecutor(ceiling=50, idle_timeout=5.0)
     executor.resize(20)
     try:
         for n in range(30):
@@ -44,7 +44,7 @@ def test_limit_follows_the_shards_held_under_the_ceiling() -> None:
     assert threads_for(0, 64) == 1
     assert threads_for(10, 64) == 21
     assert threads_for(200, 64) == 64
-    executor = BlockingExecutor(ceiling=64)
+    executor = BlockingExecutor(ceiling=64, idle_timeout=5.0)
     executor.resize(200)
     assert executor.limit == 64
     executor.resize(2)
@@ -53,7 +53,7 @@ def test_limit_follows_the_shards_held_under_the_ceiling() -> None:
 
 
 def test_shrinking_stops_surplus_threads_when_idle() -> None:
-    executor = BlockingExecutor(ceiling=10)
+    executor = BlockingExecutor(ceiling=10, idle_timeout=5.0)
     executor.resize(10)
     gate = threading.Event()
     try:
@@ -70,7 +70,7 @@ def test_shrinking_stops_surplus_threads_when_idle() -> None:
 
 
 def test_errors_and_results_are_delivered() -> None:
-    executor = BlockingExecutor(ceiling=2)
+    executor = BlockingExecutor(ceiling=2, idle_timeout=5.0)
     delivered: list[object] = []
     done = threading.Event()
 
@@ -93,7 +93,7 @@ def test_errors_and_results_are_delivered() -> None:
 
 
 def test_shutdown_does_not_wait_for_a_hung_call_and_fails_queued_ones() -> None:
-    executor = BlockingExecutor(ceiling=1)
+    executor = BlockingExecutor(ceiling=1, idle_timeout=5.0)
     hung = threading.Event()
     try:
         executor.submit(lambda: hung.wait(30))
@@ -109,4 +109,21 @@ def test_shutdown_does_not_wait_for_a_hung_call_and_fails_queued_ones() -> None:
 
 def test_ceiling_must_be_positive() -> None:
     with pytest.raises(ValueError, match="ceiling"):
-        BlockingExecutor(ceiling=0)
+        BlockingExecutor(ceiling=0, idle_timeout=5.0)
+
+
+def test_threads_idle_for_the_timeout_exit() -> None:
+    executor = BlockingExecutor(ceiling=10, idle_timeout=0.05)
+    executor.resize(10)
+    gate = threading.Event()
+    try:
+        futures = [executor.submit(lambda: gate.wait(5)) for _ in range(4)]
+        wait_for(lambda: executor.threads == 4, what="four threads")
+        gate.set()
+        for future in futures:
+            future.result(timeout=5)
+        wait_for(lambda: executor.threads == 0, what="idle threads gone")
+        assert executor.submit(lambda: "again").result(timeout=5) == "again"  # a new one starts
+    finally:
+        gate.set()
+        executor.shutdown()

@@ -43,7 +43,7 @@ class World:
         self.seen_lock = threading.Lock()
         self.fail_payloads: set[bytes] = set()
         self.stopped: concurrent.futures.Future[BaseException | None] = concurrent.futures.Future()
-        self.executor = BlockingExecutor(8)
+        self.executor = BlockingExecutor(8, idle_timeout=5.0)
         self.manager = RecordProcessingManager.start(
             consumer_conf(hocon),
             self.kinesis,

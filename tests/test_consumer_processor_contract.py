@@ -58,9 +58,7 @@ class _AsyncCallable:
 
 
 @pytest.mark.parametrize("processor", [_async_processor, _AsyncCallable()])
-def test_an_async_def_processor_is_refused_with_what_to_do(
-    processor: Any, tmp_path: Path
-) -> None:
+def test_an_async_def_processor_is_refused_with_what_to_do(processor: Any, tmp_path: Path) -> None:
     path = tmp_path / "application.conf"
     path.write_text(CONFIG)
     with pytest.raises(TypeError, match="async def") as raised:

@@ -37,6 +37,7 @@ def worker_conf(**overrides: Any) -> WorkerConf:
         "graceful_shutdown_hook": False,
         "shutdown_timeout": 1.0,
         "max_blocking_threads": 8,
+        "blocking_thread_idle": 5.0,
         "traceback_interval": 60.0,
         "max_concurrent_records": 1,
     }

@@ -44,7 +44,7 @@ class Checkpointer:
 def world() -> Iterator[tuple[Probe, Checkpointer, Callable[[], Any]]]:
     parent = Probe.start()
     checkpointer = Checkpointer()
-    executor = BlockingExecutor(4)
+    executor = BlockingExecutor(4, idle_timeout=5.0)
     refs: list[Any] = []
 
     def start() -> Any:

@@ -61,7 +61,7 @@ class World:
         self.lease = held
         self.consumer_worker = Probe.start() if worker_probe else None
         self.shard: Any = None
-        self.executor = BlockingExecutor(8)
+        self.executor = BlockingExecutor(8, idle_timeout=5.0)
 
     def start(self) -> None:
         factory = (lambda: self.consumer_worker.ref) if self.consumer_worker else None

@@ -44,6 +44,7 @@ class WorkerConf:
     graceful_shutdown_hook: bool = setting("gracefulShutdownHook", boolean)
     shutdown_timeout: float = setting("shutdownTimeoutSeconds", duration(1.0, 0.001))
     max_blocking_threads: int = setting("maxBlockingThreads", integer(1))
+    blocking_thread_idle: float = setting("blockingThreadIdleSeconds", duration(1.0, 0.001))
     traceback_interval: float = setting("tracebackIntervalSeconds", duration(1.0))
     max_concurrent_records: int = setting("maxConcurrentRecords", integer(1, 10_000))
 

@@ -183,7 +183,9 @@ class KinesisConsumer:
         forward = _Forward()
         coordinator = self._coordinator_factory(conf, kinesis, dynamodb, forward)
         self._executor = BlockingExecutor(
-            conf.worker.max_blocking_threads, f"kinesis-{conf.name}-blocking"
+            conf.worker.max_blocking_threads,
+            conf.worker.blocking_thread_idle,
+            f"kinesis-{conf.name}-blocking",
         )
         manager = RecordProcessingManager.start(
             conf, kinesis, coordinator, self._processor, self._ended, self._executor, self._loop

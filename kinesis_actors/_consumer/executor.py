@@ -7,7 +7,8 @@ report back as a message to the actor that asked.
 Why not ``concurrent.futures.ThreadPoolExecutor``: its threads are joined at interpreter exit, so
 one hung boto3 call would hold the process forever, and its size is fixed at construction. Here
 threads are daemons (a shutdown never waits behind a hung call), start only when no thread is
-idle, and their number is bounded by ``limit``, which the consumer sets from the shards it holds
+idle, exit after ``idle_timeout`` seconds without work (``worker.blockingThreadIdleSeconds``), and
+their number is bounded by ``limit``, which the consumer sets from the shards it holds
 (``resize``) under the ``worker.maxBlockingThreads`` ceiling. A call that finds every thread busy
 waits in the queue, in order.
 """
@@ -41,16 +42,19 @@ def threads_for(shards: int, ceiling: int) -> int:
 class BlockingExecutor:
     """A bounded, growable pool of daemon threads; ``submit`` returns a standard Future."""
 
-    def __init__(self, ceiling: int, name: str = "kinesis-blocking") -> None:
+    def __init__(self, ceiling: int, idle_timeout: float, name: str = "kinesis-blocking") -> None:
         if ceiling < 1:
             raise ValueError(f"ceiling must be >= 1, got {ceiling}")
         self._ceiling = ceiling
+        self._idle_timeout = idle_timeout
         self._limit = 1
         self._name = name
-        self._lock = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
         self._queue: deque[tuple[concurrent.futures.Future[Any], Callable[[], Any]]] = deque()
         self._threads = 0
-        self._idle = 0
+        #: The idle threads' wake-up events, most recently idle last: work goes to the top one, so
+        #: the others stay idle long enough to time out (a FIFO wake-up would keep them all alive).
+        self._idle: list[threading.Event] = []
         self._started = 0
         self._shutdown = False
 
@@ -75,7 +79,7 @@ class BlockingExecutor:
         when they next fall idle."""
         with self._lock:
             self._limit = threads_for(shards, self._ceiling)
-            self._lock.notify_all()
+            self._wake_all()
 
     def submit(self, work: Callable[[], T]) -> concurrent.futures.Future[T]:
         """Run ``work`` on a pool thread; its result or exception completes the future.
@@ -89,7 +93,7 @@ class BlockingExecutor:
                 return future
             self._queue.append((future, work))
             if self._idle:
-                self._lock.notify()
+                self._idle.pop().set()
             elif self._threads < self._limit:
                 self._threads += 1
                 self._started += 1
@@ -114,20 +118,41 @@ class BlockingExecutor:
         with self._lock:
             self._shutdown = True
             queued, self._queue = self._queue, deque()
-            self._lock.notify_all()
+            self._wake_all()
         for future, _ in queued:
             future.set_exception(RuntimeError(f"{self._name} is shut down"))
 
+    def _wake_all(self) -> None:
+        """Wake every idle thread (with the lock held): to exit, or to look at the queue."""
+        for wake in self._idle:
+            wake.set()
+        self._idle.clear()
+
+    def _wait(self, wake: threading.Event) -> bool:
+        """Wait idle (called and returning with the lock held); False after ``idle_timeout``."""
+        wake.clear()
+        self._idle.append(wake)
+        self._lock.release()
+        try:
+            woken = wake.wait(self._idle_timeout)
+        finally:
+            self._lock.acquire()
+        if not woken and wake in self._idle:
+            self._idle.remove(wake)
+            return False
+        return True  # woken, or handed work just as the wait timed out
+
     def _run(self) -> None:
+        wake = threading.Event()
         while True:
             with self._lock:
                 while not self._queue and not self._shutdown:
                     if self._threads > self._limit:
                         self._threads -= 1  # surplus after a resize
                         return
-                    self._idle += 1
-                    self._lock.wait()
-                    self._idle -= 1
+                    if not self._wait(wake) and not self._queue:
+                        self._threads -= 1  # idle for the whole timeout: not needed now
+                        return
                 if not self._queue:
                     self._threads -= 1
                     return
