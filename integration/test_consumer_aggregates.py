@@ -16,8 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from aws_kinesis_agg.aggregator import RecordAggregator
-from integration.test_consumer import Seen, consumer, wait_for
 
+from integration.test_consumer import Seen, consumer, wait_for
 from kinesis_actors import KinesisProducer, ProducerEvent, metrics
 
 
@@ -53,9 +53,7 @@ def test_the_library_producer_across_a_split_loses_nothing_and_duplicates_are_bo
 
         def send(prefix: str, count: int) -> None:
             payloads = [f"{prefix}-{n}" for n in range(count)]
-            futures = [
-                producer.add_user_record(ProducerEvent(p, p.encode())) for p in payloads
-            ]
+            futures = [producer.add_user_record(ProducerEvent(p, p.encode())) for p in payloads]
             for future in futures:
                 assert future.result(timeout=60).successful
             sent.extend(payloads)
