@@ -1,24 +1,21 @@
-"""Issue 13, items 1, 4 and 6: what a consumer accepts as a processor, awaitables never taken as
-success, and failure logs bounded (one line per batch attempt, tracebacks rate-limited)."""
+"""Issue 13, items 4 and 6: what a consumer accepts as a processor, and failure logs bounded (one
+line per batch attempt, tracebacks rate-limited). Coroutine processors and returned awaitables
+(item 1) are awaited natively now: see test_consumer_coroutines."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from pathlib import Path
 from typing import Any
 
-import pykka
 import pytest
-from test_consumer_support import SHARD, Probe, event, wait_for, worker_conf
+from test_consumer_support import SHARD, Probe, event, wait_for
 
 from kinesis_actors import KinesisConsumer
-from kinesis_actors._consumer.batch import BatchTracker
+from kinesis_actors._consumer.event_loop import ConsumerLoop
 from kinesis_actors._consumer.failures import FailureLog
 from kinesis_actors._consumer.messages import (
-    ProcessingComplete,
     ProcessRecords,
-    StartBatch,
 )
 from kinesis_actors._consumer.processor import RecordProcessor
 
@@ -45,82 +42,6 @@ def test_a_config_path_is_read_as_load_config_reads_it(tmp_path: Path) -> None:
         assert consumer.conf.name == "orders-consumer"
 
 
-# -- 1. async def processors are refused until they are supported natively ------------------------
-
-
-async def _async_processor(event: Any) -> None:
-    return None
-
-
-class _AsyncCallable:
-    async def __call__(self, event: Any) -> None:
-        return None
-
-
-@pytest.mark.parametrize("processor", [_async_processor, _AsyncCallable()])
-def test_an_async_def_processor_is_refused_with_what_to_do(processor: Any, tmp_path: Path) -> None:
-    path = tmp_path / "application.conf"
-    path.write_text(CONFIG)
-    with pytest.raises(TypeError, match="async def") as raised:
-        KinesisConsumer(processor, path, "orders-consumer")
-    assert "run_coroutine_threadsafe" in str(raised.value)
-
-
-@pytest.fixture
-def batch() -> Any:
-    """A BatchTracker over a RecordProcessor running ``process_record`` (two attempts)."""
-    started: list[pykka.ActorRef[Any]] = []
-    probes: list[Probe] = []
-
-    def run(process_record: Any, events: tuple[Any, ...]) -> Probe:
-        manager, checkpointer = Probe.start(), Probe.start()
-        probes.extend((manager, checkpointer))
-        processor = RecordProcessor.start(process_record, SHARD, 60.0)
-        tracker = BatchTracker.start(
-            SHARD,
-            processor,
-            worker_conf(batch_timeout=0.2, failed_message_retries=1),
-            lambda parent: checkpointer.ref,
-            batch_processor=True,
-        )
-        started.extend((tracker, processor))
-        tracker.tell(StartBatch(events, SHARD, manager.ref))
-        return manager
-
-    yield run
-    for ref in started:
-        ref.stop(timeout=2)
-    for probe in probes:
-        probe.stop()
-
-
-def test_a_coroutine_returned_at_run_time_fails_the_record_and_is_retried(batch: Any) -> None:
-    calls: list[Any] = []
-    returned: list[Any] = []
-
-    def sneaky(event: Any) -> Any:
-        calls.append(event)
-        returned.append(_async_processor(event))  # the mistake: a coroutine, never awaited
-        return returned[-1]
-
-    manager = batch(sneaky, (event(1), event(2)))
-    result = manager.expect(ProcessingComplete, timeout=3)
-    assert result == ProcessingComplete(False, (event(1), event(2)))
-    assert len(calls) == 4  # two records, two attempts: never taken as success
-    assert all(coroutine.cr_frame is None for coroutine in returned)  # closed, never run
-
-
-def test_an_asyncio_future_returned_at_run_time_fails_the_record(batch: Any) -> None:
-    loop = asyncio.new_event_loop()
-    try:
-        manager = batch(lambda event: loop.create_future(), (event(1),))
-        assert manager.expect(ProcessingComplete, timeout=3) == ProcessingComplete(
-            False, (event(1),)
-        )
-    finally:
-        loop.close()
-
-
 # -- 6. logs a person can read ------------------------------------------------------------------
 
 
@@ -136,7 +57,7 @@ def test_an_always_failing_processor_logs_one_line_per_attempt_and_one_traceback
 
     caplog.set_level(logging.WARNING, logger="kinesis_actors")
     worker = Probe.start()
-    processor = RecordProcessor.start(fail, SHARD, 60.0)
+    processor = RecordProcessor.start(fail, SHARD, 60.0, ConsumerLoop(None, "unused"))
     try:
         events = tuple(event(n) for n in range(1, 1001))
         for _ in range(3):  # three attempts of a 1000-record batch
