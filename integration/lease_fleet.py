@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LeaseFleet", "Overlap", "WorkerProcess", "wait_until"]
+__all__ = ["CONSUMER_WORKER", "LeaseFleet", "Overlap", "WorkerProcess", "wait_until"]
 
 LEASE_WORKER = Path(__file__).resolve().parent / "lease_worker.py"
+#: A real consumer (`consumer_worker.py`) that also prints its gained / lost leases.
+CONSUMER_WORKER = Path(__file__).resolve().parent / "consumer_worker.py"
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str = "condition") -> float:
@@ -130,7 +132,16 @@ class Overlap:
 class LeaseFleet:
     """Starts workers on one stream and table; `close` stops every one still running."""
 
-    def __init__(self, stream: str, table: str, *, failover_ms: int, **options: Any) -> None:
+    def __init__(
+        self,
+        stream: str,
+        table: str,
+        *,
+        failover_ms: int,
+        script: Path = LEASE_WORKER,
+        **options: Any,
+    ) -> None:
+        self.script = script
         self.stream = stream
         self.table = table
         self.failover_ms = failover_ms
@@ -139,7 +150,7 @@ class LeaseFleet:
         self._tmp = tempfile.TemporaryDirectory(prefix="lease-fleet-")
 
     def start(self, worker_id: str) -> WorkerProcess:
-        argv = [sys.executable, str(LEASE_WORKER), "--stream", self.stream, "--table", self.table]
+        argv = [sys.executable, str(self.script), "--stream", self.stream, "--table", self.table]
         argv += ["--worker-id", worker_id, "--failover-ms", str(self.failover_ms)]
         for name, value in self.options.items():
             flag = "--" + name.replace("_", "-")

@@ -8,6 +8,7 @@ workers ever believed they held one shard for longer than the self-fencing windo
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -38,6 +39,15 @@ POLL = 0.25
 #: The KCL's taker interval for FAILOVER: (failover + epsilon) * 2.
 TAKER_INTERVAL = (FAILOVER + 0.025) * 2
 SHARDS = 12
+#: Every attribute a KCL 2.x / 3.x lease item may have (kcl-leases.md 1.2), and this library's
+#: documented extra (docs/fleet.rst).
+KCL_ATTRIBUTES = {
+    "leaseKey", "leaseOwner", "leaseCounter", "checkpoint", "checkpointSubSequenceNumber",
+    "ownerSwitchesSinceCheckpoint", "parentShardId", "childShardIds", "pendingCheckpoint",
+    "pendingCheckpointSubSequenceNumber", "pendingCheckpointState", "startingHashKey",
+    "endingHashKey", "throughputKBps", "checkpointOwner", "entityType",
+}  # fmt: skip
+DOCUMENTED_EXTRAS = {"throughputRecordsPerSec"}
 
 
 def union(held: dict[str, set[str]]) -> set[str]:
@@ -222,6 +232,13 @@ def test_table_written_by_a_java_kcl_application_is_taken_over(
                 "throughputKBps": {"N": "0.5"},
             },
         )
+    # KCL 3.5's single-table format keeps worker metrics in the lease table: not a lease.
+    metrics_item = {
+        "leaseKey": {"S": "ip-10-0-0-1.ec2.internal:3c1b"},
+        "entityType": {"S": "WORKER_METRIC_STATS"},
+        "lut": {"N": "1700000000"},
+    }
+    dynamodb.put_item(TableName=table, Item=metrics_item)
     with pytest.raises(botocore.exceptions.ClientError, match="38 significant digits"):
         dynamodb.put_item(
             TableName=table, Item={"leaseKey": {"S": "n"}, "checkpoint": {"N": "9" * 56}}
@@ -243,8 +260,19 @@ def test_table_written_by_a_java_kcl_application_is_taken_over(
     assert item["checkpoint"] == {"S": later["SequenceNumber"]}
     assert item["checkpointSubSequenceNumber"] == {"N": "0"}
     assert item["leaseOwner"] == {"S": "python-worker"}
-    assert item["throughputKBps"] == {"N": "0.5"}  # a Java worker's attribute survives
+    assert "throughputKBps" in item  # the KCL 3.x attribute (this worker writes its own rate)
     assert int(item["leaseCounter"]["N"]) > 1234
+
+    time.sleep(1.0)  # renewals, heartbeats and taker runs go on
+    coordinator.stop()
+    items = dynamodb.scan(TableName=table)["Items"]
+    assert metrics_item in items  # never taken, never changed
+    for lease_item in items:
+        if lease_item != metrics_item:
+            assert set(lease_item) <= KCL_ATTRIBUTES | DOCUMENTED_EXTRAS, set(lease_item)
+    assert len(items) == 3  # no membership item in the lease table: it has its own
+    members = dynamodb.scan(TableName=f"{table}-Workers")["Items"]
+    assert members == []  # the worker left when it stopped
 
 
 def test_split_and_merge_give_children_leases_after_their_parents(
