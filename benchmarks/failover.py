@@ -140,6 +140,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tuned-failover-ms", type=int, default=2000)
     parser.add_argument("--tuned-poll-ms", type=int, default=250)
     parser.add_argument("--tuned-only", action="store_true", help="skip the KCL-default timings")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="PNG",
+        help="also draw the failover timeline, ours vs KCL-style (matplotlib: the docs extra)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     results = run(
@@ -171,6 +177,37 @@ def main(argv: list[str] | None = None) -> None:
             f"{renewals:>14.2f}{result.scans_per_second:>9.2f}"
         )
     print(f"\n({time.monotonic() - started:.0f} s)")
+    if args.plot:
+        plot_timeline(results, args.plot)
+        print(f"timeline drawn: {args.plot}")
+
+
+def plot_timeline(results: list[Result], path: Path) -> None:
+    """Horizontal bars: seconds from a worker's exit to the survivor holding its shards."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = [(r.timings, r.exit) for r in results if r.style == "ours"]
+    figure, axis = plt.subplots(figsize=(9, 0.9 + 0.7 * len(scenarios)))
+    for row, scenario in enumerate(scenarios):
+        for offset, style, color in ((-0.18, "ours", "tab:blue"), (0.18, "KCL-style", "tab:gray")):
+            seconds = next(
+                r.seconds for r in results if (r.timings, r.exit, r.style) == (*scenario, style)
+            )
+            axis.barh(
+                row + offset, seconds, height=0.34, color=color, label=style if row == 0 else None
+            )
+            axis.text(seconds + 0.2, row + offset, f"{seconds:.2f} s", va="center", fontsize=8)
+    axis.set_yticks(range(len(scenarios)), [f"{timings}, {exit_}" for timings, exit_ in scenarios])
+    axis.invert_yaxis()
+    axis.set_xlabel("seconds from the worker's exit until the survivor holds its shards")
+    axis.set_title("Failover: ours vs KCL-style (2 workers, 4 shards, kinesalite + dynalite)")
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

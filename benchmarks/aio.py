@@ -1,9 +1,8 @@
-# The imports follow the sys.path fix below, which must run before ``import asyncio``.
-# ruff: noqa: E402
 """asyncio entry points against their threaded baselines, in one run.
 
-Run ``python benchmarks/asyncio.py`` (producer: in-memory Kinesis, so the asyncio layer's own
-cost shows; consumer: kinesalite + dynalite on loopback). Each rate is the best of ``--rounds``
+Run ``python benchmarks/aio.py`` (producer: in-memory Kinesis, so the asyncio layer's own cost
+shows; consumer: kinesalite + dynalite on loopback). The name keeps the standard library's
+``asyncio`` importable by the other scripts of this folder. Each rate is the best of ``--rounds``
 interleaved runs.
 
 1. Producer: plain code calls the engine's ``add_user_record`` with at most ``--window`` records
@@ -18,10 +17,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file is named like the standard library's asyncio: keep its folder off the import path.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import asyncio
