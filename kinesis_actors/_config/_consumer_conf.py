@@ -73,7 +73,7 @@ class KclConf:
             "metricsMaxQueueSize", "maxLeaseRenewalThreads", "userAgent", "timeoutInSeconds",
             "shutdownGraceMillis", "retryGetRecordsInSeconds", "maxGetRecordsThreadPool",
             "maxPendingProcessRecordsInput", "maxCacheByteSize", "maxRecordsCount",
-            "idleMillisBetweenCalls", "logWarningForTaskAfterMillis",
+            "logWarningForTaskAfterMillis",
             "ignoreUnexpectedChildShards", "streamName", "applicationName",
             "maxLeasesToStealAtOneTime",
         }
@@ -99,6 +99,13 @@ class KclConf:
     )
     max_records: int = setting("maxRecords", integer(1, 10000))
     idle_time_between_reads: float = setting("idleTimeBetweenReadsInMillis", duration(MS, 0.001))
+    #: The Scala library's name for the read interval; when set it is the interval.
+    idle_millis_between_calls: float | None = setting(
+        "idleMillisBetweenCalls", duration(MS, 0.001), unset=None
+    )
+    reads_per_second_per_shard: float = setting("readsPerSecondPerShard", number(0.01, 5.0))
+    idle_read_backoff_max: float = setting("idleReadBackoffMaxMillis", duration(MS))
+    idle_read_backoff_after_empty_reads: int = setting("idleReadBackoffAfterEmptyReads", integer(1))
     failover_time: float = setting("failoverTimeMillis", duration(MS, 0.1))
     epsilon: float = setting("epsilonMillis", duration(MS))
     shard_sync_interval: float = setting("shardSyncIntervalMillis", duration(MS, 0.01))
@@ -133,6 +140,14 @@ class KclConf:
     released_lease_poll_interval: float = setting("releasedLeasePollMillis", duration(MS, 0.01))
     lease_handoff_timeout: float = setting("gracefulLeaseHandoffTimeoutMillis", duration(MS))
     lease_balance_damping: float = setting("leaseBalanceDamping", number(0.0, 100.0))
+
+    @property
+    def read_interval(self) -> float:
+        """Seconds between two GetRecords of one shard: ``idleMillisBetweenCalls`` if set (the
+        Scala library's key), else ``idleTimeBetweenReadsInMillis``."""
+        if self.idle_millis_between_calls is not None:
+            return self.idle_millis_between_calls
+        return self.idle_time_between_reads
 
     @property
     def renewer_interval(self) -> float:

@@ -35,6 +35,7 @@ from botocore.exceptions import ClientError
 from kinesis_actors import metrics
 from kinesis_actors._aggregation import MAGIC, MAX_HASH_KEY, _all_within, _rows, hash_key
 from kinesis_actors._aws import error_code, is_throttling
+from kinesis_actors._consumer.pacing import FULL_READ_BYTES
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
 from kinesis_actors._stream_ref import StreamRef
@@ -62,6 +63,10 @@ class ReadResult:
     millis_behind_latest: int | None = None
     #: ``ChildShards`` of the last response at shard end (AWS sends them; emulators don't).
     child_shards: tuple[Mapping[str, Any], ...] | None = None
+    #: Kinesis records the call returned (aggregates count once).
+    records_read: int = 0
+    #: The call returned as much as one call may (``maxRecords`` or the size cap): more waits.
+    full: bool = False
 
 
 class ShardReader:
@@ -162,8 +167,16 @@ class ShardReader:
             self._ended = True
             children = response.get("ChildShards")
             child_shards = tuple(children) if children else None
+        full = len(records) >= self._kcl.max_records or (
+            sum(len(record["Data"]) for record in records) >= FULL_READ_BYTES
+        )
         return ReadResult(
-            events, self._ended, response.get("MillisBehindLatest"), child_shards=child_shards
+            events,
+            self._ended,
+            response.get("MillisBehindLatest"),
+            child_shards=child_shards,
+            records_read=len(records),
+            full=full,
         )
 
     def _get_records(self) -> Any:

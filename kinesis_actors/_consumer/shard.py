@@ -10,9 +10,9 @@ consumer's BlockingExecutor and its outcome comes back as a message (``_ParentsC
 In PROCESSING each non-empty GetRecords result becomes one batch (``StartBatch``) for the
 shard's BatchTracker, and the next batch is not sent before ``ProcessingComplete``. With
 ``kcl.dataFetchingStrategy = PREFETCH_CACHED`` the next GetRecords runs while the batch is being
-processed (at most one batch ahead); with ``DEFAULT`` only afterwards. An empty read waits
-``kcl.idleTimeBetweenReadsInMillis``; a throttled one backs off exponentially from
-``kcl.taskBackoffTimeMillis``.
+processed (at most one batch ahead); with ``DEFAULT`` only afterwards. Either way a read never
+starts before the shard's ReadPacer allows it (``pacing``): once per read interval, at once after a
+full read within ``kcl.readsPerSecondPerShard``, later after a throttle.
 
 Shutdown reasons: SHARD_END (all records processed: the BatchTracker has the ShardCheckpointer
 write SHARD_END, with the child shards of the last read, retried there until it succeeds, so the
@@ -26,6 +26,7 @@ or ``ShardActorCrashed``.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,7 @@ from kinesis_actors._consumer.messages import (
     StartBatch,
     StopShard,
 )
+from kinesis_actors._consumer.pacing import ReadPacer
 from kinesis_actors._consumer.reader import ReadResult, ShardReader, is_throttling
 from kinesis_actors._consumer.shard_actors import BatchTrackerFactory, crash_reporter, shard_actors
 from kinesis_actors._errors import ShutdownError
@@ -62,8 +64,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ShardConsumer", "ShardState"]
 
-#: Longest wait after repeated throttling.
-_MAX_THROTTLE_BACKOFF = 10.0
 
 log = get_logger(__name__)
 
@@ -154,7 +154,7 @@ class ShardConsumer(pykka.ThreadingActor):
         self._batch_in_flight = False
         self._at_end = False
         self._failed = False
-        self._throttles = 0
+        self._pacer = ReadPacer(conf.kcl)
         self._child_shards: ChildShards = None
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -257,16 +257,24 @@ class ShardConsumer(pykka.ThreadingActor):
     # -- the read loop --------------------------------------------------------------------------
 
     def _fetch(self) -> None:
+        """Read now if the pacer allows, else when it will (a ``_Fetch`` timer)."""
         if (
             self._state is not ShardState.PROCESSING
             or self._fetching
             or self._at_end
             or self._failed
             or self._prefetched is not None
+            or (self._batch_in_flight and not self._prefetch)
         ):
+            return
+        now = time.monotonic()
+        wait = self._pacer.next_read_at() - now
+        if wait > 0:
+            self._schedule(_Fetch(), wait)
             return
         self._cancel_timer()
         self._fetching = True
+        self._pacer.started(now)
         self._call(self._read, _Fetched)
 
     def _read(self) -> ReadResult:
@@ -282,18 +290,14 @@ class ShardConsumer(pykka.ThreadingActor):
             return
         if isinstance(result, BaseException):
             if is_throttling(result):
-                self._throttles += 1
-                delay = min(
-                    self._kcl.task_backoff_time * 2 ** (self._throttles - 1), _MAX_THROTTLE_BACKOFF
-                )
+                delay = self._pacer.throttled()
                 self._log.warning("GetRecords throttled; backing off", delay=delay)
             else:
-                delay = self._kcl.task_backoff_time
+                delay = self._pacer.failed()
                 self._log.warning("GetRecords failed; retrying", error=repr(result), delay=delay)
-            if not self._batch_in_flight:
-                self._schedule(_Fetch(), delay)
+            self._fetch()
             return
-        self._throttles = 0
+        self._pacer.read(records=result.records_read, full=result.full)
         self._publish_lag(result)
         if result.shard_end:
             self._at_end = True
@@ -307,7 +311,7 @@ class ShardConsumer(pykka.ThreadingActor):
             if self._at_end:
                 self._shutdown(ShutdownReason.SHARD_END)
             else:
-                self._schedule(_Fetch(), self._kcl.idle_time_between_reads)
+                self._fetch()
 
     def _dispatch(self, result: ReadResult) -> None:
         self._batch_in_flight = True
