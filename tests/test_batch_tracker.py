@@ -62,7 +62,7 @@ def acking(
 
 
 class World:
-    """A ConsumerWorker wired to three probes."""
+    """A BatchTracker wired to three probes."""
 
     def __init__(self, autopilot: Callable[[Any], None], conf: WorkerConf) -> None:
         self.processor = Probe.start(autopilot)

@@ -155,7 +155,7 @@ def test_a_crashed_shard_is_shut_down_cleanly_and_restarted(
 
 def test_repeated_crashes_apply_the_failure_policy(make_world: Callable[..., World]) -> None:
     dead = Probe.start()
-    dead.stop()  # every ConsumerWorker crashes telling it
+    dead.stop()  # every BatchTracker crashes telling it
     world = make_world(processor=dead.ref)
     world.put(S0, b"a")
     started = time.monotonic()

@@ -136,7 +136,7 @@ def test_acknowledges_a_batch_in_order_in_chunks() -> None:
 def test_stops_processing_a_batch_once_the_shard_is_gone() -> None:
     seen: list[Any] = []
     worker = Probe.start()
-    worker.stop()  # the shard's ConsumerWorker has stopped
+    worker.stop()  # the shard's BatchTracker has stopped
     processor = RecordProcessor.start(seen.append, SHARD, 60.0, NO_LOOP)
     try:
         processor.tell(ProcessRecords(tuple(event(n) for n in range(2000)), worker.ref))

@@ -1,4 +1,5 @@
-"""The Scala CheckpointWorkerSpec, ported (timings scaled down), plus each failure kind."""
+"""ShardCheckpointer: the Scala CheckpointWorkerSpec, ported (timings scaled down), plus each
+failure kind and the SHARD_END retry."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from kinesis_actors._errors import (
     ShutdownError,
     ThrottlingError,
 )
+from kinesis_actors._models import Sentinel
 
 NOTIFY, INTERVAL, BACKOFF = 0.1, 0.4, 0.6
 
@@ -32,10 +34,12 @@ class Checkpointer:
 
     def __init__(self) -> None:
         self.calls: list[Any] = []
+        self.children: list[Any] = []
         self.errors: list[BaseException] = []
 
     def __call__(self, position: Any, child_shards: Any = None) -> None:
         self.calls.append(position)
+        self.children.append(child_shards)
         if self.errors:
             raise self.errors.pop(0)
 
@@ -146,3 +150,32 @@ def test_asked_checkpoint_answers_with_the_result(
     assert worker.ask(Checkpoint(seq(7))) == CheckpointResult(seq(7), True)
     checkpointer.errors.append(ThrottlingError("throttled"))
     assert worker.ask(Checkpoint(seq(8), force=True)) == CheckpointResult(seq(8), False)
+
+
+def test_a_forced_shard_end_is_retried_until_it_succeeds_with_its_child_shards(
+    world: tuple[Probe, Checkpointer, Callable[[], Any]],
+) -> None:
+    parent, checkpointer, start = world
+    worker = start()
+    parent.ignore = (ReadyToCheckpoint,)
+    children = ({"ShardId": "shardId-000000000001"}, {"ShardId": "shardId-000000000002"})
+    checkpointer.errors.extend([ThrottlingError("1"), DependencyError("2")])
+    worker.tell(
+        Checkpoint(Sentinel.SHARD_END, force=True, reply_to=parent.ref, child_shards=children)
+    )
+    parent.expect(CheckpointResult(Sentinel.SHARD_END, True), timeout=BACKOFF * 2 + 2.0)
+    assert checkpointer.calls == [Sentinel.SHARD_END] * 3
+    assert checkpointer.children == [children] * 3
+
+
+def test_a_forced_shard_end_is_not_retried_once_the_lease_is_gone(
+    world: tuple[Probe, Checkpointer, Callable[[], Any]],
+) -> None:
+    parent, checkpointer, start = world
+    worker = start()
+    parent.ignore = (ReadyToCheckpoint,)
+    checkpointer.errors.append(ShutdownError("lease lost"))
+    worker.tell(Checkpoint(Sentinel.SHARD_END, force=True, reply_to=parent.ref))
+    parent.expect(CheckpointResult(Sentinel.SHARD_END, False), timeout=1.0)
+    parent.expect_no_message(BACKOFF * 1.5)
+    assert checkpointer.calls == [Sentinel.SHARD_END]

@@ -1,9 +1,9 @@
-"""ShardWorker: the Scala ConsumerProcessingManagerSpec, ported, plus the lifecycle, the read
+"""ShardConsumer: the Scala ConsumerProcessingManagerSpec, ported, plus the lifecycle, the read
 loop and the shutdown reasons.
 
-The original manager blocked a KCL thread on an ask; here the shard worker sends ``StartBatch``
+The original manager blocked a KCL thread on an ask; here the ShardConsumer sends ``StartBatch``
 and reads on only after ``ProcessingComplete``, so "blocks until the worker responds" becomes
-"sends no other batch before the worker responds".
+"sends no other batch before the BatchTracker responds".
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def test_unsuccessful_batch_reports_once_and_reads_no_more(
 
 def test_a_crashed_consumer_worker_is_reported(make_world: Callable[..., World]) -> None:
     world = make_world()
-    world.processor.stop()  # ConsumerWorker dies telling a dead processor
+    world.processor.stop()  # the BatchTracker dies telling a dead processor
     world.put(b"0")
     world.start()
     failure = world.supervisor.expect(ShardActorCrashed)
