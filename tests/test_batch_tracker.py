@@ -6,6 +6,7 @@ batches not counted) and the shutdown reasons the original did not distinguish.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -534,3 +535,15 @@ def test_a_batch_processor_gets_one_message_per_attempt() -> None:
     finally:
         for ref in (worker, processor.ref, manager.ref, checkpointer.ref):
             ref.stop()
+
+
+def test_skipped_records_are_logged_once_per_batch(
+    make_world: Callable[..., World], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="kinesis_actors")
+    world = make_world(acking(failed={e.sequence_number for e in EVENTS}))
+    world.process(EVENTS)
+    world.manager.expect(ProcessingComplete(True))
+    skips = [r for r in caplog.records if "Skipping messages" in r.getMessage()]
+    assert len(skips) == 1
+    assert "skipped=5" in skips[0].getMessage()

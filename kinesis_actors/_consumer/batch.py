@@ -110,6 +110,8 @@ class BatchTracker(pykka.ThreadingActor):
         self._batch_reply_to: pykka.ActorRef[Any] | None = None
         self._batch = 0
         self._attempt = 0
+        #: Records acknowledged with ``successful=False`` in this batch (logged when it ends).
+        self._skipped: list[CompoundSequenceNumber] = []
         self._timer: Cancellable | None = None
         # Checkpoint positions: processed (target), written, and in flight.
         self._latest: CompoundSequenceNumber | None = None
@@ -170,7 +172,7 @@ class BatchTracker(pykka.ThreadingActor):
         elif isinstance(message, GracefulShutdown):
             self._shutdown(message)
         else:
-            self._log.warning("unexpected message dropped", message=repr(message))
+            self._log.warning("unexpected message dropped", message=type(message).__name__)
 
     def _start_batch(self, message: StartBatch) -> None:
         if not message.events:
@@ -203,9 +205,7 @@ class BatchTracker(pykka.ThreadingActor):
                 # A late ack of an earlier, already completed or forgiven batch: not counted.
                 self._log.debug("ack outside the current batch ignored", seq=str(sequence_number))
             elif not successful:
-                self._log.warning(
-                    "Skipping message due to client failure", seq=str(sequence_number)
-                )
+                self._skipped.append(sequence_number)
         if collector.done and self._state is _State.PROCESSING:
             self._complete_batch(collector.latest_confirmed, ProcessingComplete())
 
@@ -249,6 +249,15 @@ class BatchTracker(pykka.ThreadingActor):
         self, latest: CompoundSequenceNumber | None, reply: ProcessingComplete
     ) -> None:
         self._cancel_timer()
+        if self._skipped:
+            # One line per batch, however many records the processor skipped.
+            self._log.warning(
+                "Skipping messages due to client failure",
+                skipped=len(self._skipped),
+                first=str(self._skipped[0]),
+                last=str(self._skipped[-1]),
+            )
+            self._skipped = []
         if self._collector is not None:
             acknowledged = len(self._collector.events) - self._collector.pending
             metrics.count("RecordsProcessed", acknowledged, shard_id=self._shard_id)
@@ -361,7 +370,7 @@ class BatchTracker(pykka.ThreadingActor):
             self._log.warning("Failed to checkpoint on shutdown: no answer in time")
             self._finalise(checkpointed=False)
         else:
-            self._log.debug("ignored while shutting down", message=repr(message))
+            self._log.debug("ignored while shutting down", message=type(message).__name__)
 
     def _finalise(self, *, checkpointed: bool) -> None:
         self._cancel_timer()

@@ -181,7 +181,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
             self._on_stopped(self._error or message.error)
             self.actor_ref.stop(block=False)
         else:
-            self._log.warning("unexpected message dropped", message=repr(message))
+            self._log.warning("unexpected message dropped", message=type(message).__name__)
 
     def _current(self, lease: HeldLease) -> _Shard | None:
         """The running shard of this acquisition (same token), if any."""

@@ -208,7 +208,7 @@ class ShardConsumer(pykka.ThreadingActor):
             elif isinstance(message, _Initialized):
                 self._on_initialized(message.error)
         elif not isinstance(message, _CheckParents | _ParentsChecked | _Initialize | _Initialized):
-            self._log.warning("unexpected message dropped", message=repr(message))
+            self._log.warning("unexpected message dropped", message=type(message).__name__)
 
     def _call(self, work: Callable[[], Any], reply: Callable[[Any], object]) -> None:
         """Run ``work`` on the executor; its outcome comes back to this actor as ``reply(...)``."""
