@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from kinesis_actors._config import KclConf, KplConf
 
 __all__ = [
+    "FATAL_PUT_ERROR_CODES",
     "THROTTLING_CODES",
     "ClientHook",
     "add_client_hook",
@@ -48,6 +49,7 @@ __all__ = [
     "describe_aws_error",
     "error_code",
     "error_message",
+    "is_fatal_put_error",
     "is_throttling",
     "list_all_shards",
     "new_client",
@@ -374,6 +376,31 @@ def error_message(error: BaseException) -> str:
 def is_throttling(error: BaseException) -> bool:
     """AWS refused the call for a rate or capacity limit: back off, then try again."""
     return error_code(error) in THROTTLING_CODES
+
+
+#: Error codes of PutRecords (the call, or one entry) that no retry can fix: the stream is
+#: missing, the caller may not write to it, the request is malformed, or its KMS key cannot be
+#: used. Records failing with one of these fail at once instead of retrying until RecordTtl.
+#: (KMSThrottlingException is throttling, and retried.)
+FATAL_PUT_ERROR_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "InvalidArgumentException",
+        "KMSAccessDeniedException",
+        "KMSDisabledException",
+        "KMSInvalidStateException",
+        "KMSNotFoundException",
+        "KMSOptInRequired",
+        "ResourceNotFoundException",
+        "UnrecognizedClientException",
+        "ValidationException",
+    }
+)
+
+
+def is_fatal_put_error(code: str | None) -> bool:
+    """True when a PutRecords error code means every retry would fail the same way."""
+    return code in FATAL_PUT_ERROR_CODES
 
 
 _MAX_MESSAGE_WORDS = 12

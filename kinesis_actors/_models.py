@@ -127,17 +127,42 @@ class ConsumerEvent:
 
 @dataclass(frozen=True)
 class ProducerEvent:
-    """A user record to put. A ``str`` payload is sent UTF-8 encoded."""
+    """A user record to put. A ``str`` payload is sent UTF-8 encoded.
+
+    Types are checked here, at the door: ``payload`` is ``bytes``, ``bytearray``, ``memoryview``
+    or ``str``; ``partition_key`` a ``str``; ``explicit_hash_key`` a ``str`` or ``None``.
+    Anything else raises ``TypeError`` naming the field and the type given (an ``int`` payload
+    would otherwise be sent as that many NUL bytes).
+    """
 
     partition_key: str
-    payload: bytes | str
+    payload: bytes | bytearray | memoryview | str
     explicit_hash_key: str | None = None
     data: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        data = (
-            self.payload.encode("utf-8") if isinstance(self.payload, str) else bytes(self.payload)
-        )
+        payload = self.payload
+        if type(payload) is bytes:
+            data = payload
+        elif isinstance(payload, str):
+            data = payload.encode("utf-8")
+        elif isinstance(payload, bytes | bytearray | memoryview):
+            data = bytes(payload)
+        else:
+            raise TypeError(
+                "ProducerEvent.payload must be bytes, bytearray, memoryview or str, "
+                f"got {type(payload).__name__}"
+            )
+        if not isinstance(self.partition_key, str):
+            raise TypeError(
+                "ProducerEvent.partition_key must be a str, "
+                f"got {type(self.partition_key).__name__}"
+            )
+        if self.explicit_hash_key is not None and not isinstance(self.explicit_hash_key, str):
+            raise TypeError(
+                "ProducerEvent.explicit_hash_key must be a str or None, "
+                f"got {type(self.explicit_hash_key).__name__}"
+            )
         object.__setattr__(self, "data", data)
 
 

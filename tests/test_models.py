@@ -91,3 +91,33 @@ def test_readers_fast_event_is_the_public_one() -> None:
         assert fast.payload_as_string() == "data"
     with pytest.raises(AttributeError):
         fast.payload = b"other"  # type: ignore[misc]
+
+
+# -- issue 12: ProducerEvent checks its types at the door -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("payload", "data"),
+    [(b"raw", b"raw"), (bytearray(b"ba"), b"ba"), (memoryview(b"mv"), b"mv"), ("text", b"text")],
+)
+def test_producer_event_accepts_bytes_like_and_str_payloads(payload: object, data: bytes) -> None:
+    event = ProducerEvent("key", payload)  # type: ignore[arg-type]
+    assert event.data == data and type(event.data) is bytes
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("k", 5), "ProducerEvent.payload must be bytes, bytearray, memoryview or str, got int"),
+        (("k", {"a": 1}), "ProducerEvent.payload must be .* got dict"),
+        (("k", None), "ProducerEvent.payload must be .* got NoneType"),
+        ((7, b"x"), "ProducerEvent.partition_key must be a str, got int"),
+        ((b"k", b"x"), "ProducerEvent.partition_key must be a str, got bytes"),
+        (("k", b"x", 12), "ProducerEvent.explicit_hash_key must be a str or None, got int"),
+    ],
+)
+def test_producer_event_refuses_other_types_naming_field_and_type(
+    args: tuple[object, ...], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        ProducerEvent(*args)  # type: ignore[arg-type]

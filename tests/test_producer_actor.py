@@ -13,6 +13,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -72,10 +73,14 @@ class FakeEngine:
         self.stopped = False
         self.complete_on_stop = True
         self.created_in: str | None = None
+        #: Cleared = add_user_record blocks (the actor is busy), so messages pile up behind it.
+        self.gate = threading.Event()
+        self.gate.set()
         self._cond = threading.Condition()
         self._pending = 0
 
     def add_user_record(self, event: ProducerEvent) -> concurrent.futures.Future[UserRecordResult]:
+        assert self.gate.wait(10), "the test never opened the gate"
         with self._cond:
             if self.stopped:
                 raise ProducerStoppedError("Kinesis producer has been stopped")
@@ -769,3 +774,143 @@ def test_message_ids_are_unique_time_based_uuids() -> None:
     assert {u.version for u in parsed} == {1}
     assert [u.time for u in parsed] == sorted(u.time for u in parsed)
     assert abs(parsed[-1].time - (time.time_ns() // 100 + 0x01B21DD213814000)) < 10**8  # < 10 s
+
+
+# -- issue 12: every send answered exactly once, bad input refused, logs summarised ---------------
+
+
+def test_sends_told_while_the_stop_is_pending_are_answered_never_dropped(
+    actor: pykka.ActorRef[KinesisProducerActor],
+    engine: FakeEngine,
+    probe: pykka.ActorRef[Probe],
+    inbox: queue.Queue[Any],
+) -> None:
+    engine.gate.clear()  # the actor blocks in its first send: everything else queues behind it
+    for i in range(20):
+        actor.tell(SendWithCallback(event(i), message_id=f"early-{i}", reply_to=probe))
+    stopped = actor.stop(block=False)
+    refused = 0
+    late_asks = []
+    for i in range(50):
+        try:
+            actor.tell(SendWithCallback(event(i), message_id=f"late-{i}", reply_to=probe))
+        except pykka.ActorDeadError:
+            refused += 1
+    late_asks.append(actor.ask(SendWithCallback(event(99), message_id="late-ask"), block=False))
+    engine.gate.set()
+    assert stopped.get(timeout=10) is True
+    replies = [inbox.get(timeout=5) for _ in range(20 + 50 - refused)]
+    expect_nothing(inbox)
+    ids = Counter(r.message_id for r in replies)
+    assert set(ids.values()) == {1}, "a send was answered twice"
+    assert {f"early-{i}" for i in range(20)} <= set(ids)
+    late = [r for r in replies if r.message_id.startswith("late-")]
+    assert len(late) == 50 - refused > 0  # the actor was busy: the late tells were accepted
+    for reply in late:
+        assert isinstance(reply, SendFailed)
+        assert isinstance(reply.reason, ProducerStoppedError)
+    outcome = late_asks[0].get(timeout=5).result(timeout=5)
+    assert isinstance(outcome, SendFailed) and isinstance(outcome.reason, ProducerStoppedError)
+
+
+def test_stop_all_answers_asked_sends_queued_behind_it(
+    engine: FakeEngine, start_actor: Callable[..., pykka.ActorRef[KinesisProducerActor]]
+) -> None:
+    actor = start_actor(engine)
+    engine.gate.clear()
+    first = actor.ask(SendWithCallback(event(0), message_id="first"), block=False)
+    stops = pykka.ActorRegistry.stop_all(block=False)
+    late = actor.ask(SendWithCallback(event(1), message_id="behind-stop-all"), block=False)
+    engine.gate.set()
+    for stop in stops:
+        stop.get(timeout=10)
+    assert isinstance(first.get(timeout=5).result(timeout=5), SendSuccessful)
+    outcome = late.get(timeout=5).result(timeout=5)
+    assert isinstance(outcome, SendFailed) and outcome.message_id == "behind-stop-all"
+    assert isinstance(outcome.reason, ProducerStoppedError)
+
+
+@pytest.mark.parametrize(
+    ("message", "named"),
+    [
+        (SendWithCallback(None), "SendWithCallback.producer_event must be a ProducerEvent"),  # type: ignore[arg-type]
+        (Send(b"raw bytes"), "Send.producer_event must be a ProducerEvent, got bytes"),  # type: ignore[arg-type]
+        (SendWithCallback(event(), message_id=7), "message_id must be a str, got int"),  # type: ignore[arg-type]
+        (SendWithCallback(event(), reply_to="me"), "reply_to must be a pykka.ActorRef or None"),  # type: ignore[arg-type]
+        ("what is this", "does not handle str messages"),
+    ],
+)
+def test_a_malformed_ask_returns_send_failed_with_a_type_error_and_the_actor_serves_on(
+    actor: pykka.ActorRef[KinesisProducerActor], engine: FakeEngine, message: Any, named: str
+) -> None:
+    answer = actor.ask(message, timeout=5)
+    if isinstance(message, SendWithCallback):
+        answer = answer.result(timeout=5)  # the ask of a SendWithCallback is a future, as always
+    assert isinstance(answer, SendFailed)
+    assert isinstance(answer.reason, TypeError)
+    assert named in str(answer.reason)
+    good = actor.ask(SendWithCallback(event(1), message_id="good"), timeout=5)
+    engine.wait_records(1)
+    engine.complete_all()
+    assert isinstance(good.result(timeout=5), SendSuccessful)
+
+
+def test_malformed_tells_are_answered_to_reply_to_or_logged_once(
+    actor: pykka.ActorRef[KinesisProducerActor],
+    probe: pykka.ActorRef[Probe],
+    inbox: queue.Queue[Any],
+) -> None:
+    with capture_logs() as logs:
+        actor.tell(SendWithCallback(None, message_id="none-event", reply_to=probe))  # type: ignore[arg-type]
+        for _ in range(10):
+            actor.tell(Send(None))  # type: ignore[arg-type]
+        stats = actor.ask(GetStats(), timeout=5)
+    reply = inbox.get(timeout=5)
+    assert isinstance(reply, SendFailed) and reply.message_id == "none-event"
+    assert isinstance(reply.reason, TypeError) and "got NoneType" in str(reply.reason)
+    expect_nothing(inbox)
+    refusals = [e for e in logs if e["event"] == "malformed message refused"]
+    assert len(refusals) == 2  # one line per kind of mistake, not one per message
+    assert stats.failed == 11
+    assert actor.is_alive()
+
+
+def test_a_failing_stream_logs_one_line_per_condition_not_one_per_record(
+    actor: pykka.ActorRef[KinesisProducerActor],
+    engine: FakeEngine,
+    probe: pykka.ActorRef[Probe],
+    inbox: queue.Queue[Any],
+) -> None:
+    long_attempts = tuple(
+        Attempt(0.1 * i, 0.02, "ServiceUnavailable", "x" * 5000) for i in range(300)
+    )
+    error = UserRecordFailedError(UserRecordResult(None, None, long_attempts, successful=False))
+    with capture_logs() as logs:
+        for i in range(200):
+            actor.tell(SendWithCallback(event(i), message_id=f"m{i}", reply_to=probe))
+        engine.wait_records(200)
+        for i in range(200):
+            engine.future(i).set_exception(error)
+        replies = [inbox.get(timeout=5) for _ in range(200)]
+        actor.ask(GetStats(), timeout=5)
+    assert all(isinstance(r, SendFailed) for r in replies)
+    failures = [e for e in logs if e["event"] == "Record failed to put"]
+    assert len(failures) == 1
+    assert failures[0]["attempt_count"] == 300
+    assert all(len(repr(e)) < 2048 for e in logs), "a log line longer than 2 KB"
+
+
+def test_undeliverable_replies_are_summarised(
+    actor: pykka.ActorRef[KinesisProducerActor],
+    engine: FakeEngine,
+    probe: pykka.ActorRef[Probe],
+) -> None:
+    for i in range(50):
+        actor.tell(SendWithCallback(event(i), message_id=f"m{i}", reply_to=probe))
+    engine.wait_records(50)
+    probe.stop()
+    with capture_logs() as logs:
+        engine.complete_all()
+        wait_until(lambda: actor.ask(GetStats()).sent == 50)
+    lines = [e for e in logs if e["event"] == "could not deliver to reply_to"]
+    assert len(lines) == 1

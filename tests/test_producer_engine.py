@@ -454,3 +454,66 @@ def test_engine_publishes_the_kpl_metrics(make_producer: Any) -> None:
     assert memory.total("UserRecordsPut", stream="stream") - before == 25
     assert memory.total("UserRecordsReceived", stream="stream") >= 25
     assert memory.snapshot()["observations"]["PutRecordsLatency{stream=stream}"]["count"] >= 1
+
+
+# -- issue 12: types at the door, fatal codes fail fast ------------------------------------------
+
+
+def test_add_user_record_refuses_what_is_not_a_producer_event(make_producer: Any) -> None:
+    producer = make_producer()
+    with pytest.raises(TypeError, match="add_user_record expects a ProducerEvent, got str"):
+        producer.add_user_record("text")
+    assert producer.outstanding_records_count() == 0
+
+
+def _fail_calls(client: Any, code: str) -> list[int]:
+    """Every PutRecords call fails whole with ``code``; returns a live call counter."""
+    seen = [0]
+
+    def hook(request: Any, **_: Any) -> AWSResponse:
+        seen[0] += 1
+        headers = HTTPHeaders()
+        headers["Content-Type"] = "application/x-amz-json-1.1"
+        body = json.dumps({"__type": code, "message": f"injected {code}"}).encode()
+        return AWSResponse(request.url, 400, headers, _Body(body))
+
+    client.meta.events.register_first("before-send.kinesis.PutRecords", hook)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "code", ["ResourceNotFoundException", "AccessDeniedException", "KMSDisabledException"]
+)
+def test_a_fatal_call_error_fails_the_records_at_once_naming_the_code(
+    make_producer: Any, client: Any, code: str
+) -> None:
+    calls = _fail_calls(client, code)
+    producer = make_producer(RecordTtl=60_000)  # retrying until the TTL would take a minute
+    with capture_logs() as logs:
+        futures = [producer.add_user_record(event(f"k{i}")) for i in range(20)]
+        errors = [f.exception(timeout=10) for f in futures]
+    for error in errors:
+        assert isinstance(error, UserRecordFailedError)
+        assert code in str(error)
+        assert [a.error_code for a in error.result.attempts] == [code]
+    assert calls[0] <= 2
+    assert len([e for e in logs if e["event"] == "PutRecords call failed"]) <= 1
+
+
+@pytest.mark.parametrize("code", ["KMSNotFoundException", "KMSAccessDeniedException"])
+def test_a_fatal_entry_error_fails_that_record_at_once(
+    make_producer: Any, client: Any, code: str
+) -> None:
+    fail_entries(client, code, times=1)
+    producer = make_producer(RecordTtl=60_000, AggregationEnabled=False)
+    future = producer.add_user_record(event("k"))
+    error = future.exception(timeout=10)
+    assert isinstance(error, UserRecordFailedError) and code in str(error)
+    assert len(error.result.attempts) == 1
+
+
+def test_a_throttled_call_is_still_retried_until_it_passes(make_producer: Any, client: Any) -> None:
+    throttle_calls(client, 3)
+    producer = make_producer()
+    result = producer.add_user_record(event("k")).result(timeout=10)
+    assert [a.error_code for a in result.attempts[:-1]] == [THROTTLED] * 3

@@ -102,6 +102,7 @@ class KplConf:
     request_timeout: float = setting("RequestTimeout", duration(MS, 0.1, 600.0))
     verify_certificate: bool = setting("VerifyCertificate", boolean)
     max_user_record_size: int = setting("MaxUserRecordSize", integer(64, 10 * 1024 * 1024))
+    exit_flush_timeout: float = setting("ExitFlushTimeout", duration(MS, 0.0, 600.0))
     credentials_provider: tuple[str, ...] = setting("AWSCredentialsProvider", credentials_providers)
     assume_role: AssumeRoleConf = section("", AssumeRoleConf)
 

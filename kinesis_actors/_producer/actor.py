@@ -35,10 +35,11 @@ from kinesis_actors._errors import (
     InvalidRecordError,
     ProducerStoppedError,
     QueueFullError,
-    UserRecordFailedError,
 )
+from kinesis_actors._exit import ACTORS, at_exit
+from kinesis_actors._log_summary import LogSummary
 from kinesis_actors._logging import get_logger
-from kinesis_actors._models import UserRecordResult
+from kinesis_actors._models import ProducerEvent, UserRecordResult
 from kinesis_actors._producer.engine_protocol import ProducerEngine
 from kinesis_actors._producer.futures import outcome
 from kinesis_actors._producer.handoff import EngineFuture, Handoff
@@ -51,7 +52,13 @@ from kinesis_actors._producer.messages import (
     SendSuccessful,
     SendWithCallback,
 )
-from kinesis_actors._pykka_compat import SimpleQueueInbox
+from kinesis_actors._producer.send_checks import (
+    attempt_fields,
+    error_code_of,
+    failed_outcome,
+    malformed,
+)
+from kinesis_actors._pykka_compat import SimpleQueueInbox, drain_inbox
 from kinesis_actors._scheduling import Cancellable, schedule_once
 
 __all__ = ["UNTHROTTLE_THRESHOLD", "KinesisProducerActor"]
@@ -77,8 +84,17 @@ class _Drain:
     """Wake-up: completed records wait in the hand-off queue."""
 
 
+@dataclass(frozen=True)
+class _AtExit:
+    """The interpreter exits and nobody stopped this actor: stop within ``timeout`` seconds."""
+
+    timeout: float
+
+
 _UNTHROTTLE = _UnThrottle()
 _DRAIN = _Drain()
+#: Fallback of the exit bound for an actor given an engine without one.
+_DEFAULT_EXIT_FLUSH_TIMEOUT = 5.0
 
 
 def _default_engine(conf: ProducerConf) -> ProducerEngine:
@@ -119,25 +135,17 @@ class _State(enum.Enum):
     STOPPING = "stopping"
 
 
-def _attempts(exc: BaseException) -> list[dict[str, Any]]:
-    if not isinstance(exc, UserRecordFailedError):
-        return []
-    return [
-        {
-            "delay": round(a.delay, 6),
-            "duration": round(a.duration, 6),
-            "error_code": a.error_code,
-            "error_message": a.error_message,
-        }
-        for a in exc.result.attempts
-    ]
-
-
 # -- the actor ------------------------------------------------------------------------------------
 
 
 class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
     """Puts ``Send`` / ``SendWithCallback`` records through a ``KinesisProducer``.
+
+    Every send is answered exactly once, in every state: a malformed one with ``SendFailed``
+    (a ``TypeError`` naming what was wrong), one arriving while the stop is pending with
+    ``SendFailed`` (``ProducerStoppedError``); after the stop, ``tell`` raises
+    ``ActorDeadError``. Its thread is a daemon: an actor nobody stopped is stopped at
+    interpreter exit, flushing for at most ``kpl.ExitFlushTimeout``.
 
     Start it with a ``ProducerConf``, with a HOCON tree and a producer name, or with an engine
     you built (then throttling and retries come from the keywords)::
@@ -149,6 +157,9 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
     ``stop()`` sends every queued message, flushes, waits for the outcomes (they are delivered)
     and then stops the engine (unless ``stop_engine=False``).
     """
+
+    #: A forgotten actor must not hold the interpreter at exit; the exit hook stops it.
+    use_daemon_thread = True
 
     def __init__(
         self,
@@ -181,11 +192,13 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
                 stop_timeout = per_try * (failed_send_retries + 1)
             name = conf.name
             stream: str | None = conf.stream_name
+            exit_timeout = conf.kpl.exit_flush_timeout
         elif callable(getattr(source, "add_user_record", None)):
             conf = None
             engine = source
             name = producer_name or "producer"
             stream = getattr(source, "stream_name", None)
+            exit_timeout = getattr(source, "exit_flush_timeout", _DEFAULT_EXIT_FLUSH_TIMEOUT)
         else:
             raise TypeError(
                 f"expected a ProducerConf, a config tree and a name, or a KinesisProducer; "
@@ -212,6 +225,11 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         self._stop_engine = stop_engine
         self._stop_timeout = _DEFAULT_STOP_TIMEOUT if stop_timeout is None else stop_timeout
         self._log = log.bind(producer=name, stream=stream)
+        # Failures, refusals and undeliverable replies: one line per kind per interval.
+        self._summary = LogSummary(self._log)
+        self._exit_timeout = float(exit_timeout)
+        self._exiting = False
+        self._cancel_exit_hook: Callable[[], None] | None = None
 
         self._handoff = Handoff(self.actor_ref, _DRAIN)
         self._state = _State.PROCESSING
@@ -228,6 +246,7 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
 
     def on_start(self) -> None:
         """Build the engine here, on the actor's thread, so creating the actor has no I/O."""
+        self._cancel_exit_hook = at_exit(self._stop_at_exit, ACTORS)
         if self._engine is not None:
             self._log.debug("producer actor started on a given engine")
             return
@@ -252,6 +271,18 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
     def on_stop(self) -> None:
         self._shutdown()
 
+    def _stop_at_exit(self) -> None:
+        """The exit hook (main thread): stop this forgotten actor within the exit bound."""
+        ref = self.actor_ref
+        if not tell(ref, _AtExit(self._exit_timeout)):
+            return
+        try:
+            ref.stop(block=True, timeout=self._exit_timeout + 2.0)
+        except pykka.Timeout:
+            self._log.warning(
+                "producer actor did not stop at exit in time", timeout=self._exit_timeout
+            )
+
     def on_failure(self, *exc_info: Any) -> None:
         """A bug in this actor must not strand callers nor leak the engine's threads."""
         self._log.error("producer actor crashed; shutting down", exc_info=exc_info[1])
@@ -260,24 +291,40 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
     # -- messages -----------------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
-        # The two messages of every record first, by exact type: the cheapest test.
-        cls = type(message)
-        if cls is SendWithCallback and message.reply_to is not None:
-            self._accept(message)
-            return None
-        if cls is _Drain:
-            self._complete_batch(self._handoff.take_all())
-            return None
-        if isinstance(message, SendWithCallback):
+        try:
+            # The two messages of every record first, by exact type: the cheapest tests.
+            cls = type(message)
+            if (
+                cls is SendWithCallback
+                and type(message.reply_to) is pykka.ActorRef
+                and type(message.producer_event) is ProducerEvent
+                and type(message.message_id) is str
+            ):
+                self._accept(message)
+                return None
+            if cls is _Drain:
+                self._complete_batch(self._handoff.take_all())
+                return None
+            return self._receive_other(message)
+        except Exception as exc:
+            # A bug here must neither kill the shared actor nor raise to an asker.
+            self._log.exception("producer actor failed to handle a message")
+            return self._refuse(message, exc)
+
+    def _receive_other(self, message: Any) -> Any:
+        if isinstance(message, SendWithCallback | Send):
+            problem = malformed(message)
+            if problem is not None:
+                return self._refuse(message, TypeError(problem))
+            if isinstance(message, Send):
+                self._accept(message)
+                return None
             if message.reply_to is not None:
                 self._accept(message)
                 return None
             answer: concurrent.futures.Future[SendOutcome] = concurrent.futures.Future()
             self._accept(_Pending(message, answer))
             return answer
-        if isinstance(message, Send):
-            self._accept(message)
-            return None
         if isinstance(message, _Drain):
             self._complete_batch(self._handoff.take_all())
             return None
@@ -287,11 +334,48 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
             return None
         if isinstance(message, GetStats):
             stats = self._stats()
-            if message.reply_to is not None:
+            if isinstance(message.reply_to, pykka.ActorRef):
                 self._tell(message.reply_to, stats)
             return stats
-        self._log.warning("unexpected message ignored", message=repr(message)[:200])
-        return None
+        if isinstance(message, _AtExit):
+            self._exiting = True
+            self._stop_timeout = min(self._stop_timeout, message.timeout)
+            return None
+        return self._refuse(
+            message,
+            TypeError(
+                f"KinesisProducerActor does not handle {type(message).__name__} messages "
+                "(send Send, SendWithCallback or GetStats)"
+            ),
+            event="unexpected message ignored",
+        )
+
+    def _refuse(
+        self, message: Any, reason: BaseException, event: str = "malformed message refused"
+    ) -> Any:
+        """Answer a message the actor cannot take: to ``reply_to``, else as the ask's result.
+
+        A ``SendWithCallback`` asked without ``reply_to`` gets what a good one gets, a future
+        of the outcome; anything else gets the ``SendFailed`` itself.
+        """
+        self._failed += 1
+        failed = failed_outcome(message, reason)
+        self._summary.warning(
+            (event, type(message).__name__, str(reason)),
+            event,
+            message_type=type(message).__name__,
+            message=repr(message),
+            reason=f"{type(reason).__name__}: {reason}",
+        )
+        reply_to = getattr(message, "reply_to", None)
+        if isinstance(reply_to, pykka.ActorRef):
+            self._tell(reply_to, failed)
+            return None
+        if isinstance(message, SendWithCallback):
+            answer: concurrent.futures.Future[SendOutcome] = concurrent.futures.Future()
+            answer.set_result(failed)
+            return answer
+        return failed
 
     def _stats(self) -> ProducerActorStats:
         return ProducerActorStats(
@@ -466,16 +550,17 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
             "message_id": message.message_id,
             "partition_key": event.partition_key,
             "payload_bytes": len(event.data),
-            "attempts": _attempts(reason),
+            **attempt_fields(reason),
             "retries": entry.retries if isinstance(entry, _Pending) else 0,
             "reason": f"{type(reason).__name__}: {reason}",
         }
+        key = (type(message), type(reason), error_code_of(reason))
         if isinstance(message, SendWithCallback):
-            self._log.warning("Record failed to put", **fields)
+            self._summary.warning(key, "Record failed to put", **fields)
             self._deliver(entry, SendFailed(event, message.message_id, reason))
         else:
             # Send has no one to tell: the log is the report, so it is an error.
-            self._log.error("Record of a Send failed to put", **fields)
+            self._summary.error(key, "Record of a Send failed to put", **fields)
 
     def _deliver(self, entry: _Entry, outcome: SendOutcome) -> None:
         if isinstance(entry, _Pending):
@@ -500,7 +585,8 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         else:
             error = "ActorDeadError: the actor is not running"
         if not delivered:
-            self._log.warning(
+            self._summary.warning(
+                ("undeliverable", type(message).__name__, error),
                 "could not deliver to reply_to",
                 reply_to=str(ref),
                 message_type=type(message).__name__,
@@ -515,6 +601,10 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
             return
         self._state = _State.STOPPING
         self._handoff.close()
+        if self._cancel_exit_hook is not None:
+            self._cancel_exit_hook()
+        # Sends told while the stop was pending wait behind Pykka's stop message: answer them.
+        drain_inbox(self, self._answer_late)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -526,6 +616,8 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
             )
             while self._queue:
                 self._fail(self._queue.popleft(), reason)
+            drain_inbox(self, self._answer_late)
+            self._summary.flush()
             return
         while self._queue:
             self._dispatch(self._queue.popleft())
@@ -544,7 +636,11 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
             self._await_in_flight(deadline)
         if self._stop_engine:
             try:
-                engine.stop()  # flushes synchronously, then releases the engine's threads
+                # Flushes synchronously, then releases the engine's threads.
+                if self._exiting:
+                    engine.stop(timeout=max(0.0, deadline - time.monotonic()))
+                else:
+                    engine.stop()
             except Exception:
                 self._log.exception("engine stop failed")
             self._engine = None  # no retries once the engine is gone
@@ -558,9 +654,49 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
             self._in_flight.clear()
             for entry in stranded:
                 self._fail(entry, reason)
+        drain_inbox(self, self._answer_late)  # a tell that raced with the stop
+        self._summary.flush()
+        if self._exiting:
+            self._log.warning(
+                "producer actor was never stopped: stopped at interpreter exit",
+                sent=self._sent,
+                failed=self._failed,
+                exit_flush_timeout=self._exit_timeout,
+            )
         self._log.info(
             "producer actor stopped", sent=self._sent, failed=self._failed, retried=self._retried
         )
+
+    def _answer_late(self, message: Any, reply_to: pykka.Future[Any] | None) -> bool:
+        """A message found in the inbox once stopping: answer it as ``on_receive`` would."""
+        if isinstance(message, SendWithCallback | Send):
+            late = ProducerStoppedError("the producer actor was stopping when this send arrived")
+            answer = self._refuse_late(message, late)
+            if reply_to is not None:
+                reply_to.set(answer)
+            return True
+        if isinstance(message, GetStats):
+            stats = self._stats()
+            if isinstance(message.reply_to, pykka.ActorRef):
+                self._tell(message.reply_to, stats)
+            if reply_to is not None:
+                reply_to.set(stats)
+            return True
+        if isinstance(message, _Drain | _UnThrottle | _AtExit):
+            if reply_to is not None:
+                reply_to.set(None)
+            return True
+        return False  # Pykka's own (its stop requests) and unknown messages: Pykka settles them
+
+    def _refuse_late(self, message: Send | SendWithCallback, reason: BaseException) -> Any:
+        if malformed(message) is not None:
+            return self._refuse(message, reason)
+        if isinstance(message, SendWithCallback) and message.reply_to is None:
+            answer: concurrent.futures.Future[SendOutcome] = concurrent.futures.Future()
+            self._fail(_Pending(message, answer), reason)
+            return answer
+        self._fail(message, reason)
+        return None
 
     def _await_in_flight(self, deadline: float) -> None:
         for future in self._handoff.take_all():

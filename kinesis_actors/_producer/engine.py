@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -23,7 +23,10 @@ from kinesis_actors import metrics
 from kinesis_actors._aws import producer_client
 from kinesis_actors._config import KplConf, ProducerConf, resolve_producer_conf
 from kinesis_actors._errors import InvalidRecordError, ProducerStoppedError
+from kinesis_actors._exit import ENGINES, at_exit
 from kinesis_actors._logging import get_logger
+from kinesis_actors._models import ProducerEvent
+from kinesis_actors._producer.call_pool import CallPool
 from kinesis_actors._producer.futures import RecordFuture
 from kinesis_actors._producer.pipeline import Pipeline, PutRequest, error_code
 from kinesis_actors._producer.records import UserRecord, validate
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
     from mypy_boto3_kinesis.type_defs import ShardTypeDef
 
-    from kinesis_actors._models import ProducerEvent, UserRecordResult
+    from kinesis_actors._models import UserRecordResult
 
 __all__ = ["STOPPED", "EngineStats", "KinesisProducer"]
 
@@ -88,7 +91,8 @@ class KinesisProducer:
     ``UserRecordResult`` or fails with ``UserRecordFailedError`` (every attempt attached) or,
     for a record that breaks a limit, with an ``InvalidRecordError``. Callers must apply
     back-pressure themselves by polling ``outstanding_records_count``, and must call ``stop``
-    (or use ``with``): records still buffered when the interpreter exits are lost.
+    (or use ``with``). One never stopped is stopped at interpreter exit: it flushes for at most
+    ``ExitFlushTimeout``, fails what is left with error code "Stopped" and logs one warning.
     """
 
     def __init__(
@@ -127,14 +131,14 @@ class KinesisProducer:
         self._stop_deadline = float("inf")
         self._closed = False
         self._failure: BaseException | None = None
-        self._executor = ThreadPoolExecutor(
-            max_workers=kpl.max_connections,
-            thread_name_prefix=f"kinesis-producer-{self.stream_name}",
-        )
+        self._executor = CallPool(kpl.max_connections, f"kinesis-producer-{self.stream_name}")
+        #: How long a producer nobody stopped flushes at interpreter exit (``ExitFlushTimeout``).
+        self.exit_flush_timeout = kpl.exit_flush_timeout
         self._engine = threading.Thread(
             target=self._run, name=f"kinesis-producer-engine-{self.stream_name}", daemon=True
         )
         self._engine.start()
+        self._cancel_exit_hook = at_exit(self._stop_at_exit, ENGINES)
         self._log.info(
             "producer started",
             aggregation=kpl.aggregation_enabled,
@@ -151,6 +155,8 @@ class KinesisProducer:
         Raises ``ProducerStoppedError`` once ``stop`` was called. A record that breaks a limit
         gets a future failed with the matching ``InvalidRecordError``; nothing else is affected.
         """
+        if type(event) is not ProducerEvent and not isinstance(event, ProducerEvent):
+            raise TypeError(f"add_user_record expects a ProducerEvent, got {type(event).__name__}")
         if self._stopping:
             raise ProducerStoppedError(self._stopped_message())
         future = RecordFuture()
@@ -221,6 +227,7 @@ class KinesisProducer:
         with error code "Stopped". A request already on the wire may add up to its timeout.
         Called from a future's callback (the engine thread), it only starts the stop.
         """
+        self._cancel_exit_hook()
         with self._lifecycle:
             if not self._stopping:
                 budget = timeout
@@ -232,6 +239,23 @@ class KinesisProducer:
         self._wake.set()
         if threading.current_thread() is not self._engine:
             self._engine.join()
+
+    def _stop_at_exit(self) -> None:
+        """The exit hook: flush within the exit bound, fail the rest, say so once."""
+        if self._stopping:
+            return  # stopped meanwhile (by the actor that owns it, or the engine failed)
+        before = self._pipeline.stats
+        put, failed = before.user_records_put, before.user_records_failed
+        outstanding = self.outstanding_records_count()
+        self.stop(timeout=self.exit_flush_timeout)
+        stats = self._pipeline.stats
+        self._log.warning(
+            "producer was never stopped: flushed at interpreter exit",
+            outstanding_at_exit=outstanding,
+            put_at_exit=stats.user_records_put - put,
+            failed_at_exit=stats.user_records_failed - failed,
+            exit_flush_timeout=self.exit_flush_timeout,
+        )
 
     @property
     def destroyed(self) -> bool:
@@ -281,11 +305,12 @@ class KinesisProducer:
                 "EngineFailure", f"producer engine failed: {exc!r}", self._clock()
             )
         finally:
-            self._executor.shutdown(wait=True)
+            self._executor.shutdown()
             self._closed = True
             self._fail_unsent()
             self._progress.set()
             self._publish_metrics()
+            self._pipeline.flush_logs()
             stats = self._pipeline.stats
             self._log.info(
                 "producer stopped",

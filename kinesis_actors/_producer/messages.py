@@ -60,6 +60,8 @@ class SendSuccessful:
 class SendFailed:
     """The record was not put; ``event`` is returned so the caller can persist or retry it.
 
+    (For a malformed message, ``event`` is whatever it carried, and ``reason`` a ``TypeError``.)
+
     ``reason`` is usually a ``UserRecordFailedError`` (its ``result.attempts`` say why), an
     ``InvalidRecordError``, ``QueueFullError`` or ``ProducerStoppedError``.
     """

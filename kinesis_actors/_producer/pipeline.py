@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 from kinesis_actors._aggregation import AggregateBuilder
 from kinesis_actors._aws import error_code as aws_error_code
-from kinesis_actors._aws import error_message
+from kinesis_actors._aws import error_message, is_fatal_put_error
 from kinesis_actors._errors import UserRecordFailedError
+from kinesis_actors._log_summary import LogSummary
 from kinesis_actors._models import Attempt, UserRecordResult
 from kinesis_actors._producer.futures import finish_all
 from kinesis_actors._producer.limiter import ShardLimiter
@@ -127,6 +128,8 @@ class Pipeline:
         #: User records accepted and not finished yet.
         self.pending = 0
         self._log = log
+        # Failing calls and entries: one line per error code per interval, not one per call.
+        self._failures = LogSummary(log)
         self._aggregation = kpl.aggregation_enabled
         self._aggregate_max_count = kpl.aggregation_max_count
         # An aggregate is one Kinesis record: it must also fit the record limit with its key "a".
@@ -360,11 +363,14 @@ class Pipeline:
         if response is None:
             code, message = error_code(error) if error is not None else ("Unknown", "no response")
             self.stats.put_records_call_errors += 1
-            self._log.warning(
+            self._failures.warning(
+                ("call", code),
                 "PutRecords call failed",
+                now,
                 error_code=code,
                 error_message=message,
                 kinesis_records=len(request.records),
+                fatal=is_fatal_put_error(code),
             )
             for record in request.records:
                 self._retry_or_fail(record, code, message, start, end, now, retries)
@@ -393,7 +399,12 @@ class Pipeline:
                             record, code, result.get("ErrorMessage") or "", start, end, now, retries
                         )
                 if failed_codes:
-                    self._log.info("PutRecords entries failed", error_codes=failed_codes)
+                    self._failures.info(
+                        ("entries", *sorted(failed_codes)),
+                        "PutRecords entries failed",
+                        now,
+                        error_codes=failed_codes,
+                    )
         if retries:
             self.stats.user_record_retries += len(retries)
             self._route(retries, now)
@@ -491,8 +502,11 @@ class Pipeline:
         throttled = code == THROTTLED
         if throttled:
             self.stats.throttled_records += 1
+        # A code no retry can fix (missing stream, no permission, KMS key unusable) fails the
+        # records at once, naming it, instead of retrying until RecordTtl says "Expired".
+        fail_now = is_fatal_put_error(code) or (throttled and self._fail_if_throttled)
         for user_record in record.records:
-            if throttled and self._fail_if_throttled:
+            if fail_now:
                 self._fail(user_record, code, message, start, end)
                 continue
             self._add_attempt(user_record, code, message, start, end)
@@ -522,6 +536,10 @@ class Pipeline:
         self.pending -= 1
 
     # -- teardown --------------------------------------------------------------------------------
+
+    def flush_logs(self) -> None:
+        """Log the failure counts still held back by the per-interval summary."""
+        self._failures.flush()
 
     def fail_all(self, code: str, message: str, now: float) -> int:
         """Fail every record still held anywhere, in flight included; returns how many."""
