@@ -110,8 +110,11 @@ def test_reliability_run_command_succeeds(
 
 
 def test_reliability_rejects_unknown_faults(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["reliability", "run", "--chaos", "meteor"]) == 1
+    with pytest.raises(SystemExit) as exited:
+        main(["reliability", "run", "--chaos", "meteor"])
+    assert exited.value.code == 2  # a usage error (issue 13): argparse's exit code
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        "kinesis-actors reliability: unknown fault(s) meteor; known: sigkill, graceful, reshard, throttle"
-    ]
+    assert len(err) == 1
+    assert (
+        "unknown fault(s) meteor; known: sigkill, graceful, reshard, throttle" in err[0]
+    )

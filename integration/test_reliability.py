@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from kinesis_actors.reliability._run import FAULTS, RunOptions, run_test
+from kinesis_actors.reliability._chaos import FAULTS
+from kinesis_actors.reliability._run import RunOptions, run_test
 from kinesis_actors.testing._local import LocalKinesis
 
 MESSAGES = 20_000

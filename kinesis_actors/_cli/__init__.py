@@ -18,38 +18,49 @@ import botocore.exceptions
 import structlog
 
 from kinesis_actors._aws import describe_aws_error
-from kinesis_actors._cli import leases, local, put, tail
+from kinesis_actors._cli import leases, local, put, reliability, streams, tail
 from kinesis_actors._cli._args import OneLineParser
 from kinesis_actors._errors import KinesisActorsError
 from kinesis_actors._signals import StopRequested
 from kinesis_actors._version import __version__
-from kinesis_actors.reliability import _run as reliability
 
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Iterator, Sequence
-    from types import ModuleType
 
 __all__ = ["configure_logging", "error_line", "main"]
 
 _LOG_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
-#: name -> (module, its run function, one-line help)
-_COMMANDS: dict[str, tuple[ModuleType, Callable[[argparse.Namespace], int], str]] = {
+#: name -> (adds its arguments, runs it and returns the exit code, one-line help)
+_COMMANDS: dict[
+    str,
+    tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str],
+] = {
     "local": (
-        local,
+        local.add_arguments,
         local.run_local,
         "start kinesalite + dynalite on loopback until stopped (or install them with --install)",
     ),
-    "put": (put, put.run_put, "put lines from stdin as records, one per line"),
-    "tail": (tail, tail.run_tail, "print a stream's records, deaggregated"),
+    "create-stream": (
+        streams.add_create_arguments,
+        streams.run_create_stream,
+        "create a stream and wait until it is ACTIVE",
+    ),
+    "delete-stream": (
+        streams.add_delete_arguments,
+        streams.run_delete_stream,
+        "delete a stream (needs --yes) and wait until it is gone",
+    ),
+    "put": (put.add_arguments, put.run_put, "put lines from stdin as records, one per line"),
+    "tail": (tail.add_arguments, tail.run_tail, "print a stream's records, deaggregated"),
     "leases": (
-        leases,
+        leases.add_arguments,
         leases.run_leases,
         "print a lease table (owners, counters, checkpoints), or delete it",
     ),
     "reliability": (
-        reliability,
+        reliability.add_arguments,
         reliability.run_reliability,
         "the reliability test: producer and consumers verified end to end, under faults too",
     ),
@@ -92,9 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="debug logging (default: INFO)"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name, (module, run, help_text) in _COMMANDS.items():
+    for name, (add_arguments, run, help_text) in _COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(sub)
+        add_arguments(sub)
         sub.set_defaults(run=run)
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import NoReturn
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "port_number",
     "positive_float",
     "positive_int",
+    "usage_error",
 ]
 
 
@@ -74,3 +76,9 @@ def non_negative_float(text: str) -> float:
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
     return value
+
+
+def usage_error(command: str, message: str) -> int:
+    """Report a usage error found after parsing (e.g. a missing ``--yes``); exit code 2."""
+    print(f"kinesis-actors {command}: error: {message}", file=sys.stderr)
+    return 2

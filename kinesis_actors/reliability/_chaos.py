@@ -1,6 +1,7 @@
-"""Throttling that no emulator produces, injected through botocore event hooks.
+"""The faults of ``reliability run --chaos``: the scenarios, resharding, and injected throttling.
 
-A share of PutRecords entries fails with ``ProvisionedThroughputExceededException`` (a partial
+Throttling that no emulator produces is injected through botocore event hooks: a share of
+PutRecords entries fails with ``ProvisionedThroughputExceededException`` (a partial
 failure, as Kinesis reports it: those entries are never sent, so they are not stored), a share of
 GetRecords calls and of lease-table writes fail whole (the request never leaves the client).
 The library must absorb all of it: retries by the producer engine, backoff by the shard workers
@@ -9,16 +10,37 @@ and the lease coordinator.
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-from kinesis_actors._aws import add_client_hook, remove_client_hook
+from kinesis_actors._aws import add_client_hook, list_all_shards, remove_client_hook
+from kinesis_actors._logging import get_logger
 
-__all__ = ["ThrottleInjector"]
+__all__ = [
+    "FAULTS",
+    "THROTTLE_ENV",
+    "THROTTLE_RATES",
+    "ThrottleInjector",
+    "injector_from_env",
+    "merge_shards",
+    "parse_faults",
+    "split_shard",
+]
+
+log = get_logger(__name__)
+
+#: Fault scenarios of ``--chaos``.
+FAULTS: Final = ("sigkill", "graceful", "reshard", "throttle")
+#: Injected throttling rates: PutRecords entries, GetRecords calls, lease-table writes.
+THROTTLE_RATES: Final = (0.10, 0.05, 0.10)
+#: How the run passes the throttling rates to its consumer processes.
+THROTTLE_ENV: Final = "KINESIS_ACTORS_INJECT_THROTTLING"
 
 _LEASE_WRITES = ("PutItem", "UpdateItem", "DeleteItem")
 
@@ -118,3 +140,67 @@ class ThrottleInjector:
             "The level of configured provisioned throughput for the table was exceeded (injected)",
             "application/x-amz-json-1.0",
         )
+
+
+def parse_faults(text: str) -> tuple[str, ...]:
+    """``--chaos``: comma-separated names of :data:`FAULTS`, or "all".
+
+    Raises:
+        ValueError: an unknown fault name.
+    """
+    if text.strip() == "all":
+        return FAULTS
+    faults = tuple(f.strip() for f in text.split(",") if f.strip())
+    unknown = [f for f in faults if f not in FAULTS]
+    if unknown:
+        raise ValueError(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(FAULTS)}")
+    return faults
+
+
+def injector_from_env() -> ThrottleInjector | None:
+    """The throttling a consumer process was asked for (:data:`THROTTLE_ENV`), installed."""
+    rates = os.environ.get(THROTTLE_ENV)
+    if not rates:
+        return None
+    put, get, lease = (float(part) for part in rates.split(","))
+    injector = ThrottleInjector(put_entries=put, get_calls=get, lease_writes=lease)
+    injector.install()
+    return injector
+
+
+def _open_shards(kinesis: Any, stream: str) -> list[Any]:
+    shards = list_all_shards(kinesis, stream)
+    return [s for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"]]
+
+
+def split_shard(kinesis: Any, stream: str) -> None:
+    """Split the first open shard in the middle of its hash range."""
+    shard = _open_shards(kinesis, stream)[0]
+    start, end = (
+        int(shard["HashKeyRange"]["StartingHashKey"]),
+        int(shard["HashKeyRange"]["EndingHashKey"]),
+    )
+    kinesis.split_shard(
+        StreamName=stream,
+        ShardToSplit=shard["ShardId"],
+        NewStartingHashKey=str((start + end) // 2 + 1),
+    )
+    log.info("chaos: split shard", shard_id=shard["ShardId"])
+
+
+def merge_shards(kinesis: Any, stream: str) -> None:
+    """Merge the first two adjacent open shards."""
+    open_shards = sorted(
+        _open_shards(kinesis, stream), key=lambda s: int(s["HashKeyRange"]["StartingHashKey"])
+    )
+    for left, right in itertools.pairwise(open_shards):
+        if int(left["HashKeyRange"]["EndingHashKey"]) + 1 == int(
+            right["HashKeyRange"]["StartingHashKey"]
+        ):
+            kinesis.merge_shards(
+                StreamName=stream,
+                ShardToMerge=left["ShardId"],
+                AdjacentShardToMerge=right["ShardId"],
+            )
+            log.info("chaos: merged shards", shards=[left["ShardId"], right["ShardId"]])
+            return
