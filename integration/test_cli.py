@@ -115,6 +115,4 @@ def test_reliability_rejects_unknown_faults(capsys: pytest.CaptureFixture[str]) 
     assert exited.value.code == 2  # a usage error (issue 13): argparse's exit code
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
-    assert (
-        "unknown fault(s) meteor; known: sigkill, graceful, reshard, throttle" in err[0]
-    )
+    assert "unknown fault(s) meteor; known: sigkill, graceful, reshard, throttle" in err[0]
