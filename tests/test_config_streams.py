@@ -73,6 +73,8 @@ def test_an_engine_stream_may_be_an_arn() -> None:
 def moto_kinesis(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KINESIS"):  # moto, not a local server
+        monkeypatch.delenv(name, raising=False)
     with mock_aws():
         client = boto3.client("kinesis", region_name="eu-west-1")
         client.create_stream(StreamName="orders", ShardCount=1)
