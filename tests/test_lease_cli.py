@@ -63,7 +63,8 @@ def test_prints_every_lease_and_a_summary(
     table: DynamoDBLeaseTable, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run_leases(parse("app-orders")) == 0
-    lines = capsys.readouterr().out.splitlines()
+    billing, *lines = capsys.readouterr().out.splitlines()
+    assert billing == "lease table app-orders: PAY_PER_REQUEST"
     assert lines[0].split() == ["SHARD", "OWNER", "COUNTER", "CHECKPOINT", "PARENTS"]
     assert lines[1].split() == ["shardId-000000000000", "-", "7", "SHARD_END", "-"]
     assert lines[2].split() == ["shardId-000000000001", "host-a:12:ab", "42", f"{SEQ}/3", "-"]
@@ -136,7 +137,7 @@ def test_stream_adds_the_lag_of_each_checkpoint(
     capsys.readouterr()  # the log line of the table's creation
 
     assert run_leases(parse("app-lag", "--stream", "orders")) == 0
-    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert rows[0] == ["SHARD", "OWNER", "COUNTER", "CHECKPOINT", "LAG", "PARENTS"]
     lags = {row[0]: row[4] for row in rows[1:-1]}
     # from TRIM_HORIZON: the first record is two puts (~0.6 s) older than the newest

@@ -26,7 +26,14 @@ from kinesis_actors._stream_ref import StreamRef
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
 
-__all__ = ["add_arguments", "format_lag", "format_leases", "lease_lags", "run_leases"]
+__all__ = [
+    "add_arguments",
+    "format_billing",
+    "format_lag",
+    "format_leases",
+    "lease_lags",
+    "run_leases",
+]
 
 _HEADERS = ("SHARD", "OWNER", "COUNTER", "CHECKPOINT", "PARENTS")
 _LAG_HEADERS = ("SHARD", "OWNER", "COUNTER", "CHECKPOINT", "LAG", "PARENTS")
@@ -140,6 +147,13 @@ def format_leases(leases: list[Lease], lags: Mapping[str, str] | None = None) ->
     return lines
 
 
+def format_billing(table: str, mode: str, read: int | None, write: int | None) -> str:
+    """The table's billing: what its capacity (and so its cost and throttling) is."""
+    if mode != "PROVISIONED":
+        return f"lease table {table}: {mode}"
+    return f"lease table {table}: PROVISIONED, {read} read / {write} write capacity units"
+
+
 def run_leases(args: argparse.Namespace) -> int:
     dynamodb = new_client(
         "dynamodb",
@@ -159,6 +173,7 @@ def run_leases(args: argparse.Namespace) -> int:
         table.delete_table()
         print(f"lease table {args.table} deleted")
         return 0
+    print(format_billing(args.table, *table.billing()))
     leases = table.list_leases()
     lags = None
     if args.stream:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 from pyhocon import ConfigTree
 
@@ -22,15 +22,26 @@ from kinesis_actors._config._convert import (
     number,
     string,
     string_list,
+    string_map,
     timestamp,
 )
 from kinesis_actors._config._credentials import AssumeRoleConf, credentials_providers
 from kinesis_actors._config._producer_conf import MS, addressed, stream_arn, stream_name
 from kinesis_actors._config._schema import read_settings, section, setting, settings
 from kinesis_actors._errors import ConfigError
+from kinesis_actors._logging import get_logger
 from kinesis_actors._stream_ref import StreamRef
 
-__all__ = ["CheckpointerConf", "ConsumerConf", "KclConf", "WorkerConf", "resolve_consumer_conf"]
+__all__ = [
+    "CheckpointerConf",
+    "ConsumerConf",
+    "KclConf",
+    "LeaseTableConf",
+    "WorkerConf",
+    "resolve_consumer_conf",
+]
+
+log = get_logger(__name__)
 
 
 @settings
@@ -60,6 +71,66 @@ class CheckpointerConf:
     backoff: float = setting("backoffMillis", duration(MS))
     interval: float = setting("intervalMillis", duration(MS))
     notification_delay: float = setting("notificationDelayMillis", duration(MS, 0.001))
+
+
+_PROVISIONED, _ON_DEMAND = "PROVISIONED", "PAY_PER_REQUEST"
+
+
+@settings
+class LeaseTableConf:
+    """How the lease table (and the fleet's membership table) is created, if it is created."""
+
+    #: None until ``check``: PAY_PER_REQUEST, or PROVISIONED when capacities are set.
+    billing_mode: str | None = setting(
+        "leaseTableBillingMode", choice(_ON_DEMAND, _PROVISIONED), unset=None
+    )
+    read_capacity: int | None = setting("initialLeaseTableReadCapacity", integer(1), unset=None)
+    write_capacity: int | None = setting("initialLeaseTableWriteCapacity", integer(1), unset=None)
+    tags: tuple[tuple[str, str], ...] = setting("leaseTableTags", string_map)
+    point_in_time_recovery: bool = setting("leaseTablePitrEnabled", boolean)
+    deletion_protection: bool = setting("leaseTableDeletionProtectionEnabled", boolean)
+    must_exist: bool = setting("leaseTableMustExist", boolean)
+
+    def checked(self, path: str) -> LeaseTableConf:
+        """The billing mode made explicit; capacities that cannot be honoured are refused."""
+        capacities = {
+            "initialLeaseTableReadCapacity": self.read_capacity,
+            "initialLeaseTableWriteCapacity": self.write_capacity,
+        }
+        given = [key for key, value in capacities.items() if value is not None]
+        mode = self.billing_mode
+        if mode == _ON_DEMAND and given:
+            raise ConfigError(
+                f"{path}.{given[0]}",
+                f"has no effect with {path}.leaseTableBillingMode = {_ON_DEMAND}: "
+                f"remove it or set leaseTableBillingMode = {_PROVISIONED}",
+            )
+        if mode is None and given:
+            log.warning(
+                "lease table billing mode inferred as PROVISIONED: capacities are set",
+                keys=[f"{path}.{key}" for key in given],
+                set_explicitly=f"{path}.leaseTableBillingMode",
+            )
+            mode = _PROVISIONED
+        if mode == _PROVISIONED:
+            for key, value in capacities.items():
+                if value is None:
+                    raise ConfigError(
+                        f"{path}.{key}", f"is required with leaseTableBillingMode = {_PROVISIONED}"
+                    )
+        return dataclasses.replace(self, billing_mode=mode or _ON_DEMAND)
+
+    def create_options(self) -> dict[str, Any]:
+        """Keyword arguments of the lease tables' ``create_if_missing``."""
+        return {
+            "billing_mode": self.billing_mode or _ON_DEMAND,
+            "read_capacity": self.read_capacity,
+            "write_capacity": self.write_capacity,
+            "tags": self.tags,
+            "point_in_time_recovery": self.point_in_time_recovery,
+            "deletion_protection": self.deletion_protection,
+            "must_exist": self.must_exist,
+        }
 
 
 @settings
@@ -122,11 +193,7 @@ class KclConf:
     metrics_level: str = setting("metricsLevel", choice("NONE", "SUMMARY", "DETAILED"))
     metrics_enabled_dimensions: tuple[str, ...] = setting("metricsEnabledDimensions", string_list)
     max_leases_for_worker: int = setting("maxLeasesForWorker", integer(1))
-    lease_table_billing_mode: str = setting(
-        "leaseTableBillingMode", choice("PAY_PER_REQUEST", "PROVISIONED")
-    )
-    initial_lease_table_read_capacity: int = setting("initialLeaseTableReadCapacity", integer(1))
-    initial_lease_table_write_capacity: int = setting("initialLeaseTableWriteCapacity", integer(1))
+    lease_table: LeaseTableConf = section("", LeaseTableConf)
     skip_shard_sync_at_startup_if_leases_exist: bool = setting(
         "skipShardSyncAtStartupIfLeasesExist", boolean
     )
@@ -212,6 +279,8 @@ class ConsumerConf:
             cls, block, path, name=name, application_name=application_name(kinesis)
         )
         conf.kcl.check(f"{path}.kcl")
+        lease_table = conf.kcl.lease_table.checked(f"{path}.kcl")
+        conf = dataclasses.replace(conf, kcl=dataclasses.replace(conf.kcl, lease_table=lease_table))
         arn, arn_key = conf.stream_arn, "stream-arn"
         if conf.kcl.stream_arn is not None:
             if arn is not None and arn != conf.kcl.stream_arn:

@@ -218,16 +218,8 @@ class LeaseCoordinator:
             self._started = True
         try:
             shards = self._shard_sync.list_shards()  # a missing stream fails before any table
-            self._table.create_if_missing(
-                billing_mode=self._kcl.lease_table_billing_mode,
-                read_capacity=self._kcl.initial_lease_table_read_capacity,
-                write_capacity=self._kcl.initial_lease_table_write_capacity,
-            )
-            self._membership.table.create_if_missing(
-                billing_mode=self._kcl.lease_table_billing_mode,
-                read_capacity=self._kcl.initial_lease_table_read_capacity,
-                write_capacity=self._kcl.initial_lease_table_write_capacity,
-            )
+            self._table.create_if_missing(**self._kcl.lease_table.create_options())
+            self._membership.table.create_if_missing(**self._kcl.lease_table.create_options())
             skip_sync = self._kcl.skip_shard_sync_at_startup_if_leases_exist
             if not (skip_sync and self._table.list_leases()):
                 self._shard_sync.sync(shards)

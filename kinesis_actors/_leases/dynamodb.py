@@ -7,7 +7,7 @@ created on demand with the configured billing mode and used through one boto3 cl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -87,27 +87,28 @@ class DynamoDBTable:
         self,
         *,
         billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int = 10,
-        write_capacity: int = 10,
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+        point_in_time_recovery: bool = False,
+        deletion_protection: bool = False,
+        must_exist: bool = False,
         timeout: float = 60.0,
     ) -> bool:
+        """Create the table unless it exists (``must_exist``: fail instead); wait until ACTIVE.
+
+        The options apply to a table created here only; an existing table is never changed.
+        """
         created = False
         if self._status() is None:
-            capacity: dict[str, Any] = {"BillingMode": billing_mode}
-            if billing_mode == "PROVISIONED":
-                capacity["ProvisionedThroughput"] = {
-                    "ReadCapacityUnits": read_capacity,
-                    "WriteCapacityUnits": write_capacity,
-                }
+            if must_exist:
+                raise LeaseTableMissingError(self._name, "leaseTableMustExist: not created")
             try:
                 with self._errors("CreateTable", expected="ResourceInUseException"):
                     self._dynamodb.create_table(
-                        TableName=self._name,
-                        KeySchema=[{"AttributeName": self._hash_key, "KeyType": "HASH"}],
-                        AttributeDefinitions=[
-                            {"AttributeName": self._hash_key, "AttributeType": "S"}
-                        ],
-                        **capacity,
+                        **self._create_request(
+                            billing_mode, read_capacity, write_capacity, tags, deletion_protection
+                        )
                     )
                 created = True
                 log.info(f"{self._kind} created", table=self._name, billing_mode=billing_mode)
@@ -120,7 +121,51 @@ class DynamoDBTable:
                     f"{self._kind} {self._name} not active after {timeout:g} s (status {status})"
                 )
             time.sleep(0.2)
+        if created and point_in_time_recovery:
+            with self._errors("UpdateContinuousBackups"):
+                self._dynamodb.update_continuous_backups(
+                    TableName=self._name,
+                    PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+                )
         return created
+
+    def _create_request(
+        self,
+        billing_mode: str,
+        read_capacity: int | None,
+        write_capacity: int | None,
+        tags: Sequence[tuple[str, str]],
+        deletion_protection: bool,
+    ) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "TableName": self._name,
+            "KeySchema": [{"AttributeName": self._hash_key, "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": self._hash_key, "AttributeType": "S"}],
+            "BillingMode": billing_mode,
+        }
+        if billing_mode == "PROVISIONED":
+            if read_capacity is None or write_capacity is None:
+                raise ValueError("PROVISIONED needs a read and a write capacity")
+            request["ProvisionedThroughput"] = {
+                "ReadCapacityUnits": read_capacity,
+                "WriteCapacityUnits": write_capacity,
+            }
+        if tags:
+            request["Tags"] = [{"Key": key, "Value": value} for key, value in tags]
+        if deletion_protection:
+            request["DeletionProtectionEnabled"] = True
+        return request
+
+    def billing(self) -> tuple[str, int | None, int | None]:
+        """(billing mode, read capacity, write capacity) of the table as it is now."""
+        with self._errors("DescribeTable"):
+            table = self._dynamodb.describe_table(TableName=self._name)["Table"]
+        # A table created before on-demand existed has no BillingModeSummary: PROVISIONED.
+        mode = table.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
+        if mode != "PROVISIONED":
+            return mode, None, None
+        throughput = table.get("ProvisionedThroughput", {})
+        return mode, throughput.get("ReadCapacityUnits"), throughput.get("WriteCapacityUnits")
 
     def delete_table(self) -> None:
         with self._errors("DeleteTable"):
