@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -73,8 +73,12 @@ class MembershipTable(abc.ABC):
         self,
         *,
         billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int = 10,
-        write_capacity: int = 10,
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+        point_in_time_recovery: bool = False,
+        deletion_protection: bool = False,
+        must_exist: bool = False,
         timeout: float = 60.0,
     ) -> bool: ...
 
@@ -155,8 +159,12 @@ class InMemoryMembershipTable(MembershipTable):
         self,
         *,
         billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int = 10,
-        write_capacity: int = 10,
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+        point_in_time_recovery: bool = False,
+        deletion_protection: bool = False,
+        must_exist: bool = False,
         timeout: float = 60.0,
     ) -> bool:
         return False

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from kinesis_actors._errors import LeaseTableMissingError
 from kinesis_actors._leases.lease import Checkpoint, Lease
@@ -40,13 +40,19 @@ class InMemoryLeaseTable(LeaseTable):
         self,
         *,
         billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int = 10,
-        write_capacity: int = 10,
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+        point_in_time_recovery: bool = False,
+        deletion_protection: bool = False,
+        must_exist: bool = False,
         timeout: float = 60.0,
     ) -> bool:
         with self._lock:
             if self._leases is not None:
                 return False
+            if must_exist:
+                raise LeaseTableMissingError(self._name, "leaseTableMustExist: not created")
             self._leases = {}
             return True
 

@@ -39,7 +39,7 @@ gone) or `DependencyError` (anything else, including timeouts).
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kinesis_actors._errors import (
@@ -89,8 +89,12 @@ class LeaseTable(abc.ABC):
         self,
         *,
         billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int = 10,
-        write_capacity: int = 10,
+        read_capacity: int | None = None,
+        write_capacity: int | None = None,
+        tags: Sequence[tuple[str, str]] = (),
+        point_in_time_recovery: bool = False,
+        deletion_protection: bool = False,
+        must_exist: bool = False,
         timeout: float = 60.0,
     ) -> bool:
         """Create the table unless it exists and wait until it is active; True if created."""
