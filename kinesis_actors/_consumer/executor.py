@@ -21,13 +21,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from kinesis_actors._logging import get_logger
-
 __all__ = ["BlockingExecutor", "threads_for"]
 
 T = TypeVar("T")
-
-log = get_logger(__name__)
 
 #: Blocking calls one shard can have in flight at once: one read and one checkpoint write.
 _CALLS_PER_SHARD = 2
@@ -57,10 +53,6 @@ class BlockingExecutor:
         self._idle: list[threading.Event] = []
         self._started = 0
         self._shutdown = False
-
-    @property
-    def ceiling(self) -> int:
-        return self._ceiling
 
     @property
     def limit(self) -> int:

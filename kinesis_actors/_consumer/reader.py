@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 
 from kinesis_actors import metrics
 from kinesis_actors._aggregation import MAGIC, MAX_HASH_KEY, _all_within, _rows, hash_key
-from kinesis_actors._aws import error_code, is_throttling
+from kinesis_actors._aws import error_code
 from kinesis_actors._consumer.pacing import FULL_READ_BYTES
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
     from kinesis_actors._config import KclConf
     from kinesis_actors._leases.lease import HeldLease
 
-__all__ = ["KPL_AGGREGATE_KEY", "ReadResult", "ShardReader", "is_throttling"]
+__all__ = ["ReadResult", "ShardReader"]
 
 #: The outer partition key of the KPL's aggregates (the KPL and this library's producer, which
 #: aggregate per predicted shard and re-send every member of a misrouted aggregate).

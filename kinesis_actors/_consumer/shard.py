@@ -36,6 +36,7 @@ import pykka
 
 from kinesis_actors import metrics
 from kinesis_actors._actors import tell
+from kinesis_actors._aws import is_throttling
 from kinesis_actors._consumer.messages import (
     ChildShards,
     GracefulShutdown,
@@ -48,7 +49,7 @@ from kinesis_actors._consumer.messages import (
     StopShard,
 )
 from kinesis_actors._consumer.pacing import ReadPacer
-from kinesis_actors._consumer.reader import ReadResult, ShardReader, is_throttling
+from kinesis_actors._consumer.reader import ReadResult, ShardReader
 from kinesis_actors._consumer.shard_actors import BatchTrackerFactory, crash_reporter, shard_actors
 from kinesis_actors._errors import ShutdownError
 from kinesis_actors._logging import get_logger
