@@ -15,12 +15,14 @@ A test gets a stream from ``make_stream``::
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
+from kinesis_actors._aws import add_client_hook, remove_client_hook
 from kinesis_actors._errors import LocalBackendError
 from kinesis_actors.testing._emulators import install_emulators
 from kinesis_actors.testing._limits_process import LimitsProxyProcess
@@ -29,6 +31,7 @@ from kinesis_actors.testing._ministack import LocalMinistack
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+    from typing import Any
 
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
@@ -166,3 +169,39 @@ def aws_limits(
     monkeypatch.setenv("AWS_ENDPOINT_URL_KINESIS", limits_proxy.endpoint)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", limits_proxy.endpoint)
     return limits_proxy
+
+
+class AwsCalls:
+    """(thread id, service, operation) of every call of every client built meanwhile."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, str, str]] = []
+        self.checkpoints: list[tuple[int, int]] = []
+        self.on_checkpoint: Callable[[tuple[int, int]], None] = lambda _: None
+        self._lock = threading.Lock()
+
+    def hook(self, service: str, client: Any) -> None:
+        client.meta.events.register("before-call", self._before_call)
+        client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", self._update)
+
+    def _before_call(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls.append((threading.get_ident(), model.service_model.service_name, model.name))
+
+    def _update(self, params: dict[str, Any], **_: Any) -> None:
+        values = params.get("ExpressionAttributeValues", {})
+        sequence = values.get(":checkpoint", {}).get("S", "")
+        if sequence.isdigit():
+            position = (int(sequence), int(values[":sub"]["N"]))
+            self.on_checkpoint(position)
+            with self._lock:
+                self.checkpoints.append(position)
+
+
+@pytest.fixture
+def aws_calls() -> Iterator[AwsCalls]:
+    """Records the thread of every botocore call of the clients the library builds meanwhile."""
+    calls = AwsCalls()
+    add_client_hook(calls.hook)
+    yield calls
+    remove_client_hook(calls.hook)

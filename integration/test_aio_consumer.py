@@ -10,14 +10,14 @@ import asyncio
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from integration.conftest import AwsCalls
 from integration.test_consumer import put
 from kinesis_actors import ConsumerEvent, KinesisConsumer, load_config
-from kinesis_actors._aws import add_client_hook, remove_client_hook
 from kinesis_actors.aio import AsyncKinesisConsumer
 
 #: Hang guard of each wait; never a timed assertion.
@@ -41,41 +41,6 @@ kinesis {{
 def config(stream: str, concurrency: int = 1) -> Any:
     text = CONFIG.format(uid=uuid.uuid4().hex[:8], stream=stream, concurrency=concurrency)
     return load_config(text)
-
-
-class AwsCalls:
-    """(thread id, service, operation) of every call of every client built meanwhile."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, str, str]] = []
-        self.checkpoints: list[tuple[int, int]] = []
-        self.on_checkpoint: Callable[[tuple[int, int]], None] = lambda _: None
-        self._lock = threading.Lock()
-
-    def hook(self, service: str, client: Any) -> None:
-        client.meta.events.register("before-call", self._before_call)
-        client.meta.events.register("before-parameter-build.dynamodb.UpdateItem", self._update)
-
-    def _before_call(self, model: Any, **_: Any) -> None:
-        with self._lock:
-            self.calls.append((threading.get_ident(), model.service_model.service_name, model.name))
-
-    def _update(self, params: dict[str, Any], **_: Any) -> None:
-        values = params.get("ExpressionAttributeValues", {})
-        sequence = values.get(":checkpoint", {}).get("S", "")
-        if sequence.isdigit():
-            position = (int(sequence), int(values[":sub"]["N"]))
-            self.on_checkpoint(position)
-            with self._lock:
-                self.checkpoints.append(position)
-
-
-@pytest.fixture
-def aws_calls() -> Iterator[AwsCalls]:
-    calls = AwsCalls()
-    add_client_hook(calls.hook)
-    yield calls
-    remove_client_hook(calls.hook)
 
 
 def test_an_async_def_processor_on_the_consumers_own_loop_sees_every_record_once_and_retries(

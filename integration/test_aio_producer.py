@@ -8,12 +8,14 @@ cancellation are checked on the same real engine.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from integration.conftest import AwsCalls
 from integration.test_producer_actor import read_back
 from kinesis_actors import ProducerEvent, UserRecordResult, load_config
 from kinesis_actors.aio import AsyncKinesisProducer
@@ -36,7 +38,7 @@ def producer_config(stream: str, max_outstanding: int | None = None) -> Any:
 
 @pytest.mark.asyncio
 async def test_ten_thousand_puts_from_fifty_tasks_answered_and_stored_once(
-    make_stream: Callable[..., str], kinesis: Any
+    make_stream: Callable[..., str], kinesis: Any, aws_calls: AwsCalls
 ) -> None:
     stream = make_stream(2)
     results: dict[int, list[UserRecordResult]] = {}
@@ -60,6 +62,8 @@ async def test_ten_thousand_puts_from_fifty_tasks_answered_and_stored_once(
     where = {data: (shard, seq) for shard, seq, data in stored}
     for n, [result] in results.items():
         assert where[f"record-{n}".encode()] == (result.shard_id, result.sequence_number)
+    assert {op for _, _, op in aws_calls.calls} >= {"PutRecords", "ListShards"}
+    assert all(thread != threading.get_ident() for thread, _, _ in aws_calls.calls)
 
 
 @pytest.mark.asyncio
