@@ -129,28 +129,38 @@ def test_seventh_worker_gets_leases_by_hand_off_and_nothing_is_processed_twice(
     writer = Writer(local_kinesis, fleet.stream, dict.fromkeys(hash_keys, 1))
     before = {w.worker_id: w.held() for w in fleet.live()}
     newcomer = fleet.start("w7")
-    wait_until(lambda: len(newcomer.held()) == 1, 60, "w7 holds its share")
+    wait_until(lambda: len(newcomer.held()) >= 1, 60, "w7 holds its share")
     time.sleep(1.0)  # records keep flowing after the move
     sent = writer.stop()
     seen = lambda: sum(len(records(w)) for w in fleet.live())  # noqa: E731
     wait_until(lambda: seen() >= sent, 60, "every record processed")
-    (moved,) = newcomer.held()
-    (old_owner,) = [w for w, held in before.items() if moved in held]
-    handoffs = [
-        event
-        for event in fleet.workers[old_owner].snapshot()
-        if event["event"] == "lost" and event.get("handoff")
-    ]
-    assert [event["shards"] for event in handoffs] == [[moved]]  # moved by hand-off
+    after = {w.worker_id: w.held() for w in fleet.live()}
+    moves = {
+        shard: (old, new)
+        for old, shards in before.items()
+        for shard in shards
+        for new, now_held in after.items()
+        if shard in now_held and new != old
+    }
+    assert any(new == "w7" for _, new in moves.values())
+    table = DynamoDBLeaseTable(local_kinesis.dynamodb_client(), fleet.table)
+    for shard, (old, new) in moves.items():
+        handoffs = [
+            event
+            for event in fleet.workers[old].snapshot()
+            if event["event"] == "lost" and event.get("handoff") and event["shards"] == [shard]
+        ]
+        assert len(handoffs) == 1, (shard, old)  # moved by a hand-off, once
+        old_records = [e for e in records(fleet.workers[old]) if e["shard"] == shard]
+        new_records = [e for e in records(fleet.workers[new]) if e["shard"] == shard]
+        assert old_records and new_records
+        assert int(new_records[0]["seq"]) > int(old_records[-1]["seq"])  # resumed after the last
+        lease = table.get_lease(shard)
+        assert lease is not None and lease.owner == new and lease.checkpoint_owner is None
     processed = Counter(
         (event["shard"], event["seq"], event["sub"]) for w in fleet.live() for event in records(w)
     )
     assert [key for key, count in processed.items() if count > 1] == []  # no duplicates
-    old = [e for e in records(fleet.workers[old_owner]) if e["shard"] == moved]
-    new = [e for e in records(newcomer) if e["shard"] == moved]
-    assert old and new and int(new[0]["seq"]) > int(old[-1]["seq"])  # resumed after the last
-    lease = DynamoDBLeaseTable(local_kinesis.dynamodb_client(), fleet.table).get_lease(moved)
-    assert lease is not None and lease.owner == "w7" and lease.checkpoint_owner is None
     assert fleet.overlaps() == []
 
 

@@ -301,3 +301,23 @@ def test_plan_is_the_same_on_every_worker() -> None:
         plan_assignment(list(order), free, {"x", "y", "z"}) for order in (leases, leases[::-1])
     ]
     assert plans[0].owners == plans[1].owners
+
+
+def test_a_pinned_busiest_worker_does_not_block_moves_from_the_others() -> None:
+    harness = Harness()
+    harness.with_leases("c", 6, checkpoint_owner="a")  # handing 6 to c (fleet was smaller)
+    harness.with_leases("a", 6)
+    run = harness.taker("b").take_leases({"a", "b", "c"})
+    assert len(run.requested) == 3  # from a, although c (pinned) is the busiest
+
+
+def test_a_stopping_worker_withdraws_its_hand_off_requests() -> None:
+    harness = Harness()
+    harness.with_leases("a", 4)
+    taker = harness.taker()
+    requested = taker.take_leases({ME, "a"}).requested
+    assert len(requested) == 2
+    assert taker.cancel_handoffs() == 2
+    assert harness.owners() == {"a": 4}
+    assert all(lease.checkpoint_owner is None for lease in harness.table.list_leases())
+    assert taker.pending_handoffs == frozenset()

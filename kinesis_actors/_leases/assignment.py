@@ -10,16 +10,17 @@ gets its whole share in one run, from every worker above the share at once.
   (records/s and bytes/s averaged), or 1 while nothing is measured: the mean lease weighs 1, an
   idle one still costs something (a reader), a hot one weighs more. A worker's load is the sum.
 * Leases whose owner is alive stay; the rest (free, expired, owner gone) go, heaviest first,
-  to the least loaded worker. Then, while moving one lease from the most to the least loaded
-  worker lowers the highest load by more than ``damping`` (in mean lease weights), the best
-  such lease moves. With equal weights this ends with counts at most one apart; the damping
-  keeps small swings in measured rates from moving leases back and forth.
+  to the least loaded worker. Then, while moving one lease from the most loaded worker that
+  has a movable lease to the least loaded one lowers the donor's load by more than ``damping``
+  (in mean lease weights) without raising the receiver above it, the best such lease moves.
+  With equal weights this ends with counts at most one apart; the damping keeps small swings
+  in measured rates from moving leases back and forth.
 * A lease in a hand-off (``checkpoint_owner`` set) counts for its next owner and does not move.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from kinesis_actors._leases.lease import Lease
@@ -58,6 +59,34 @@ class Assignment:
 
     def of(self, worker_id: str) -> set[str]:
         return {shard_id for shard_id, owner in self.owners.items() if owner == worker_id}
+
+
+def _best_move(
+    plan: Assignment,
+    weights: dict[str, float],
+    pinned: set[str],
+    max_leases_for_worker: int,
+    damping: float,
+    rank: Callable[[str], tuple[float, int, str]],
+) -> tuple[str, str, str] | None:
+    """The lease to move from the most loaded worker that can give one to the least loaded."""
+    receiver = min(
+        (w for w in plan.loads if plan.counts[w] < max_leases_for_worker), key=rank, default=None
+    )
+    if receiver is None:
+        return None
+    low = plan.loads[receiver]
+    for donor in sorted(plan.loads, key=rank, reverse=True):
+        if donor == receiver:
+            return None
+        high = plan.loads[donor]
+        movable = [s for s in plan.of(donor) if s not in pinned]
+        best = min(
+            movable, key=lambda s: (max(high - weights[s], low + weights[s]), s), default=None
+        )
+        if best is not None and high - max(high - weights[best], low + weights[best]) > damping:
+            return best, donor, receiver
+    return None
 
 
 def plan_assignment(
@@ -108,23 +137,10 @@ def plan_assignment(
             give(lease.shard_id, min(room, key=rank))
 
     for _ in range(2 * len(open_leases)):
-        busiest = max(plan.loads, key=rank)
-        idlest = min(
-            (w for w in plan.loads if plan.counts[w] < max_leases_for_worker),
-            key=rank,
-            default=None,
-        )
-        if idlest is None or idlest == busiest:
+        move = _best_move(plan, weights, pinned, max_leases_for_worker, damping, rank)
+        if move is None:
             break
-        high, low = plan.loads[busiest], plan.loads[idlest]
-        movable = [s for s in plan.of(busiest) if s not in pinned]
-        best = min(
-            movable,
-            key=lambda s: (max(high - weights[s], low + weights[s]), s),
-            default=None,
-        )
-        if best is None or high - max(high - weights[best], low + weights[best]) <= damping:
-            break
-        take_back(best, busiest)
-        give(best, idlest)
+        shard_id, donor, receiver = move
+        take_back(shard_id, donor)
+        give(shard_id, receiver)
     return plan

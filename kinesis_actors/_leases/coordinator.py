@@ -264,6 +264,7 @@ class LeaseCoordinator:
         KCL's behaviour). Call it after the final checkpoints. No LeasesLost is sent.
         """
         self.stop_taking()
+        self._taker.cancel_handoffs()  # asked for leases this worker will not take any more
         if self._kcl.release_leases_on_shutdown if release is None else release:
             released = self._renewer.release_all()
             self._log.info("leases released", count=released)
@@ -362,6 +363,10 @@ class LeaseCoordinator:
         if released:
             with self._state_lock:
                 self._released[shard_id] = time.monotonic()
+            try:
+                self._membership.released()  # the others re-plan at their next poll
+            except KinesisActorsError as exc:
+                self._log.warning("membership heartbeat failed", error=str(exc))
         return released
 
     # -- threads ---------------------------------------------------------------------------------
@@ -405,8 +410,9 @@ class LeaseCoordinator:
             fleet_changed = self._poll_membership()
             due = time.monotonic() >= next_full_run or self._missing_since is not None
             if fleet_changed or due:
-                self._take()
-                next_full_run = time.monotonic() + taker_interval
+                contended = self._take()
+                # A lost race leaves part of the plan undone: re-plan at the next poll.
+                next_full_run = time.monotonic() + (poll_interval if contended else taker_interval)
             self._check_handoffs()
             if self._table_gone():
                 return
@@ -424,7 +430,8 @@ class LeaseCoordinator:
             self._log.info("fleet changed", workers=sorted(self._membership.live()))
         return changed
 
-    def _take(self) -> None:
+    def _take(self) -> bool:
+        """One planning run; True if it lost a race and should run again soon."""
         started = time.monotonic()
         with self._state_lock:
             self._released = {
@@ -437,18 +444,19 @@ class LeaseCoordinator:
             run = self._taker.take_leases(self._membership.live(), exclude=exclude)
         except LeaseTableMissingError as exc:
             self._table_missing(exc, started)
-            return
+            return False
         except KinesisActorsError as exc:
             self._log.warning("lease taker run failed", error=str(exc))
-            return
+            return False
         except Exception:
             self._log.exception("lease taker run failed")
-            return
+            return False
         self._missing_since = None
         if run.taken:
             self._renewer.adopt(run.taken, started)
             self._fence_wake.set()
             self._flush()
+        return run.contended
 
     def _check_handoffs(self) -> None:
         if not self._taker.pending_handoffs:

@@ -10,6 +10,7 @@ in a small side table named after the lease table, ``<lease table>-Workers``, cr
 ``leases``                N    open leases held
 ``bytesPerSecond``        N    read rate of the shards held (their measured sum)
 ``recordsPerSecond``      N    idem, records
+``releases``              N    leases released so far: a change makes the others re-plan
 ``updatedAt``             N    wall-clock epoch milliseconds of the heartbeat (for people)
 ========================= ==== ==========================================================
 
@@ -59,6 +60,7 @@ class Member:
     leases: int = 0
     bytes_per_second: float = 0.0
     records_per_second: float = 0.0
+    releases: int = 0
 
 
 class MembershipTable(abc.ABC):
@@ -114,6 +116,7 @@ class DynamoDBMembershipTable(DynamoDBTable, MembershipTable):
                     "leases": {"N": str(member.leases)},
                     "bytesPerSecond": {"N": f"{member.bytes_per_second:.3f}"},
                     "recordsPerSecond": {"N": f"{member.records_per_second:.3f}"},
+                    "releases": {"N": str(member.releases)},
                     "updatedAt": {"N": str(int(time.time() * 1000))},
                 },
             )
@@ -136,6 +139,7 @@ class DynamoDBMembershipTable(DynamoDBTable, MembershipTable):
                             records_per_second=float(
                                 item.get("recordsPerSecond", {}).get("N", "0")
                             ),
+                            releases=int(item.get("releases", {}).get("N", "0")),
                         )
                     )
         return found
@@ -212,6 +216,8 @@ class Membership:
         self._failover_time = failover_time
         self._clock = clock
         self._heartbeat = 0
+        self._releases = 0
+        self._load: tuple[int, tuple[float, float]] = (0, (0.0, 0.0))
         self._seen: dict[str, _Seen] = {}
         self._live: frozenset[str] = frozenset({worker_id})
         self._lock = threading.Lock()
@@ -224,21 +230,33 @@ class Membership:
         """Write this worker's heartbeat (join, or stay alive)."""
         with self._lock:
             self._heartbeat += 1
-            member = Member(self._worker_id, self._heartbeat, leases, rates[0], rates[1])
+            self._load = (leases, rates)
+            member = Member(
+                self._worker_id, self._heartbeat, leases, rates[0], rates[1], self._releases
+            )
         self._table.put(member)
+
+    def released(self) -> None:
+        """This worker freed a lease: tell the fleet now (a heartbeat with ``releases`` + 1)."""
+        with self._lock:
+            self._releases += 1
+            leases, rates = self._load
+        self.beat(leases, rates)
 
     def leave(self) -> None:
         """Delete this worker's item: the others count it out at their next poll."""
         self._table.remove(self._worker_id)
 
     def poll(self) -> bool:
-        """Read the table; True if the set of live workers changed since the last poll."""
+        """Read the table; True if live workers changed or one released a lease since."""
         members = self._table.members()
         now = self._clock()
         with self._lock:
             seen: dict[str, _Seen] = {}
+            released = False
             for member in members:
                 before = self._seen.get(member.worker_id)
+                released |= before is not None and before.member.releases != member.releases
                 if before is not None and before.member.heartbeat == member.heartbeat:
                     seen[member.worker_id] = _Seen(member, before.changed_at)
                 else:
@@ -249,7 +267,7 @@ class Membership:
                 for worker_id, entry in seen.items()
                 if now - entry.changed_at <= self._failover_time
             ) | {self._worker_id}
-            changed = live != self._live
+            changed = live != self._live or released
             self._live = live
         return changed
 

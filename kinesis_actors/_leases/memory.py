@@ -131,6 +131,20 @@ class InMemoryLeaseTable(LeaseTable):
             ),
         )
 
+    def cancel_handoff(self, lease: Lease) -> bool:
+        cancelled = self._update_if(
+            lease.shard_id,
+            lambda current: (
+                lease.checkpoint_owner is not None
+                and current.owner == lease.owner
+                and current.checkpoint_owner == lease.checkpoint_owner
+            ),
+            lambda current: dataclasses.replace(
+                current, owner=current.checkpoint_owner, checkpoint_owner=None
+            ),
+        )
+        return cancelled is not None
+
     def _checkpoint_once(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None:
         return self._update_if(
             lease.shard_id,

@@ -333,9 +333,13 @@ class LeaseRenewer:
             try:
                 released = self._table.release(entry.lease)
                 if not released:
-                    # A hand-off requested since the last renewal: complete it instead.
+                    # A hand-off requested since the last renewal (complete it), or one
+                    # withdrawn since (a plain release).
                     current = self._table.get_lease(shard_id)
-                    if current is not None and current.checkpoint_owner == self._worker_id:
+                    if current is not None and self._worker_id in (
+                        current.checkpoint_owner,
+                        current.owner if current.checkpoint_owner is None else None,
+                    ):
                         released = self._table.release(current)
             except (ThrottlingError, DependencyError, InvalidStateError) as exc:
                 self._log.warning("release failed", shard_id=shard_id, error=str(exc))

@@ -142,6 +142,10 @@ class LeaseTable(abc.ABC):
         """
 
     @abc.abstractmethod
+    def cancel_handoff(self, lease: Lease) -> bool:
+        """Withdraw a hand-off ``lease.owner`` asked for: the current owner is owner again."""
+
+    @abc.abstractmethod
     def _renew_once(self, lease: Lease, rates: Rates | None) -> Lease | None: ...
 
     @abc.abstractmethod
@@ -403,6 +407,21 @@ class DynamoDBLeaseTable(DynamoDBTable, LeaseTable):
             ConditionExpression="leaseCounter = :expected",
             ExpressionAttributeValues=values,
         )
+
+    def cancel_handoff(self, lease: Lease) -> bool:
+        if lease.owner is None or lease.checkpoint_owner is None:
+            return False
+        done = self._update(
+            "UpdateItem(handoff cancel)",
+            lease.shard_id,
+            UpdateExpression="SET leaseOwner = :current REMOVE checkpointOwner",
+            ConditionExpression="leaseOwner = :next AND checkpointOwner = :current",
+            ExpressionAttributeValues={
+                ":next": {"S": lease.owner},
+                ":current": {"S": lease.checkpoint_owner},
+            },
+        )
+        return done is not None
 
     def _checkpoint_once(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None:
         if lease.actual_owner is None:

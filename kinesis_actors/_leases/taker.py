@@ -47,10 +47,15 @@ class _Observation:
 
 @dataclass(frozen=True)
 class TakerRun:
-    """What one run did: leases taken (as written) and hand-offs requested (shard ids)."""
+    """What one run did: leases taken (as written) and hand-offs requested (shard ids).
+
+    ``contended``: some take or request lost a race (another worker planned from a different
+    view), so the plan is not carried out: run again soon with a fresh scan.
+    """
 
     taken: list[Lease]
     requested: list[str]
+    contended: bool = False
 
 
 class LeaseTaker:
@@ -143,7 +148,8 @@ class LeaseTaker:
         requested = [lease.shard_id for lease in to_request if self._request(lease, now)]
         if requested:
             self._log.info("hand-offs requested", shard_ids=requested, target=plan.counts)
-        return TakerRun(taken, requested)
+        contended = len(taken) < len(to_take) or len(requested) < len(to_request)
+        return TakerRun(taken, requested, contended)
 
     def check_handoffs(self) -> tuple[list[Lease], list[Lease]]:
         """Read each pending hand-off; returns the leases handed over, and those taken on timeout.
@@ -172,6 +178,19 @@ class LeaseTaker:
                     metrics.count("LeaseSteals", 1, worker=self._worker_id)
                     stolen.append(taken)
         return ready, stolen
+
+    def cancel_handoffs(self) -> int:
+        """Withdraw every pending hand-off request (this worker is stopping); returns how many."""
+        cancelled = 0
+        for shard_id in sorted(self._pending):
+            try:
+                current = self._table.get_lease(shard_id)
+                if current is not None and current.owner == self._worker_id:
+                    cancelled += self._table.cancel_handoff(current)
+            except (ThrottlingError, DependencyError, InvalidStateError) as exc:
+                self._log.warning("hand-off cancel failed", shard_id=shard_id, error=str(exc))
+        self._pending.clear()
+        return cancelled
 
     def _request(self, lease: Lease, now: float) -> bool:
         try:
