@@ -92,11 +92,15 @@ def test_unreachable_endpoint_is_one_line_and_non_zero(capsys: pytest.CaptureFix
 
 
 def test_bad_position_is_a_clear_error(
-    local_kinesis: LocalKinesis, make_stream: Callable[..., str]
+    local_kinesis: LocalKinesis,
+    make_stream: Callable[..., str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     stream = make_stream(1)
-    with pytest.raises(SystemExit, match="not TRIM_HORIZON, LATEST or a timestamp"):
+    with pytest.raises(SystemExit) as exited:
         main(["tail", stream, "--from", "yesterday"])
+    assert exited.value.code == 2  # a usage error (issue 13)
+    assert "not TRIM_HORIZON, LATEST or a timestamp" in capsys.readouterr().err
 
 
 def test_reliability_run_command_succeeds(

@@ -140,7 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if line is None:
             raise
         endpoint = getattr(args, "endpoint_url", None)
-        if endpoint and isinstance(exc, botocore.exceptions.ClientError):
+        answered = (exc, exc.__cause__)  # a library error raised from the service's answer
+        if endpoint and any(isinstance(e, botocore.exceptions.ClientError) for e in answered):
             line += f" (from {endpoint})"
         print(f"kinesis-actors {args.command}: {line}", file=sys.stderr)
         return 1

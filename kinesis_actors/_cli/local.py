@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--env-file",
-        type=Path,
+        type=_env_file,
         default=None,
         metavar="PATH",
         help="also write the export lines to PATH, for `source PATH` in another shell",
@@ -146,6 +146,13 @@ def run_local(args: argparse.Namespace) -> int:
         print(local.limits_report)
     print("Stopped.", flush=True)
     return 0
+
+
+def _env_file(text: str) -> Path:
+    path = Path(text)
+    if not path.parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: folder {path.parent} does not exist")
+    return path
 
 
 def _write_env_file(path: Path, exports: list[str]) -> None:

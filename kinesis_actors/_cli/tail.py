@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from kinesis_actors._aggregation import deaggregate
 from kinesis_actors._aws import client_config, new_client
+from kinesis_actors._cli._args import positive_int
 from kinesis_actors._config import to_seconds
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent
 from kinesis_actors._stream_ref import StreamRef
@@ -32,13 +33,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--from",
         dest="position",
+        type=_position,
         default="TRIM_HORIZON",
         help="TRIM_HORIZON (default), LATEST, or an ISO-8601 timestamp",
     )
     parser.add_argument("--follow", "-f", action="store_true", help="keep polling for new records")
-    parser.add_argument("--limit", type=int, default=None, help="stop after this many records")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="stop after this many records"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per record")
-    parser.add_argument("--idle", default="500 ms", help="wait between empty polls (--follow)")
+    parser.add_argument(
+        "--idle",
+        type=_duration,
+        default=0.5,
+        help="wait between empty polls with --follow: a duration such as '2 s', or "
+        "milliseconds (default 500 ms)",
+    )
     parser.add_argument("--region", default=None, help="AWS region (default: boto3's)")
     parser.add_argument("--endpoint-url", default=None, help="Kinesis endpoint, e.g. a local one")
 
@@ -50,10 +60,26 @@ def _iterator_args(position: str) -> dict[str, Any]:
     try:
         timestamp = datetime.fromisoformat(position.replace("Z", "+00:00"))
     except ValueError:
-        raise SystemExit(
-            f"kinesis-actors tail: --from {position!r} is not TRIM_HORIZON, LATEST or a timestamp"
-        ) from None
+        raise ValueError(f"{position!r} is not TRIM_HORIZON, LATEST or a timestamp") from None
     return {"ShardIteratorType": "AT_TIMESTAMP", "Timestamp": timestamp}
+
+
+def _position(text: str) -> str:
+    try:
+        _iterator_args(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = to_seconds(text, 1e-3)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not 0 <= seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a duration >= 0, got {text!r}")
+    return seconds
 
 
 def _hash_range(shard: Any) -> tuple[int, int]:
@@ -145,9 +171,8 @@ def run_tail(args: argparse.Namespace) -> int:
     client: KinesisClient = new_client(
         "kinesis", region=args.region, endpoint_url=args.endpoint_url, config=client_config(tries=3)
     )
-    idle = to_seconds(args.idle, 1e-3)
     for count, event in enumerate(
-        read_stream(client, args.stream, args.position, follow=args.follow, idle=idle), start=1
+        read_stream(client, args.stream, args.position, follow=args.follow, idle=args.idle), start=1
     ):
         _render(event, args.json, sys.stdout)
         if args.limit is not None and count >= args.limit:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import botocore.exceptions
 
-from kinesis_actors._aws import error_code, is_throttling
+from kinesis_actors._aws import describe_aws_error, error_code, is_throttling
 from kinesis_actors._errors import (
     DependencyError,
     InvalidStateError,
@@ -59,7 +59,7 @@ class DynamoDBTable:
             code = error_code(exc)
             if code == expected:
                 raise
-            message = f"{operation} on {self._kind} {self._name}: {code}"
+            message = f"{operation} on {self._kind} {self._name}: {describe_aws_error(exc)}"
             if is_throttling(exc):
                 raise ThrottlingError(message) from exc
             if code == "ResourceNotFoundException":

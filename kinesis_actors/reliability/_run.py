@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 from kinesis_actors._aws import client_config, error_code, new_client
 from kinesis_actors._config import ConsumerConf, ProducerConf
 from kinesis_actors._errors import KinesisActorsError
+from kinesis_actors._leases.membership import membership_table_name
 from kinesis_actors._logging import get_logger
 from kinesis_actors.reliability._chaos import (
     THROTTLE_ENV,
@@ -206,12 +207,16 @@ class _Run:
         self.stopped: list[ConsumerProcess] = []
         # What this run created, and so deletes at the end: never a resource that existed.
         self.stream_created = False
-        self.table_existed: bool | None = None
+        self.tables = (
+            self.consumer_conf.table_name,
+            membership_table_name(self.consumer_conf.table_name),
+        )
+        self.tables_existing: set[str] | None = None
 
     def execute(self) -> None:
         injector: ThrottleInjector | None = None
         try:
-            self.table_existed = self._table_exists()
+            self.tables_existing = {table for table in self.tables if self._table_exists(table)}
             self.kinesis.create_stream(StreamName=self.stream, ShardCount=self.options.shards)
             self.stream_created = True
             self.kinesis.get_waiter("stream_exists").wait(
@@ -245,9 +250,9 @@ class _Run:
                 for kind, count in source.items():
                     self.report.injected[kind] = self.report.injected.get(kind, 0) + count
 
-    def _table_exists(self) -> bool:
+    def _table_exists(self, table: str) -> bool:
         try:
-            self.dynamodb.describe_table(TableName=self.consumer_conf.table_name)
+            self.dynamodb.describe_table(TableName=table)
         except Exception as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 return False
@@ -274,9 +279,10 @@ class _Run:
         if self.stream_created:
             with contextlib.suppress(Exception):
                 self.kinesis.delete_stream(StreamName=self.stream)
-        if self.table_existed is False:
-            with contextlib.suppress(Exception):
-                self.dynamodb.delete_table(TableName=self.consumer_conf.table_name)
+        if self.tables_existing is not None:
+            for table in set(self.tables) - self.tables_existing:
+                with contextlib.suppress(Exception):
+                    self.dynamodb.delete_table(TableName=table)
 
     def _consumed(self) -> int:
         return sum(c.consumed for c in self.consumers + self.stopped)
