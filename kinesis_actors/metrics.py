@@ -1,4 +1,5 @@
-"""The KPL/KCL metric set, published to pluggable sinks: in-memory, structlog, Prometheus.
+"""The KPL/KCL metric set, published to pluggable sinks: in-memory, structlog, Prometheus,
+CloudWatch.
 
 Components publish at batch granularity (one call per PutRecords request, per GetRecords batch,
 per lease-taker run), never per user record, so metrics stay off the hot path. Like structlog,
@@ -10,18 +11,21 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from kinesis_actors._cloudwatch import CloudWatchSink
 from kinesis_actors._logging import get_logger
 
 __all__ = [
+    "CloudWatchMetrics",
     "InMemoryMetrics",
     "MetricsSink",
     "PrometheusMetrics",
     "StructlogMetrics",
     "configure",
     "count",
+    "dimensions_for",
     "gauge",
     "in_memory",
     "observe",
@@ -49,6 +53,48 @@ METRICS: Mapping[str, str] = {
     "LeaseLosses": "leases lost (stolen, expired, or failed renewal)",
     "CheckpointFailures": "checkpoints that failed (throttled, lease lost, ...)",
 }
+
+
+#: The metrics published at ``SUMMARY`` level; every other one is ``DETAILED`` only.
+SUMMARY_METRICS = frozenset(
+    {
+        "UserRecordsReceived", "UserRecordsPut", "UserRecordsFailed", "KinesisRecordsPut",
+        "PutRecordsLatency", "RecordsProcessed", "MillisBehindLatest", "LeasesHeld",
+        "CheckpointFailures",
+    }
+)  # fmt: skip
+_LEVELS = ("NONE", "SUMMARY", "DETAILED")
+#: The KCL's dimension names, and the KPL's granularities, as the library's dimension keys.
+_KCL_DIMENSIONS = {"ShardId": "shard_id", "WorkerIdentifier": "worker", "Operation": None}
+_GRANULARITY = {
+    "global": frozenset({"error_code", "worker"}),
+    "stream": frozenset({"error_code", "worker", "stream"}),
+    "shard": None,
+}
+
+
+def dimensions_for(setting: str | Iterable[str]) -> frozenset[str] | None:
+    """The dimension keys kept for a KPL ``MetricsGranularity`` (global, stream, shard) or a
+    KCL ``metricsEnabledDimensions`` list (Operation, ShardId, WorkerIdentifier, ALL);
+    None means all of them."""
+    if isinstance(setting, str):
+        if setting.lower() not in _GRANULARITY:
+            raise ValueError(f"{setting!r} is not one of global, stream, shard")
+        return _GRANULARITY[setting.lower()]
+    names = set(setting)
+    if "ALL" in names:
+        return None
+    unknown = names - set(_KCL_DIMENSIONS)
+    if unknown:
+        raise ValueError(f"unknown metric dimensions {sorted(unknown)} (known: {_KCL_DIMENSIONS})")
+    kept = {_KCL_DIMENSIONS[name] for name in names} - {None}
+    return frozenset({"stream", "error_code"} | {key for key in kept if key})
+
+
+def _level(level: str) -> int:
+    if level.upper() not in _LEVELS:
+        raise ValueError(f"metrics level {level!r} is not one of NONE, SUMMARY, DETAILED")
+    return _LEVELS.index(level.upper())
 
 
 class MetricsSink(Protocol):
@@ -200,14 +246,206 @@ def _snake(name: str) -> str:
     return "".join(out)
 
 
+class CloudWatchMetrics:
+    """Publishes to CloudWatch with PutMetricData, batched, on a daemon thread of its own.
+
+    Each interval's publications are kept as statistic sets (count, sum, min, max) per metric
+    and dimensions, and sent within PutMetricData's limits; publishing never waits for the
+    network. When CloudWatch is unreachable a batch is dropped and counted (``dropped``); the
+    buffer holds at most ``max_buffered`` series. Consumer metrics go to ``namespace`` (set it
+    to the application name, as the KCL does), producer metrics to ``producer_namespace``
+    (``KinesisProducerLibrary``, as the KPL). ``MillisBehindLatest`` is also published without
+    its shard dimension: its Maximum is the application-wide lag. ``client`` replaces the
+    CloudWatch client made from ``region`` / ``endpoint_url`` / ``session``.
+    """
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "KinesisActors",
+        producer_namespace: str = "KinesisProducerLibrary",
+        level: str = "DETAILED",
+        dimensions: Iterable[str] | None = None,
+        interval: float = 60.0,
+        max_buffered: int = 10_000,
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        for value in (namespace, producer_namespace):
+            if not value or value.startswith("AWS/"):
+                raise ValueError(f"namespace {value!r} must be non-empty and not start with AWS/")
+        if not interval > 0 or max_buffered < 1:
+            raise ValueError("interval must be > 0 and max_buffered >= 1")
+        self._level = _level(level)
+        self._dimensions = frozenset(dimensions) if dimensions is not None else None
+
+        def make_client() -> Any:
+            if client is not None:
+                return client
+            from kinesis_actors._aws import client_config, new_client
+
+            config = client_config(tries=1, connect_timeout=5.0, read_timeout=10.0)
+            return new_client(
+                "cloudwatch",
+                session=session,
+                region=region,
+                endpoint_url=endpoint_url,
+                config=config,
+            )
+
+        self._sink = CloudWatchSink(
+            make_client,
+            namespace=namespace,
+            producer_namespace=producer_namespace,
+            interval=interval,
+            max_buffered=max_buffered,
+        )
+
+    @property
+    def dropped(self) -> int:
+        """Data points dropped because CloudWatch was unreachable or the buffer full."""
+        return self._sink.dropped
+
+    @property
+    def sent(self) -> int:
+        """Data points (statistic sets) CloudWatch accepted."""
+        return self._sink.sent
+
+    def _publish(self, name: str, value: float, dimensions: Mapping[str, str]) -> None:
+        if _level(_metric_level(name)) > self._level:
+            return
+        if self._dimensions is not None:
+            dimensions = {k: v for k, v in dimensions.items() if k in self._dimensions}
+        self._sink.add(name, value, dimensions)
+
+    count = gauge = observe = _publish
+
+    def flush(self) -> None:
+        """Send what is buffered now, on the caller's thread."""
+        self._sink.flush()
+
+    def close(self) -> None:
+        """Flush and stop the sending thread."""
+        self._sink.close()
+
+
+def _metric_level(name: str) -> str:
+    return "SUMMARY" if name in SUMMARY_METRICS else "DETAILED"
+
+
+class _Filtered:
+    """A sink behind a level and a set of kept dimension keys."""
+
+    def __init__(self, sink: MetricsSink, level: int, dimensions: frozenset[str] | None) -> None:
+        self.sink, self._level, self._dimensions = sink, level, dimensions
+
+    def _pass(self, name: str, dimensions: Mapping[str, str]) -> Mapping[str, str] | None:
+        if _level(_metric_level(name)) > self._level:
+            return None
+        if self._dimensions is None:
+            return dimensions
+        return {k: v for k, v in dimensions.items() if k in self._dimensions}
+
+    def count(self, name: str, value: float, dimensions: Mapping[str, str]) -> None:
+        if (kept := self._pass(name, dimensions)) is not None:
+            self.sink.count(name, value, kept)
+
+    def gauge(self, name: str, value: float, dimensions: Mapping[str, str]) -> None:
+        if (kept := self._pass(name, dimensions)) is not None:
+            self.sink.gauge(name, value, kept)
+
+    def observe(self, name: str, value: float, dimensions: Mapping[str, str]) -> None:
+        if (kept := self._pass(name, dimensions)) is not None:
+            self.sink.observe(name, value, kept)
+
+
 _in_memory = InMemoryMetrics()
 _sinks: tuple[MetricsSink, ...] = (_in_memory,)
 
 
-def configure(*sinks: MetricsSink, keep_in_memory: bool = True) -> None:
-    """Publish to ``sinks`` from now on (the in-memory sink stays unless told otherwise)."""
+def configure(
+    *sinks: MetricsSink,
+    keep_in_memory: bool = True,
+    level: str = "DETAILED",
+    dimensions: Iterable[str] | None = None,
+) -> None:
+    """Publish to ``sinks`` from now on (the in-memory sink stays unless told otherwise).
+
+    ``level`` (NONE, SUMMARY, DETAILED) and ``dimensions`` (the dimension keys kept, e.g.
+    ``dimensions_for("stream")`` or ``dimensions_for(["ShardId"])``; None keeps all) apply to
+    ``sinks``; the in-memory sink always sees everything (``GetStats`` reads it).
+    """
     global _sinks
-    _sinks = ((_in_memory,) if keep_in_memory else ()) + tuple(sinks)
+    rank = _level(level)
+    kept = frozenset(dimensions) if dimensions is not None else None
+    wrapped = tuple(
+        sink if rank == _level("DETAILED") and kept is None else _Filtered(sink, rank, kept)
+        for sink in sinks
+    )
+    _sinks = ((_in_memory,) if keep_in_memory else ()) + wrapped
+
+
+_installed: dict[tuple[Any, ...], CloudWatchMetrics] = {}
+_install_lock = threading.Lock()
+
+
+def _install_cloudwatch(key: tuple[Any, ...], make: Callable[[], CloudWatchMetrics]) -> None:
+    """Add the CloudWatch sink ``key`` names unless this process has it (config-installed)."""
+    global _sinks
+    with _install_lock:
+        if key not in _installed:
+            _installed[key] = make()
+            _sinks = (*_sinks, _installed[key])
+
+
+def _install_for(conf: Any) -> None:
+    """Install the sink a ``ProducerConf`` / ``ConsumerConf`` asks for (``MetricsSink`` /
+    ``metricsSink``); the entry points call it. Idempotent per namespace and settings."""
+    from kinesis_actors._aws import session_for
+    from kinesis_actors._config import ConsumerConf, ProducerConf
+
+    if isinstance(conf, ProducerConf) and conf.kpl.metrics_sink == "cloudwatch":
+        kpl = conf.kpl
+        key: tuple[Any, ...] = (
+            "producer",
+            kpl.metrics_namespace,
+            kpl.metrics_level,
+            kpl.metrics_granularity,
+        )
+        _install_cloudwatch(
+            key,
+            lambda: CloudWatchMetrics(
+                producer_namespace=kpl.metrics_namespace,
+                level=kpl.metrics_level,
+                dimensions=dimensions_for(kpl.metrics_granularity),
+                interval=kpl.metrics_upload_delay,
+                session=session_for(
+                    kpl.credentials_provider, kpl.region, assume_role=kpl.assume_role
+                ),
+            ),
+        )
+    elif isinstance(conf, ConsumerConf) and conf.kcl.metrics_sink == "cloudwatch":
+        kcl = conf.kcl
+        providers = kcl.cloudwatch_credentials_provider
+        session = (
+            session_for(kcl.credentials_provider, kcl.region_name, assume_role=kcl.assume_role)
+            if providers is None
+            else session_for(providers, kcl.region_name)
+        )
+        key = ("consumer", conf.application_name, kcl.metrics_level, kcl.metrics_enabled_dimensions)
+        _install_cloudwatch(
+            key,
+            lambda: CloudWatchMetrics(
+                namespace=conf.application_name,
+                level=kcl.metrics_level,
+                dimensions=dimensions_for(kcl.metrics_enabled_dimensions),
+                interval=kcl.metrics_buffer_time,
+                max_buffered=kcl.metrics_max_queue_size,
+                session=session,
+            ),
+        )
 
 
 def in_memory() -> InMemoryMetrics:

@@ -44,6 +44,15 @@ __all__ = [
 log = get_logger(__name__)
 
 
+def metric_dimensions(value: object) -> tuple[str, ...]:
+    names = string_list(value)
+    known = ("Operation", "ShardId", "WorkerIdentifier", "ALL")
+    for name in names:
+        if name not in known:
+            raise ValueError(f"{name!r} is not one of {', '.join(known)}")
+    return names
+
+
 @settings
 class WorkerConf:
     """The batch protocol's settings (``worker`` block). Durations are in seconds."""
@@ -140,8 +149,8 @@ class KclConf:
     IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "shardSyncStrategyType", "validateSequenceNumberBeforeCheckpointing",
-            "callProcessRecordsEvenForEmptyRecordList", "metricsBufferTimeMillis",
-            "metricsMaxQueueSize", "maxLeaseRenewalThreads", "userAgent", "timeoutInSeconds",
+            "callProcessRecordsEvenForEmptyRecordList", "maxLeaseRenewalThreads", "userAgent",
+            "timeoutInSeconds",
             "shutdownGraceMillis", "retryGetRecordsInSeconds", "maxGetRecordsThreadPool",
             "maxPendingProcessRecordsInput", "maxCacheByteSize", "maxRecordsCount",
             "logWarningForTaskAfterMillis",
@@ -191,7 +200,12 @@ class KclConf:
     )
     task_backoff_time: float = setting("taskBackoffTimeMillis", duration(MS))
     metrics_level: str = setting("metricsLevel", choice("NONE", "SUMMARY", "DETAILED"))
-    metrics_enabled_dimensions: tuple[str, ...] = setting("metricsEnabledDimensions", string_list)
+    metrics_enabled_dimensions: tuple[str, ...] = setting(
+        "metricsEnabledDimensions", metric_dimensions
+    )
+    metrics_buffer_time: float = setting("metricsBufferTimeMillis", duration(MS, 0.001))
+    metrics_max_queue_size: int = setting("metricsMaxQueueSize", integer(1))
+    metrics_sink: str = setting("metricsSink", choice("none", "cloudwatch"))
     max_leases_for_worker: int = setting("maxLeasesForWorker", integer(1))
     lease_table: LeaseTableConf = section("", LeaseTableConf)
     skip_shard_sync_at_startup_if_leases_exist: bool = setting(

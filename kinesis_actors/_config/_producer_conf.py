@@ -75,7 +75,7 @@ class KplConf:
     IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "CredentialsRefreshDelay", "CloudwatchEndpoint", "CloudwatchPort", "EnableCoreDumps",
-            "LogLevel", "MetricsUploadDelay", "MinConnections", "NativeExecutable",
+            "LogLevel", "MinConnections", "NativeExecutable",
             "TempDirectory", "ThreadingModel", "ThreadPoolSize", "ProxyHost", "ProxyPort",
             "ProxyUserName", "ProxyPassword", "StsEndpoint", "StsPort",
         }
@@ -95,6 +95,8 @@ class KplConf:
     metrics_granularity: str = setting("MetricsGranularity", choice("global", "stream", "shard"))
     metrics_level: str = setting("MetricsLevel", choice("none", "summary", "detailed"))
     metrics_namespace: str = setting("MetricsNamespace", metrics_namespace)
+    metrics_upload_delay: float = setting("MetricsUploadDelay", duration(MS, 0.001))
+    metrics_sink: str = setting("MetricsSink", choice("none", "cloudwatch"))
     rate_limit: int = setting("RateLimit", integer(1, _MAX_LONG))
     record_max_buffered_time: float = setting("RecordMaxBufferedTime", duration(MS))
     record_ttl: float = setting("RecordTtl", duration(MS, 0.1))

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
+from kinesis_actors import metrics
 from kinesis_actors._actors import tell
 from kinesis_actors._aws import consumer_clients
 from kinesis_actors._config import ConsumerConf, load_config, resolve_consumer_conf
@@ -118,6 +119,7 @@ class KinesisConsumer:
         if isinstance(kinesis_conf, str | os.PathLike):
             kinesis_conf = load_config(kinesis_conf)
         self._conf = resolve_consumer_conf(kinesis_conf, consumer_name)
+        metrics._install_for(self._conf)
         self._kinesis = kinesis
         self._dynamodb = dynamodb
         self._coordinator_factory = coordinator_factory

@@ -104,6 +104,7 @@ class KinesisProducer:
     ) -> None:
         conf = resolve_producer_conf(config, stream_name=stream_name)
         self._kpl, self.stream_name, self._stream = conf.kpl, conf.stream_name, conf.stream
+        metrics._install_for(conf)
         kpl = self._kpl
         self._log = get_logger(__name__).bind(stream=self.stream_name)
         self._client = client if client is not None else producer_client(kpl)
