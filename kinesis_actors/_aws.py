@@ -325,7 +325,7 @@ def new_client(
     Raises:
         ConfigError: the endpoint is not a URL, or the region is malformed.
     """
-    session = session or boto3.Session(region_name=region)
+    session = session or boto3.Session(region_name=default_region(region))
     kwargs: dict[str, Any] = {}
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
