@@ -40,14 +40,14 @@ except ImportError:  # the layout before the public `testing` package
 __all__ = ["main", "measure"]
 
 
-def _conf(stream: str, application: str) -> ConsumerConf:
+def _conf(stream: str, application: str, kcl: str = "") -> ConsumerConf:
     text = f"""
     kinesis {{
       application-name = "{application}"
       idle {{
         stream-name = "{stream}"
         worker {{ gracefulShutdownHook = false }}
-        kcl {{ workerId = "idle-bench", maxLeasesForWorker = 100000 }}
+        kcl {{ workerId = "idle-bench", maxLeasesForWorker = 100000 {", " + kcl if kcl else ""} }}
       }}
     }}
     """
@@ -98,9 +98,16 @@ def _wait(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
-def measure(shards: int, seconds: float, settle: float) -> dict[str, Any]:
-    """One run: start the servers, a stream of ``shards`` shards and a consumer; sample it."""
-    with LocalKinesis(backend="emulators") as local:
+def measure(
+    shards: int, seconds: float, settle: float, *, kcl: str = "", aws_limits: bool = False
+) -> dict[str, Any]:
+    """One run: start the servers, a stream of ``shards`` shards and a consumer; sample it.
+
+    ``kcl``: extra HOCON settings of the consumer's ``kcl`` block; ``aws_limits``: the servers
+    behind the limits mode (``benchmarks/aws_limits.py``).
+    """
+    limits: dict[str, Any] = {"aws_limits": True} if aws_limits else {}  # older layouts lack it
+    with LocalKinesis(backend="emulators", **limits) as local:
         admin_kinesis, admin_dynamodb = local.kinesis_client(), local.dynamodb_client()
         stream, application = f"idle-{uuid.uuid4().hex[:8]}", f"idle-{uuid.uuid4().hex[:6]}"
         admin_kinesis.create_stream(StreamName=stream, ShardCount=shards)
@@ -112,7 +119,7 @@ def measure(shards: int, seconds: float, settle: float) -> dict[str, Any]:
         pool = Config(max_pool_connections=max(10, shards))
         kinesis = _counted(local.kinesis_client(config=pool), calls)
         dynamodb = _counted(local.dynamodb_client(config=pool), calls)
-        conf = _conf(stream, application)
+        conf = _conf(stream, application, kcl)
         starts = _StartCounter()
         consumer = KinesisConsumer(lambda event: None, conf, kinesis=kinesis, dynamodb=dynamodb)
         started = time.monotonic()
