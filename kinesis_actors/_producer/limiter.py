@@ -2,7 +2,9 @@
 
 Kinesis takes 1000 records/s and 1 MiB/s per shard. Each predicted shard gets a bucket of
 1000 record tokens and 1 MiB of byte tokens, refilled at ``RateLimit`` % of those rates and
-starting full. Throttling errors do not adapt the rate (nor do they in the KPL).
+starting full. Throttling errors do not adapt the rate (nor do they in the KPL). Queued records
+are released at most every ``DRAIN_INTERVAL`` (the KPL drains its limiter every 25 ms), so a
+backlog leaves in batches of a few dozen records per shard, not in PutRecords calls of one.
 """
 
 from __future__ import annotations
@@ -14,10 +16,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kinesis_actors._producer.records import KinesisRecord
 
-__all__ = ["BYTES_PER_SECOND", "RECORDS_PER_SECOND", "ShardLimiter", "TokenBucket"]
+__all__ = [
+    "BYTES_PER_SECOND",
+    "DRAIN_INTERVAL",
+    "RECORDS_PER_SECOND",
+    "ShardLimiter",
+    "TokenBucket",
+]
 
 RECORDS_PER_SECOND = 1000
 BYTES_PER_SECOND = 1024 * 1024
+#: Seconds between two releases of a shard's queue (the KPL's limiter drain delay).
+DRAIN_INTERVAL = 0.025
 
 
 class TokenBucket:
@@ -122,5 +132,5 @@ class ShardLimiter:
         """When the head of the queue gets its tokens or a queued record expires; None if empty."""
         if not self.queue:
             return None
-        tokens_at = now + self.bucket.wait_time(1, self.queue[0].size, now)
-        return min(tokens_at, self._earliest_expiration)
+        wait = max(DRAIN_INTERVAL, self.bucket.wait_time(1, self.queue[0].size, now))
+        return min(now + wait, self._earliest_expiration)
