@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kinesis_actors.reliability._report import Fault, report_path, timeline, write_report
+from kinesis_actors.reliability._timeline import Fault, report_path, timeline, write_report
 from kinesis_actors.reliability._results import ResultsLog, read_timeline
 
 START = 1_000_000
