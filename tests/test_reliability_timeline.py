@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kinesis_actors.reliability._timeline import Fault, report_path, timeline, write_report
 from kinesis_actors.reliability._results import ResultsLog, read_timeline
+from kinesis_actors.reliability._timeline import Fault, report_path, timeline, write_report
 
 START = 1_000_000
 
