@@ -16,6 +16,7 @@ Logs go to stderr. Usage::
 
     python integration/consumer_worker.py --stream S --application A [--failover-ms 1000]
         [--table T --worker-id W]
+        [--retrieval-mode FANOUT]
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ kinesis {{
       shardSyncIntervalMillis = 1000
       releasedLeasePollMillis = 100
       {table_and_worker}
+      retrievalMode = {retrieval_mode}
     }}
   }}
 }}
@@ -64,6 +66,7 @@ def main() -> int:
     parser.add_argument("--failover-ms", type=int, default=1000)
     parser.add_argument("--table", help="kcl.tableName (default <application>-<stream>)")
     parser.add_argument("--worker-id", help="kcl.workerId")
+    parser.add_argument("--retrieval-mode", choices=("POLLING", "FANOUT"), default="POLLING")
     args = parser.parse_args()
     structlog.configure(
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
@@ -97,6 +100,7 @@ def main() -> int:
             application=args.application,
             failover_ms=args.failover_ms,
             table_and_worker=extra.lstrip(", "),
+            retrieval_mode=args.retrieval_mode,
         )
     )
 

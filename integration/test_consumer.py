@@ -42,14 +42,21 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> None
 class WorkerProcess:
     """``consumer_worker.py`` in a subprocess; its JSON lines collected as they come."""
 
-    def __init__(self, stream: str, application: str) -> None:
+    def __init__(
+        self,
+        stream: str,
+        application: str,
+        *args: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        """``args``: more options of the worker; ``env``: more environment variables."""
         self.lines: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self.process = subprocess.Popen(
-            [sys.executable, str(WORKER), "--stream", stream, "--application", application],
+            [sys.executable, str(WORKER), "--stream", stream, "--application", application, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            env=dict(os.environ, PYTHONPATH=str(WORKER.parent.parent)),
+            env=dict(os.environ, PYTHONPATH=str(WORKER.parent.parent), **(env or {})),
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,10 @@ import botocore.config
 import botocore.credentials
 import botocore.exceptions
 import botocore.session
+import urllib3.exceptions
+from botocore.eventstream import ParserError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.exceptions import HTTPClientError
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
 from kinesis_actors._config._credentials import (
@@ -42,6 +47,7 @@ __all__ = [
     "FATAL_PUT_ERROR_CODES",
     "THROTTLING_CODES",
     "ClientHook",
+    "Subscription",
     "add_client_hook",
     "client_config",
     "consumer_clients",
@@ -50,9 +56,12 @@ __all__ = [
     "error_code",
     "error_message",
     "is_fatal_put_error",
+    "is_protocol_error",
     "is_throttling",
+    "is_transport_error",
     "list_all_shards",
     "new_client",
+    "open_subscription",
     "producer_client",
     "remove_client_hook",
     "session_for",
@@ -275,6 +284,11 @@ def _with_fast_timestamps(session: boto3.Session) -> boto3.Session:
     return session
 
 
+#: Connection pool ceiling of a FANOUT consumer's Kinesis client: one connection per subscribed
+#: shard (AWS: 10,000 shards per stream at most), so a pool never drops a live subscription's.
+_FANOUT_CONNECTIONS = 10_000
+
+
 def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, DynamoDBClient]:
     """Kinesis and DynamoDB clients of a consumer (``kcl`` region, endpoints, credentials).
 
@@ -293,8 +307,16 @@ def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, Dy
     else:
         dynamodb_session = session
     config = client_config(tries=tries, max_pool_connections=32)
+    kinesis_config = config
+    if kcl.retrieval_mode == "FANOUT":
+        # Each subscribed shard holds a connection for minutes (pools grow lazily to this).
+        kinesis_config = client_config(tries=tries, max_pool_connections=_FANOUT_CONNECTIONS)
     kinesis: KinesisClient = new_client(
-        "kinesis", session=session, endpoint_url=kcl.kinesis_endpoint, config=config, hooked=True
+        "kinesis",
+        session=session,
+        endpoint_url=kcl.kinesis_endpoint,
+        config=kinesis_config,
+        hooked=True,
     )
     dynamodb: DynamoDBClient = new_client(
         "dynamodb",
@@ -455,3 +477,80 @@ def list_all_shards(
         response = client.list_shards(NextToken=token, **page)
         shards.extend(response.get("Shards", []))
     return shards
+
+
+#: SubscribeToShard refused in a way that says the endpoint does not speak it as we do: not
+#: served (kinesalite: UnknownOperationException, ministack: InvalidAction), or a request it
+#: could not read. KCL maintainers traced ``InvalidArgumentException`` ("Invalid
+#: StartingSequenceNumber") to SubscribeToShard over HTTP/1.1, which is what botocore speaks.
+_PROTOCOL_ERROR_CODES = frozenset(
+    {
+        "UnknownOperationException",
+        "UnknownOperation",
+        "InvalidAction",
+        "SerializationException",
+        "InvalidArgumentException",
+    }
+)
+
+
+def is_protocol_error(error: BaseException) -> bool:
+    """The event stream could not be read (bad framing, no initial response), or the endpoint
+    refused SubscribeToShard as not served or unreadable: retrying the same way will not help."""
+    return isinstance(error, ParserError) or error_code(error) in _PROTOCOL_ERROR_CODES
+
+
+def is_transport_error(error: BaseException) -> bool:
+    """The connection failed or broke (timeout, reset, closed mid-stream): worth retrying."""
+    return isinstance(
+        error, urllib3.exceptions.HTTPError | HTTPClientError | BotocoreConnectionError | OSError
+    )
+
+
+class Subscription:
+    """One SubscribeToShard response: its events, and a way to end a blocked read at once.
+
+    botocore's ``EventStream.close()`` does not wake a thread blocked reading it (measured: the
+    read returns only when the next event arrives, up to 5 s later). :meth:`interrupt` shuts the
+    socket down for reading (urllib3's ``HTTPResponse.shutdown``), so the blocked read ends now.
+    """
+
+    def __init__(self, events: Any, raw: Any) -> None:
+        self._events = events
+        self._raw = raw
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._events)
+
+    def interrupt(self) -> None:
+        """End a read blocked on another thread (safe to call at any time, more than once)."""
+        shutdown = getattr(self._raw, "shutdown", None)
+        if shutdown is not None:
+            try:
+                shutdown()
+            except (OSError, ValueError, RuntimeError):
+                pass  # already closed or released
+
+    def close(self) -> None:
+        self._events.close()
+
+
+_subscribe_response = threading.local()
+_HOOK_ID = "kinesis-actors-subscription-raw-response"
+
+
+def _keep_raw_response(http_response: Any, **_: Any) -> None:
+    _subscribe_response.raw = getattr(http_response, "raw", None)
+
+
+def open_subscription(kinesis: KinesisClient, **request: Any) -> Subscription:
+    """Call SubscribeToShard and return its :class:`Subscription` (errors raise ClientError).
+
+    The raw HTTP response is caught by an ``after-call`` hook of the client on the calling
+    thread, so concurrent subscriptions on one client each get their own.
+    """
+    events = kinesis.meta.events
+    events.register("after-call.kinesis.SubscribeToShard", _keep_raw_response, unique_id=_HOOK_ID)
+    _subscribe_response.raw = None
+    response = kinesis.subscribe_to_shard(**request)
+    return Subscription(response["EventStream"], _subscribe_response.raw)

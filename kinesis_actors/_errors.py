@@ -11,6 +11,7 @@ __all__ = [
     "ConfigError",
     "DependencyError",
     "ExplicitHashKeyError",
+    "FanoutError",
     "InvalidRecordError",
     "InvalidStateError",
     "KinesisActorsError",
@@ -121,6 +122,11 @@ class DependencyError(KinesisActorsError):
 
 
 # -- consumer -------------------------------------------------------------------------------------
+
+
+class FanoutError(KinesisActorsError):
+    """Enhanced fan-out could not be set up (stream or consumer missing, consumer not ACTIVE in
+    time), or a shard's subscription failed in a way retrying cannot fix."""
 
 
 class ProcessingFailedError(KinesisActorsError):

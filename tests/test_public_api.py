@@ -30,6 +30,7 @@ PUBLIC_SURFACE: dict[str, set[str]] = {
         "DynamoDBLeaseTable",
         "EventProcessed",
         "ExplicitHashKeyError",
+        "FanoutError",
         "GetStats",
         "InvalidRecordError",
         "InvalidStateError",

@@ -221,6 +221,15 @@ class KclConf:
     released_lease_poll_interval: float = setting("releasedLeasePollMillis", duration(MS, 0.01))
     lease_handoff_timeout: float = setting("gracefulLeaseHandoffTimeoutMillis", duration(MS))
     lease_balance_damping: float = setting("leaseBalanceDamping", number(0.0, 100.0))
+    retrieval_mode: str = setting("retrievalMode", choice("POLLING", "FANOUT"))
+    consumer_name: str | None = setting("consumerName", string, unset=None)
+    consumer_arn: str | None = setting("consumerArn", string, unset=None)
+    deregister_consumer_on_stop: bool = setting("deregisterConsumerOnStop", boolean)
+    consumer_active_timeout: float = setting("consumerActiveTimeoutMillis", duration(MS))
+    consumer_status_poll_interval: float = setting("consumerStatusPollMillis", duration(MS, 0.01))
+    fanout_max_buffered_batches: int = setting("fanoutMaxBufferedBatches", integer(1, 1000))
+    fanout_max_backoff: float = setting("fanoutMaxBackoffMillis", duration(MS, 0.001))
+    fanout_fallback_to_polling: bool = setting("fanoutFallbackToPolling", boolean)
 
     @property
     def read_interval(self) -> float:

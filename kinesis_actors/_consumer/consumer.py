@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import dataclasses
 import os
 import signal
 import threading
@@ -42,7 +43,11 @@ from kinesis_actors._consumer.event_loop import ConsumerLoop
 from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
 from kinesis_actors._consumer.processor import ProcessRecord, event_processor
-from kinesis_actors._errors import KinesisActorsError
+from kinesis_actors._consumer.stream_consumer import (
+    deregister_stream_consumer,
+    ensure_stream_consumer,
+)
+from kinesis_actors._errors import FanoutError, KinesisActorsError
 from kinesis_actors._leases.coordinator import LeaseCoordinator, Subscriber
 from kinesis_actors._leases.lease import LeaseEvent
 from kinesis_actors._logging import get_logger
@@ -133,6 +138,8 @@ class KinesisConsumer:
         self._loop = ConsumerLoop(event_loop, self._conf.name)
         self._stop_requested = False
         self._previous_handlers: dict[int, Any] = {}
+        #: FANOUT with ``kcl.deregisterConsumerOnStop``: what to deregister when stopped.
+        self._deregister: tuple[KinesisClient, str] | None = None
 
     @classmethod
     def with_processor(
@@ -182,6 +189,8 @@ class KinesisConsumer:
         ):
             default_kinesis, default_dynamodb = consumer_clients(conf.kcl)
             kinesis, dynamodb = kinesis or default_kinesis, dynamodb or default_dynamodb
+        if conf.kcl.retrieval_mode == "FANOUT":
+            conf = self._with_stream_consumer(conf, kinesis)
         forward = _Forward()
         coordinator = self._coordinator_factory(conf, kinesis, dynamodb, forward)
         self._executor = BlockingExecutor(
@@ -206,6 +215,14 @@ class KinesisConsumer:
             table=conf.table_name,
         )
 
+    def _with_stream_consumer(self, conf: ConsumerConf, kinesis: KinesisClient) -> ConsumerConf:
+        """FANOUT: register the stream consumer if needed, wait until it is ACTIVE, and hand
+        its ARN to the shards (``kcl.consumerArn`` of the returned conf)."""
+        arn = ensure_stream_consumer(kinesis, conf)
+        if conf.kcl.deregister_consumer_on_stop:
+            self._deregister = (kinesis, arn)
+        return dataclasses.replace(conf, kcl=dataclasses.replace(conf.kcl, consumer_arn=arn))
+
     def _ended(self, error: BaseException | None) -> None:
         """The consumer stopped (called once, from the manager or a failed start)."""
         atexit.unregister(self._at_exit)
@@ -215,6 +232,13 @@ class KinesisConsumer:
         future = self._future
         if future is None or future.done():
             return
+        if self._deregister is not None:
+            kinesis, arn = self._deregister
+            self._deregister = None
+            try:
+                deregister_stream_consumer(kinesis, arn)
+            except Exception as exc:
+                error = error or FanoutError(f"could not deregister stream consumer {arn}: {exc}")
         if error is None:
             self._log.info("*** Kinesis consumer completed ***")
             future.set_result(None)

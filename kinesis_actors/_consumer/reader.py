@@ -1,21 +1,10 @@
 """ShardReader: the blocking GetShardIterator / GetRecords calls for one shard.
 
-Starts at the lease's checkpoint with AT_SEQUENCE_NUMBER and drops every user record at or
-below the checkpoint's (sequence, sub-sequence), which is how a restart resumes inside a KPL
-aggregate; a sentinel checkpoint starts at TRIM_HORIZON, LATEST or AT_TIMESTAMP.
+Starts at the lease's checkpoint with AT_SEQUENCE_NUMBER (a sentinel checkpoint: TRIM_HORIZON,
+LATEST or AT_TIMESTAMP), or after ``resume_after`` (a fan-out reader's fallback to polling).
 
-KPL aggregates are unpacked, one event per member, and no member is lost: an aggregate with
-members outside this shard's hash range ("misrouted") is delivered in full, except in the one
-case where those members are certain to arrive on another shard. That case is a per-shard
-aggregating producer (the KPL, this library's producer: outer partition key "a") that predicted
-a shard which had split by the time Kinesis took the record, so it landed on a child: such a
-producer checks where each record landed and re-sends every member of a misrouted aggregate.
-So the outside members are dropped only when this shard was created by a reshard (its lease has
-parents) and the aggregate has the KPL's outer key; the members inside the range are delivered
-(their re-sent copies are the duplicates). An aggregate from a producer that packs records for
-any shard (aws-kinesis-agg uses the first member's key) or on a shard that never split is
-delivered whole. Both cases are counted (metrics ``AggregateMembersDropped``,
-``MisroutedAggregatesDelivered``) and logged once per shard.
+The RecordDecoder drops what was processed before and unpacks KPL aggregates (see
+``records.py`` for which members of a misrouted aggregate are delivered).
 
 An expired iterator is replaced by one AFTER the last record fetched, so nothing is skipped or
 read twice. A missing ``NextShardIterator`` (AWS and kinesalite at a closed shard's end) or
@@ -25,17 +14,15 @@ one call at a time on the consumer's BlockingExecutor.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from kinesis_actors import metrics
-from kinesis_actors._aggregation import MAGIC, MAX_HASH_KEY, _all_within, _rows, hash_key
 from kinesis_actors._aws import error_code
 from kinesis_actors._consumer.pacing import FULL_READ_BYTES
+from kinesis_actors._consumer.records import RecordDecoder
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
 from kinesis_actors._stream_ref import StreamRef
@@ -43,15 +30,10 @@ from kinesis_actors._stream_ref import StreamRef
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
 
-    from kinesis_actors._aggregation import _Row
     from kinesis_actors._config import KclConf
     from kinesis_actors._leases.lease import HeldLease
 
 __all__ = ["ReadResult", "ShardReader"]
-
-#: The outer partition key of the KPL's aggregates (the KPL and this library's producer, which
-#: aggregate per predicted shard and re-send every member of a misrouted aggregate).
-KPL_AGGREGATE_KEY = "a"
 
 
 @dataclass(frozen=True)
@@ -71,39 +53,38 @@ class ReadResult:
 
 class ShardReader:
     def __init__(
-        self, kinesis: KinesisClient, stream: str | StreamRef, lease: HeldLease, kcl: KclConf
+        self,
+        kinesis: KinesisClient,
+        stream: str | StreamRef,
+        lease: HeldLease,
+        kcl: KclConf,
+        *,
+        resume_after: str | None = None,
     ) -> None:
+        """``resume_after``: start AFTER this record (a fan-out reader that fell back to polling
+        had handed out every record up to it) instead of at the lease's checkpoint."""
         self._kinesis = kinesis
         self._stream = StreamRef.of(stream)
         self._shard_id = lease.shard_id
         self._checkpoint = lease.checkpoint
         self._kcl = kcl
         self._log = get_logger(__name__).bind(shard_id=lease.shard_id)
-        self._hash_range: tuple[int, int] | None = None
-        if lease.starting_hash_key is None or lease.ending_hash_key is None:
-            self._log.info("shard hash range unknown: aggregates are not filtered by range")
-        elif (lease.starting_hash_key, lease.ending_hash_key) != (0, MAX_HASH_KEY):
-            # (A shard over the whole key space cannot get another shard's aggregate.)
-            self._hash_range = (lease.starting_hash_key, lease.ending_hash_key)
-        #: A child of a reshard: the only shard a per-shard producer's stale prediction reaches.
-        self._resharded = bool(lease.parent_shard_ids)
-        self._misroutes_logged = False
-        #: Records at or below this position were processed before (resume filter).
-        self._resume_after = (
-            lease.checkpoint if isinstance(lease.checkpoint, CompoundSequenceNumber) else None
-        )
+        self._decoder = RecordDecoder(lease)
         self._iterator: str | None = None
-        self._last_fetched: str | None = None
+        self._last_fetched: str | None = resume_after
         self._ended = lease.checkpoint == Sentinel.SHARD_END
+        self._started = False
 
     @property
     def ended(self) -> bool:
         return self._ended
 
     def start(self) -> None:
-        """Get the first iterator (no-op for a shard already at SHARD_END)."""
+        """Get the first iterator (no-op for a shard already at SHARD_END); ``read`` calls it
+        if it did not succeed before."""
         if not self._ended:
             self._iterator = self._get_iterator()
+        self._started = True
 
     def _iterator_request(self) -> dict[str, Any]:
         request: dict[str, Any] = {**self._stream.request_args(), "ShardId": self._shard_id}
@@ -139,6 +120,8 @@ class ShardReader:
 
     def read(self) -> ReadResult:
         """One GetRecords call (two if the iterator had expired)."""
+        if not self._started:
+            self.start()
         if self._ended or self._iterator is None:
             self._ended = True
             return ReadResult((), shard_end=True)
@@ -158,7 +141,7 @@ class ShardReader:
                 return ReadResult((), shard_end=True)
             response = self._get_records()
         records = response.get("Records", [])
-        events = self._events(records)
+        events = self._decoder.events(records)
         if records:
             self._last_fetched = records[-1]["SequenceNumber"]
         self._iterator = response.get("NextShardIterator")
@@ -184,108 +167,3 @@ class ShardReader:
         return self._kinesis.get_records(
             ShardIterator=self._iterator, Limit=self._kcl.max_records, **self._stream.arn_args()
         )
-
-    def _misrouted(
-        self, rows: list[_Row], record: Mapping[str, Any], hash_range: tuple[int, int]
-    ) -> list[tuple[int, _Row]]:
-        """The members to deliver of an aggregate with members outside ``hash_range``."""
-        members = list(enumerate(rows))
-        if not (self._resharded and record["PartitionKey"] == KPL_AGGREGATE_KEY):
-            metrics.count("MisroutedAggregatesDelivered", shard_id=self._shard_id)
-            self._log_misroute(
-                "aggregate with members outside this shard's hash range delivered in full "
-                "(its producer does not aggregate per shard, or this shard never split)",
-                record,
-            )
-            return members
-        low, high = hash_range
-        kept = [(i, row) for i, row in members if _within(row, low, high)]
-        metrics.count("AggregateMembersDropped", len(members) - len(kept), shard_id=self._shard_id)
-        self._log_misroute(
-            "aggregate written before a reshard: its members outside this shard's hash range "
-            "are dropped (the producer re-sends them to the right shard); the ones inside are "
-            "delivered and may arrive twice",
-            record,
-        )
-        return kept
-
-    def _log_misroute(self, what: str, record: Mapping[str, Any]) -> None:
-        log = self._log.info if self._misroutes_logged else self._log.warning
-        self._misroutes_logged = True
-        log(what, sequence_number=record["SequenceNumber"], partition_key=record["PartitionKey"])
-
-    def _events(self, records: Sequence[Mapping[str, Any]]) -> tuple[ConsumerEvent, ...]:
-        # The per-record hot path: positions and events come from the private constructors
-        # (no re-validation of what Kinesis sent), and aggregates are unpacked as plain rows
-        # (``deaggregate`` without the named tuples); a record without the magic is no aggregate.
-        events: list[ConsumerEvent] = []
-        append = events.append
-        position_of = CompoundSequenceNumber._trusted
-        event_of = ConsumerEvent._trusted
-        shard_id, hash_range = self._shard_id, self._hash_range
-        resume = self._resume_after
-        resume_key: tuple[int, int] | None = None
-        if resume is not None:
-            resume_key = (int(resume.sequence_number), resume.sub_sequence_number)
-        for record in records:
-            sequence_number = record["SequenceNumber"]
-            number = int(sequence_number)
-            data = record["Data"]
-            timestamp = record["ApproximateArrivalTimestamp"]
-            if timestamp.tzinfo is None:
-                timestamp = timestamp.replace(tzinfo=UTC)
-            rows = _rows(data) if data.startswith(MAGIC) else None
-            if rows is None:  # not an aggregate: the record itself, sub-sequence 0
-                if resume_key is not None:
-                    if (number, 0) <= resume_key:
-                        continue
-                    resume_key = None
-                append(
-                    event_of(
-                        position_of(sequence_number, 0, number),
-                        data,
-                        timestamp,
-                        record["PartitionKey"],
-                        shard_id,
-                        None,
-                    )
-                )
-                continue
-            members: Iterable[tuple[int, _Row]] | None = None
-            if hash_range is not None and not _all_within(rows, *hash_range):
-                members = self._misrouted(rows, record, hash_range)
-            sub_sequence = 0
-            if resume_key is not None:
-                # Resuming inside this aggregate: skip the members at or below the checkpoint.
-                while sub_sequence < len(rows) and (number, sub_sequence) <= resume_key:
-                    sub_sequence += 1
-                if sub_sequence == len(rows):
-                    continue
-                resume_key = None
-            if members is None:
-                members = enumerate(rows[sub_sequence:], sub_sequence)
-            elif sub_sequence:
-                members = [(i, row) for i, row in members if i >= sub_sequence]
-            for index, (partition_key, explicit_hash_key, payload) in members:
-                append(
-                    event_of(
-                        position_of(sequence_number, index, number),
-                        payload,
-                        timestamp,
-                        partition_key,
-                        shard_id,
-                        explicit_hash_key,
-                    )
-                )
-        if resume_key is None:
-            self._resume_after = None
-        return tuple(events)
-
-
-def _within(row: _Row, low: int, high: int) -> bool:
-    partition_key, explicit_hash_key, _ = row
-    try:
-        key = hash_key(partition_key, explicit_hash_key)
-    except ValueError:  # an explicit hash key that is no number: it belongs nowhere for sure
-        return False
-    return low <= key <= high

@@ -37,6 +37,11 @@ import pykka
 from kinesis_actors import metrics
 from kinesis_actors._actors import tell
 from kinesis_actors._aws import is_throttling
+from kinesis_actors._consumer.fanout import (
+    FanoutShardReader,
+    SubscriptionFailed,
+    fanout_reader,
+)
 from kinesis_actors._consumer.messages import (
     ChildShards,
     GracefulShutdown,
@@ -142,7 +147,11 @@ class ShardConsumer(pykka.ThreadingActor):
         self._batch_tracker_factory = batch_tracker or shard_actors(
             lease, conf, coordinator, processor, executor, self._report_failure, batch_processor
         )
+        self._kinesis = kinesis
+        self._stream = conf.stream
         self._reader = ShardReader(kinesis, conf.stream, lease, conf.kcl)
+        #: FANOUT: the subscription (None: polling, also after a fallback to polling).
+        self._fanout = fanout_reader(kinesis, lease, conf.kcl, self.actor_ref, _Fetch())
         self._prefetch = conf.kcl.data_fetching_strategy == "PREFETCH_CACHED"
         self._log = log.bind(shard_id=lease.shard_id)
         self._tracker: pykka.ActorRef[Any] | None = None
@@ -177,6 +186,8 @@ class ShardConsumer(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         self._cancel_timer()
+        if self._fanout is not None:
+            self._fanout.close()
         if self._tracker is not None:
             self._tracker.stop(block=False)
 
@@ -245,6 +256,10 @@ class ShardConsumer(pykka.ThreadingActor):
 
     def _initialize(self) -> None:
         self._state = ShardState.INITIALIZING
+        if self._fanout is not None:
+            self._fanout.start()  # its own thread: nothing blocks here
+            self._on_initialized(None)
+            return
         self._call(self._reader.start, lambda outcome: _Initialized(_error(outcome)))
 
     def _on_initialized(self, error: BaseException | None) -> None:
@@ -268,6 +283,10 @@ class ShardConsumer(pykka.ThreadingActor):
             or (self._batch_in_flight and not self._prefetch)
         ):
             return
+        if self._fanout is not None:  # pushed: paced by the subscription, not by the pacer
+            self._cancel_timer()
+            self._take_from_subscription(self._fanout)
+            return
         now = time.monotonic()
         wait = self._pacer.next_read_at() - now
         if wait > 0:
@@ -280,10 +299,40 @@ class ShardConsumer(pykka.ThreadingActor):
 
     def _read(self) -> ReadResult:
         """One read, counted as the shard's load (the fleet weighs leases by it)."""
-        result = self._reader.read()
+        return self._counted(self._reader.read())
+
+    def _counted(self, result: ReadResult) -> ReadResult:
         size = sum(len(event.payload) for event in result.events)
         self._coordinator.record_read(self._shard_id, len(result.events), size)
         return result
+
+    def _take_from_subscription(self, fanout: FanoutShardReader) -> None:
+        """The next batch of the subscription, if one is there (else it tells ``_Fetch`` when one
+        arrives)."""
+        item = fanout.take()
+        if isinstance(item, SubscriptionFailed):
+            self._fanout = None
+            fanout.close()
+            if item.protocol and self._kcl.fanout_fallback_to_polling:
+                self._log.warning(
+                    "enhanced fan-out failed at the protocol level: this shard is read by "
+                    "polling from now on (kcl.fanoutFallbackToPolling)",
+                    error=str(item.error),
+                )
+                metrics.count("FanoutFallbacks", shard_id=self._shard_id)
+                self._reader = ShardReader(
+                    self._kinesis,
+                    self._stream,
+                    self._lease,
+                    self._kcl,
+                    resume_after=item.resume_after,
+                )
+                self._fetch()
+            else:
+                self._failed = True  # the supervisor restarts the shard
+                self._report_failure(type(fanout).__name__, item.error)
+        elif item is not None:
+            self._on_fetched(self._counted(item))
 
     def _on_fetched(self, result: ReadResult | BaseException) -> None:
         self._fetching = False
@@ -298,7 +347,8 @@ class ShardConsumer(pykka.ThreadingActor):
                 self._log.warning("GetRecords failed; retrying", error=repr(result), delay=delay)
             self._fetch()
             return
-        self._pacer.read(records=result.records_read, full=result.full)
+        if self._fanout is None:
+            self._pacer.read(records=result.records_read, full=result.full)
         self._publish_lag(result)
         if result.shard_end:
             self._at_end = True
@@ -364,6 +414,8 @@ class ShardConsumer(pykka.ThreadingActor):
         self._state = ShardState.SHUTTING_DOWN
         self._reason = reason
         self._cancel_timer()
+        if self._fanout is not None:
+            self._fanout.close()  # at once: lease lost, shutdown, or the shard's end
         self._prefetched = None
         self._log.info("*** Shutting down record processor for shard ***", reason=reason.value)
         children = self._child_shards if reason is ShutdownReason.SHARD_END else None

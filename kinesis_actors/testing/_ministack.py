@@ -46,6 +46,14 @@ MINISTACK_VERSION: Final = "1.5.33"
 
 _READY_PATH: Final = "/_ministack/ready"
 _PORT_ATTEMPTS: Final = 3
+#: ministack's entry point with its subscription lifetime (a module constant) set from argv[1].
+_BOOT_WITH_LIFETIME: Final = (
+    "import sys\n"
+    "import ministack.services.kinesis as kinesis\n"
+    "kinesis.SUBSCRIPTION_SECONDS = float(sys.argv.pop(1))\n"
+    "from ministack.app import main\n"
+    "main()\n"
+)
 
 log = get_logger(__name__)
 
@@ -69,6 +77,8 @@ class LocalMinistack:
         region: Region of the clients (ministack answers for any).
         startup_timeout: Seconds to wait for ``/_ministack/ready``.
         stop_timeout: Seconds between SIGTERM and SIGKILL.
+        subscription_seconds: Lifetime of a SubscribeToShard subscription (AWS and ministack:
+            300 s); shorter lets a test see subscriptions end and be renewed.
     """
 
     def __init__(
@@ -78,11 +88,13 @@ class LocalMinistack:
         region: str = "us-east-1",
         startup_timeout: float = 30.0,
         stop_timeout: float = 5.0,
+        subscription_seconds: float | None = None,
     ) -> None:
         self.region = region
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self._requested_port = port
+        self._subscription_seconds = subscription_seconds
         self._port: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._workdir: tempfile.TemporaryDirectory[str] | None = None
@@ -139,7 +151,7 @@ class LocalMinistack:
             }
             with log_path.open("ab") as sink:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "ministack"],
+                    self._argv(),
                     stdin=subprocess.DEVNULL,
                     stdout=sink,
                     stderr=subprocess.STDOUT,
@@ -164,6 +176,11 @@ class LocalMinistack:
             raise LocalBackendError(
                 f"ministack did not start on {LOOPBACK}:{port}: {problem}\n{tail}"
             )
+
+    def _argv(self) -> list[str]:
+        if self._subscription_seconds is None:
+            return [sys.executable, "-m", "ministack"]
+        return [sys.executable, "-c", _BOOT_WITH_LIFETIME, str(self._subscription_seconds)]
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
