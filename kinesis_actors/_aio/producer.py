@@ -15,7 +15,6 @@ engine and gives it back when its result reaches the loop; records beyond the pr
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -121,8 +120,12 @@ class AsyncKinesisProducer:
         self._flushes = 0
         self._dropped_results = 0
         self._dropped_failures = 0
+        # The waiter of each record in the engine, by its engine future (loop thread only): no
+        # object per record for the garbage collector to walk, unlike a partial or a tuple.
+        self._waiters: dict[_EngineFuture, _Waiter] = {}
+        self._on_engine_done = self._engine_done  # one bound method for every record
         # Engine threads -> loop thread: finished records, and whether a drain is scheduled.
-        self._finished: deque[tuple[_Waiter, _EngineFuture]] = deque()
+        self._finished: deque[_EngineFuture] = deque()
         self._handoff_lock = threading.Lock()
         self._drain_scheduled = False
 
@@ -256,7 +259,8 @@ class AsyncKinesisProducer:
         self._free -= 1
         self._in_engine += 1
         self._idle.clear()
-        future.add_done_callback(functools.partial(self._engine_done, waiter))
+        self._waiters[future] = waiter
+        future.add_done_callback(self._on_engine_done)
 
     def _drain(self) -> None:
         """Deliver the results the engine finished, then let waiting records into free slots."""
@@ -264,8 +268,10 @@ class AsyncKinesisProducer:
             self._drain_scheduled = False
         finished = self._finished
         count = 0
+        waiters = self._waiters
         while finished:
-            waiter, future = finished.popleft()
+            future = finished.popleft()
+            waiter = waiters.pop(future)
             count += 1
             if waiter.done():
                 self._dropped(future)
@@ -312,9 +318,9 @@ class AsyncKinesisProducer:
 
     # -- engine threads --------------------------------------------------------------------------
 
-    def _engine_done(self, waiter: _Waiter, future: _EngineFuture) -> None:
+    def _engine_done(self, future: _EngineFuture) -> None:
         """Done callback of every engine future: queue it, wake the loop once per batch."""
-        self._finished.append((waiter, future))
+        self._finished.append(future)
         with self._handoff_lock:
             if self._drain_scheduled:
                 return
