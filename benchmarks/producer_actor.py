@@ -185,7 +185,11 @@ def _backend(name: str, shards: int) -> Iterator[tuple[ProducerConf, EngineFacto
     if name == "memory":
         from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 
-        tree = load_config('kinesis { bench { stream-name = "bench" } }')
+        # No per-shard rate limit: the in-memory stream has none, and at the default 150 % of
+        # 1 MiB/s per shard the limiter (not the actor) would cap both paths alike.
+        tree = load_config(
+            'kinesis { bench { stream-name = "bench", kpl { RateLimit = 100000 } } }'
+        )
         conf = ProducerConf.from_config(tree, "bench")
 
         def in_memory(c: ProducerConf) -> KinesisProducer:
