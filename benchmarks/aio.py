@@ -19,6 +19,7 @@ Exit code 1 if a target is missed.
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -35,8 +36,6 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-
-import structlog
 
 from kinesis_actors import (
     ConsumerConf,
@@ -288,7 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="consumer runs per path")
     parser.add_argument("--producer-rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    logging.basicConfig(
+        level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING")
+    )  # tables, not log lines
     producer = run_producer(args.records, args.payload_size, args.window, args.producer_rounds)
     consumer = run_consumer(args.consumer_records, args.rounds)
     window = args.window

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import logging
+import os
 import random
 import sys
 import time
@@ -130,6 +132,9 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(
+        level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING")
+    )  # tables, not log lines
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=200_000)
     parser.add_argument("--payload-size", type=int, default=100)

@@ -16,6 +16,7 @@ Targets (issue #6): non-aggregated >= 0.8x the baseline, aggregated >= 3x the ba
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
 import sys
@@ -253,6 +254,9 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING")
+    )  # tables, not log lines
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--latency-records", type=int, default=200)

@@ -21,6 +21,7 @@ takeover, against the KCL's renewal rate.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -136,6 +137,9 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(
+        level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING")
+    )  # tables, not log lines
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tuned-failover-ms", type=int, default=2000)
     parser.add_argument("--tuned-poll-ms", type=int, default=250)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import statistics
 import subprocess
@@ -196,6 +197,9 @@ def _fmt(value: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(
+        level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING")
+    )  # tables, not log lines
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shards", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0, help="sampling time")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import logging
 import os
 import sys
 import time
@@ -37,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import boto3
 import codec
 import producer_actor
-import structlog
 
 from kinesis_actors._models import ProducerEvent
 from kinesis_actors._producer import KinesisProducer
@@ -161,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-actor", action="store_true", help="skip the actor path (benchmarks/producer_actor.py)"
     )
     args = parser.parse_args(argv)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    logging.basicConfig(
+        level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING")
+    )  # tables, not log lines
     r = run(args.records, args.payload_size, args.rounds, actor=not args.no_actor)
     rates, ratios = r["rates"], r["ratios"]
     checks = [

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import math
 import os
 import sys
@@ -34,7 +35,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pykka
-import structlog
 
 from kinesis_actors._config import ProducerConf, load_config
 from kinesis_actors._models import ProducerEvent
@@ -276,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.window and args.window <= CHUNK:
         parser.error(f"--window must be 0 or more than {CHUNK}")
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    logging.basicConfig(
+        level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING")
+    )  # tables, not log lines
     result = run(
         args.records, args.payload_size, args.backend, args.shards, args.rounds, args.window
     )

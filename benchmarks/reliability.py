@@ -19,6 +19,8 @@ own records/s is printed next to it. ``--rate 0`` keeps ``kinesis.test.producer.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pykka
-import structlog
 
 from kinesis_actors.reliability._run import FAULTS, RunOptions, RunReport, run_test
 
@@ -136,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-dir", type=Path, default=None, help="keep logs and results here")
     parser.add_argument("--progress", action="store_true", help="print a status line every 2 s")
     args = parser.parse_args(argv)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
+    logging.basicConfig(
+        level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING")
+    )  # tables, not log lines
     reports = run(
         args.messages,
         args.shards,

@@ -28,7 +28,6 @@ from typing import Any
 
 import boto3
 import pykka
-import structlog
 
 from kinesis_actors import (
     ConsumerConf,
@@ -134,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processor", choices=("function", "actor"), default="function")
     parser.add_argument("--moto", action="store_true", help="moto in-process, no local servers")
     args = parser.parse_args(argv)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.basicConfig(level=logging.WARNING)  # the library logs through stdlib logging
 
     with local_aws(args.moto):
         stream = f"orders-{uuid.uuid4().hex[:8]}"

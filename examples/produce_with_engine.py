@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
-
-import structlog
 
 from kinesis_actors import (
     InvalidRecordError,
@@ -104,5 +103,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))  # warnings only
+    logging.basicConfig(level=logging.WARNING)  # the library logs through stdlib logging
     sys.exit(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import sys
 import threading
 import uuid
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pykka
-import structlog
 from pyhocon import ConfigTree
 
 from kinesis_actors import (
@@ -127,5 +127,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))  # warnings only
+    logging.basicConfig(level=logging.WARNING)  # the library logs through stdlib logging
     sys.exit(main())
