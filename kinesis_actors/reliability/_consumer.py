@@ -209,15 +209,26 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
         self._pending_acks.clear()
 
     def _pit_stop(self, took: int) -> None:
-        expected = set(range(self._verified, self._verified + took))
-        if not expected <= self._received:
-            missing = min(expected - self._received)
-            for _ in range(3):
-                self._log.error("Failed pit stop check!", at=self._verified, first_missing=missing)
-            self._succeeded = False
+        """Verify the lowest ``took`` integers not yet verified, as far as they are contiguous.
+
+        Shards progress unevenly (one batch of a shard can hold thousands of records), so a gap
+        here is a shard behind the others, not a loss: it is reported and verified again at the
+        next pit stop. Only the final check, once every integer had its chance, judges loss.
+        """
+        end = self._verified + took
+        contiguous = self._verified
+        while contiguous < end and contiguous in self._received:
+            contiguous += 1
+        self._received -= set(range(self._verified, contiguous))
+        self._verified = contiguous
+        if contiguous < end:
+            self._log.warning(
+                "pit stop: a shard is behind the others",
+                verified=self._verified,
+                first_missing=contiguous,
+                **self._timing(),
+            )
             return
-        self._received -= expected
-        self._verified += took
         self._log.info("**** PIT STOP OK", verified=self._verified, **self._timing())
 
     def _timing(self) -> dict[str, Any]:
