@@ -70,9 +70,11 @@ def _measure(
         wait_until(lambda: len(leaver.held()) == SHARDS, timeout=60, what="leaver holds all")
         survivor = fleet.start("survivor")
         wait_until(
-            lambda: len(survivor.held()) >= 1 and len(leaver.held()) == SHARDS - 1,
+            lambda: (
+                len(survivor.held()) >= 1 and len(leaver.held()) + len(survivor.held()) == SHARDS
+            ),
             timeout=60,
-            what="survivor's first steal",
+            what="survivor's first leases",
         )
         # Exit half a taker interval after the survivor's full taker run: the average phase.
         first_gain = survivor.first("gained")
