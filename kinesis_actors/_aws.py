@@ -51,6 +51,7 @@ __all__ = [
     "add_client_hook",
     "client_config",
     "consumer_clients",
+    "consumer_producer_client",
     "default_region",
     "describe_aws_error",
     "error_code",
@@ -241,6 +242,20 @@ def producer_client(kpl: KplConf) -> KinesisClient:
         endpoint_url=kpl.endpoint_url,
         config=config,
         verify=kpl.verify_certificate,
+        hooked=True,
+    )
+    return client
+
+
+def consumer_producer_client(kcl: KclConf) -> KinesisClient:
+    """The Kinesis client of a producer engine run by a consumer (its dead-letter stream): the
+    consumer's region, endpoint and credentials, one try per call (the engine retries)."""
+    session = session_for(kcl.credentials_provider, kcl.region_name, assume_role=kcl.assume_role)
+    client: KinesisClient = new_client(
+        "kinesis",
+        session=session,
+        endpoint_url=kcl.kinesis_endpoint,
+        config=client_config(tries=1),
         hooked=True,
     )
     return client

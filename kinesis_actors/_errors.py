@@ -130,13 +130,21 @@ class FanoutError(KinesisActorsError):
 
 
 class ProcessingFailedError(KinesisActorsError):
-    """Records stayed unacknowledged after every retry, beyond ``failureTolerancePercentage``."""
+    """Records stayed unacknowledged after every retry, beyond ``failureTolerancePercentage``,
+    or skipped records could not be kept by the dead-letter path (``__cause__`` is its error)."""
 
-    def __init__(self, shard_id: str, failed_events: tuple[ConsumerEvent, ...]) -> None:
+    def __init__(
+        self,
+        shard_id: str,
+        failed_events: tuple[ConsumerEvent, ...],
+        dead_letter_error: BaseException | None = None,
+    ) -> None:
         first = ", ".join(str(e.sequence_number) for e in failed_events[:5])
         more = ", ..." if len(failed_events) > 5 else ""
+        why = f" (dead-letter path failed: {dead_letter_error})" if dead_letter_error else ""
         super().__init__(
-            f"{len(failed_events)} record(s) of {shard_id} not processed: {first}{more}"
+            f"{len(failed_events)} record(s) of {shard_id} not processed: {first}{more}{why}"
         )
         self.shard_id = shard_id
         self.failed_events = failed_events
+        self.__cause__ = dead_letter_error

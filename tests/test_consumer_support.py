@@ -40,6 +40,8 @@ def worker_conf(**overrides: Any) -> WorkerConf:
         "blocking_thread_idle": 5.0,
         "traceback_interval": 60.0,
         "max_concurrent_records": 1,
+        "on_skipped": None,
+        "dead_letter_stream": None,
     }
     values.update(overrides)
     return WorkerConf(**values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
@@ -16,6 +17,7 @@ from kinesis_actors._config._blocks import (
 )
 from kinesis_actors._config._convert import (
     boolean,
+    callable_path,
     choice,
     duration,
     integer,
@@ -67,6 +69,10 @@ class WorkerConf:
     blocking_thread_idle: float = setting("blockingThreadIdleSeconds", duration(1.0, 0.001))
     traceback_interval: float = setting("tracebackIntervalSeconds", duration(1.0))
     max_concurrent_records: int = setting("maxConcurrentRecords", integer(1, 10_000))
+    #: Called with the skipped records before they are checkpointed past (docs/consuming.rst).
+    on_skipped: Callable[..., object] | None = setting("onSkipped", callable_path, unset=None)
+    #: The stream skipped records are written to before they are checkpointed past.
+    dead_letter_stream: str | None = setting("deadLetterStream", stream_name, unset=None)
 
     def allowed_failures(self, batch_size: int) -> int:
         """Unacknowledged records a batch may end with: the percentage, rounded down."""

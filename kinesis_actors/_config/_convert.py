@@ -7,6 +7,7 @@ range check and fails only later, far from its key.
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pyhocon import ConfigTree
 __all__ = [
     "Converter",
     "boolean",
+    "callable_path",
     "choice",
     "duration",
     "endpoint_host",
@@ -192,3 +194,26 @@ def metrics_namespace(value: object) -> str:
     if text.startswith("AWS/"):
         raise ValueError(f"{text!r} must not start with 'AWS/'")
     return text
+
+
+def callable_path(value: object) -> Callable[..., Any]:
+    """``"package.module:function"`` (or ``package.module.function``), imported now, so an
+    unimportable or non-callable value fails at load time, not at the first skipped record."""
+    text = string(value).strip()
+    module_name, sep, attribute = text.partition(":")
+    if not sep:
+        module_name, _, attribute = text.rpartition(".")
+    if not module_name or not attribute:
+        raise ValueError(f"expected 'package.module:function', got {text!r}")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ValueError(f"cannot import module {module_name!r}: {exc!r}") from None
+    for name in attribute.split("."):
+        try:
+            target = getattr(target, name)
+        except AttributeError:
+            raise ValueError(f"module {module_name!r} has no attribute {attribute!r}") from None
+    if not callable(target):
+        raise ValueError(f"{text!r} is a {type(target).__name__}, not a callable")
+    return target  # type: ignore[no-any-return]

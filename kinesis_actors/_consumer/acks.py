@@ -10,6 +10,8 @@ from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent
 __all__ = ["ResponseCollector"]
 
 _position_key = operator.attrgetter("_key")
+#: States of a position in ``_acked`` (0: not acknowledged).
+_ACKED, _HELD = 1, 2
 
 
 class ResponseCollector:
@@ -35,16 +37,17 @@ class ResponseCollector:
         self._contiguous = 0
         self.pending = len(events)
 
-    def ack(self, sequence_number: CompoundSequenceNumber) -> bool:
-        """Record an ack; False if the position is not in this batch."""
+    def ack(self, sequence_number: CompoundSequenceNumber, *, hold: bool = False) -> bool:
+        """Record an ack; False if the position is not in this batch. A ``hold`` ack counts for
+        `done` but `latest_confirmed` stays below it (a skipped record not yet dead-lettered)."""
         position = self._positions.get(sequence_number._key)
         if position is None:
             return False
         if not self._acked[position]:
-            self._acked[position] = 1
+            self._acked[position] = _HELD if hold else _ACKED
             self.pending -= 1
             acked, n = self._acked, len(self._acked)
-            while self._contiguous < n and acked[self._contiguous]:
+            while self._contiguous < n and acked[self._contiguous] == _ACKED:
                 self._contiguous += 1
         return True
 

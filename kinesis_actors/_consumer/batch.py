@@ -7,6 +7,12 @@ and completes when every record is acknowledged by ``EventProcessed``. Each atte
 ``int(failureTolerancePercentage / 100 * batch size)`` the batch completes and the rest are
 skipped; beyond it the processor gets ``ConsumerWorkerFailure`` and the batch ends unsuccessful.
 
+With a dead-letter path (``worker.deadLetterStream`` / ``worker.onSkipped``, see `dead_letter`),
+skipped records (those forgiven by the tolerance and those acknowledged with
+``EventProcessed(successful=False)``) are handed to it on the BlockingExecutor before the batch
+completes, and the checkpoint target stays below them until it returned; if it fails, the batch
+ends unsuccessful as beyond the tolerance, with its error, and is never checkpointed past them.
+
 The checkpoint target is the highest *contiguous* acknowledged position, carried across batches;
 it is offered to the shard's ShardCheckpointer (this actor's child) when that one is ready, and
 never the same or an older position twice. Fixed here, unlike the original: positions compare as
@@ -29,6 +35,8 @@ from kinesis_actors._actors import tell
 from kinesis_actors._config import WorkerConf
 from kinesis_actors._consumer._support import FailureReporter, positions
 from kinesis_actors._consumer.acks import ResponseCollector
+from kinesis_actors._consumer.dead_letter import SKIPPED, UNACKNOWLEDGED, DeadLetter, SkippedRecords
+from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
@@ -59,6 +67,8 @@ CheckpointerFactory = Callable[[pykka.ActorRef[Any]], pykka.ActorRef[Any]]
 class _State(enum.Enum):
     READY = "ready"
     PROCESSING = "processing"
+    #: Every record acknowledged or forgiven; the skipped ones are with the dead-letter path.
+    DEAD_LETTERING = "dead-lettering"
     SHUTTING_DOWN = "shutting down"
 
 
@@ -72,6 +82,14 @@ class _BatchTimeout:
 
 
 @dataclass(frozen=True)
+class _DeadLettered:
+    """The dead-letter path of batch ``batch`` returned (``error`` None) or failed."""
+
+    batch: int
+    error: BaseException | None
+
+
+@dataclass(frozen=True)
 class _ShutdownTimeout:
     """The final checkpoint did not answer within ``worker.shutdownTimeoutSeconds``."""
 
@@ -80,7 +98,8 @@ class BatchTracker(pykka.ThreadingActor):
     """One per shard, a child of its ShardConsumer. ``processor`` receives one ``ProcessEvent``
     per record, or one ``ProcessRecords`` per attempt if ``batch_processor`` (the built-in
     RecordProcessor); ``checkpointer`` starts the ShardCheckpointer child (a factory, so tests
-    can put a probe there)."""
+    can put a probe there). ``dead_letter`` keeps skipped records before they are checkpointed
+    past; it runs on ``executor``."""
 
     use_daemon_thread = True
 
@@ -93,8 +112,14 @@ class BatchTracker(pykka.ThreadingActor):
         report_failure: FailureReporter | None = None,
         *,
         batch_processor: bool = False,
+        dead_letter: DeadLetter | None = None,
+        executor: BlockingExecutor | None = None,
     ) -> None:
         super().__init__()
+        if dead_letter is not None and executor is None:
+            raise ValueError("a dead-letter path needs the BlockingExecutor to run on")
+        self._dead_letter = dead_letter
+        self._executor = executor
         self._shard_id = shard_id
         self._processor = processor
         self._batch_processor = batch_processor
@@ -162,6 +187,8 @@ class BatchTracker(pykka.ThreadingActor):
                 self._stash.append(message)
         elif isinstance(message, _BatchTimeout):
             self._on_timeout(message)
+        elif isinstance(message, _DeadLettered):
+            self._on_dead_lettered(message)
         elif isinstance(message, ReadyToCheckpoint):
             self._offer_checkpoint()
         elif isinstance(message, CheckpointResult):
@@ -200,14 +227,16 @@ class BatchTracker(pykka.ThreadingActor):
         collector = self._collector
         if collector is None:
             return
+        # Without a dead-letter path a skipped record counts as processed at once.
+        hold = not successful and self._dead_letter is not None
         for sequence_number in sequence_numbers:
-            if not collector.ack(sequence_number):
+            if not collector.ack(sequence_number, hold=hold):
                 # A late ack of an earlier, already completed or forgiven batch: not counted.
                 self._log.debug("ack outside the current batch ignored", seq=str(sequence_number))
             elif not successful:
                 self._skipped.append(sequence_number)
         if collector.done and self._state is _State.PROCESSING:
-            self._complete_batch(collector.latest_confirmed, ProcessingComplete())
+            self._batch_done(collector, ())
 
     def _on_timeout(self, message: _BatchTimeout) -> None:
         collector = self._collector
@@ -239,11 +268,71 @@ class BatchTracker(pykka.ThreadingActor):
                 "Ignoring unconfirmed messages, setting next checkpoint at latest event",
                 checkpoint_at=str(collector.latest_event),
             )
-            self._complete_batch(collector.latest_event, ProcessingComplete())
+            self._batch_done(collector, unconfirmed)
         else:
             self._log.warning("Shutting down the shard on this worker", failed=len(unconfirmed))
             tell(self._processor, ConsumerWorkerFailure(unconfirmed, self._shard_id))
             self._complete_batch(collector.latest_confirmed, ProcessingComplete(False, unconfirmed))
+
+    def _batch_done(
+        self, collector: ResponseCollector, forgiven: tuple[ConsumerEvent, ...]
+    ) -> None:
+        """Every record acknowledged or ``forgiven`` by the tolerance: complete the batch, after
+        the dead-letter path kept its skipped records if there is one."""
+        skipped = self._skipped_records(collector, forgiven)
+        if self._dead_letter is None or not skipped:
+            self._complete_batch(collector.latest_event, ProcessingComplete())
+            return
+        self._cancel_timer()
+        self._state = _State.DEAD_LETTERING
+        dead_letter, me, batch = self._dead_letter, self.actor_ref, self._batch
+
+        def work() -> None:
+            for records in skipped:
+                dead_letter(records)
+
+        def deliver(outcome: object) -> None:
+            error = outcome if isinstance(outcome, BaseException) else None
+            tell(me, _DeadLettered(batch, error))
+
+        assert self._executor is not None
+        self._executor.call(work, deliver)
+
+    def _skipped_records(
+        self, collector: ResponseCollector, forgiven: tuple[ConsumerEvent, ...]
+    ) -> list[SkippedRecords]:
+        groups: list[SkippedRecords] = []
+        if self._skipped:
+            keys = {seq._key for seq in self._skipped}
+            events = tuple(e for e in collector.events if e.sequence_number._key in keys)
+            error = "acknowledged with EventProcessed(successful=False)"
+            groups.append(SkippedRecords(events, self._shard_id, SKIPPED, error))
+        if forgiven:
+            attempts, timeout = self._attempt + 1, self._conf.batch_timeout
+            error = f"not acknowledged after {attempts} attempt(s) of {timeout:g} s each"
+            groups.append(SkippedRecords(forgiven, self._shard_id, UNACKNOWLEDGED, error))
+        return groups
+
+    def _on_dead_lettered(self, message: _DeadLettered) -> None:
+        collector = self._collector
+        if collector is None or self._state is not _State.DEAD_LETTERING:
+            return
+        if message.batch != self._batch:
+            return
+        if message.error is None:
+            self._complete_batch(collector.latest_event, ProcessingComplete())
+            return
+        failed = tuple(e for group in self._skipped_records(collector, ()) for e in group.events)
+        failed += collector.unconfirmed
+        self._log.error(
+            "dead-letter path failed: the skipped records are not checkpointed past",
+            records=positions(failed),
+            error=repr(message.error),
+        )
+        tell(self._processor, ConsumerWorkerFailure(failed, self._shard_id))
+        self._complete_batch(
+            collector.latest_confirmed, ProcessingComplete(False, failed, message.error)
+        )
 
     def _complete_batch(
         self, latest: CompoundSequenceNumber | None, reply: ProcessingComplete

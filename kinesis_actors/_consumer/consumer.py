@@ -16,6 +16,9 @@ Or ``async def process_record(event)``: awaited on the consumer's event loop (se
 
     consumer = KinesisConsumer.with_processor(processor_ref, load_config(), "my-consumer")
 
+Records the consumer skips can be kept before they are checkpointed past: ``on_skipped=`` /
+``worker.onSkipped`` and ``worker.deadLetterStream`` (the dead-letter path, ``dead_letter``).
+
 Many processes may consume one stream together: the DynamoDB lease table shares its shards.
 Delivery is at least once; docs/consuming.rst says where duplicates come from.
 """
@@ -37,8 +40,15 @@ import pykka
 
 from kinesis_actors import metrics
 from kinesis_actors._actors import tell
-from kinesis_actors._aws import consumer_clients
-from kinesis_actors._config import ConsumerConf, load_config, resolve_consumer_conf
+from kinesis_actors._aws import consumer_clients, consumer_producer_client
+from kinesis_actors._config import ConsumerConf, KplConf, load_config, resolve_consumer_conf
+from kinesis_actors._consumer.dead_letter import (
+    DeadLetter,
+    DeadLetterStream,
+    OnSkipped,
+    chain,
+    user_handler,
+)
 from kinesis_actors._consumer.event_loop import ConsumerLoop
 from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsumer
@@ -47,10 +57,11 @@ from kinesis_actors._consumer.stream_consumer import (
     deregister_stream_consumer,
     ensure_stream_consumer,
 )
-from kinesis_actors._errors import FanoutError, KinesisActorsError
+from kinesis_actors._errors import ConfigError, FanoutError, KinesisActorsError
 from kinesis_actors._leases.coordinator import LeaseCoordinator, Subscriber
 from kinesis_actors._leases.lease import LeaseEvent
 from kinesis_actors._logging import get_logger
+from kinesis_actors._producer import KinesisProducer
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -106,7 +117,8 @@ class KinesisConsumer:
     ``load_config()`` returns it), or the path of a config file (read by ``load_config``), with
     ``consumer_name`` naming the block; or a resolved `ConsumerConf`. ``kinesis`` / ``dynamodb``
     clients and ``coordinator_factory`` replace the defaults built from ``kcl`` (tests, custom
-    sessions).
+    sessions). ``on_skipped`` is called with the records the consumer skips before they are
+    checkpointed past, as ``worker.onSkipped`` (docs/consuming.rst, the dead-letter path).
     """
 
     def __init__(
@@ -119,11 +131,13 @@ class KinesisConsumer:
         dynamodb: DynamoDBClient | None = None,
         coordinator_factory: CoordinatorFactory = _lease_coordinator,
         event_loop: asyncio.AbstractEventLoop | None = None,
+        on_skipped: OnSkipped | None = None,
     ) -> None:
         self._processor = event_processor(process_record)
         if isinstance(kinesis_conf, str | os.PathLike):
             kinesis_conf = load_config(kinesis_conf)
-        self._conf = resolve_consumer_conf(kinesis_conf, consumer_name)
+        conf = resolve_consumer_conf(kinesis_conf, consumer_name)
+        self._conf = _with_on_skipped(conf, on_skipped)
         metrics._install_for(self._conf)
         self._kinesis = kinesis
         self._dynamodb = dynamodb
@@ -135,6 +149,7 @@ class KinesisConsumer:
         self._future: concurrent.futures.Future[None] | None = None
         self._manager: pykka.ActorRef[Any] | None = None
         self._executor: BlockingExecutor | None = None
+        self._dead_letter_stream: DeadLetterStream | None = None
         self._loop = ConsumerLoop(event_loop, self._conf.name)
         self._stop_requested = False
         self._previous_handlers: dict[int, Any] = {}
@@ -199,7 +214,14 @@ class KinesisConsumer:
             f"kinesis-{conf.name}-blocking",
         )
         manager = RecordProcessingManager.start(
-            conf, kinesis, coordinator, self._processor, self._ended, self._executor, self._loop
+            conf,
+            kinesis,
+            coordinator,
+            self._processor,
+            self._ended,
+            self._executor,
+            self._loop,
+            self._dead_letter(),
         )
         forward.ref = self._manager = manager
         try:
@@ -223,11 +245,28 @@ class KinesisConsumer:
             self._deregister = (kinesis, arn)
         return dataclasses.replace(conf, kcl=dataclasses.replace(conf.kcl, consumer_arn=arn))
 
+    def _dead_letter(self) -> DeadLetter | None:
+        """The dead-letter path: the stream first (if set), then ``onSkipped`` (if set)."""
+        worker, handlers = self._conf.worker, list[DeadLetter]()
+        if worker.dead_letter_stream:
+            producer = KinesisProducer(
+                KplConf.from_config(),
+                worker.dead_letter_stream,
+                client=consumer_producer_client(self._conf.kcl),
+            )
+            self._dead_letter_stream = DeadLetterStream(producer, self._conf.stream_name)
+            handlers.append(self._dead_letter_stream)
+        if worker.on_skipped is not None:
+            handlers.append(user_handler(worker.on_skipped))
+        return chain(handlers)
+
     def _ended(self, error: BaseException | None) -> None:
         """The consumer stopped (called once, from the manager or a failed start)."""
         atexit.unregister(self._at_exit)
         if self._executor is not None:
             self._executor.shutdown()
+        if self._dead_letter_stream is not None:
+            self._dead_letter_stream.close()
         self._loop.close()
         future = self._future
         if future is None or future.done():
@@ -304,3 +343,20 @@ class KinesisConsumer:
             if signal.getsignal(signum) == self._on_signal:
                 signal.signal(signum, previous)
             del self._previous_handlers[signum]
+
+
+def _with_on_skipped(conf: ConsumerConf, on_skipped: OnSkipped | None) -> ConsumerConf:
+    """``conf`` with the ``on_skipped`` argument as ``worker.onSkipped`` (set one, not both)."""
+    if on_skipped is None:
+        return conf
+    if not callable(on_skipped):
+        raise TypeError(
+            "on_skipped must be a function called as on_skipped(events, shard_id, reason); "
+            f"got {type(on_skipped).__name__} {on_skipped!r:.80}"
+        )
+    if conf.worker.on_skipped is not None:
+        raise ConfigError(
+            f"kinesis.{conf.name}.worker.onSkipped",
+            "is set, and KinesisConsumer(on_skipped=...) was given too: set one of the two",
+        )
+    return dataclasses.replace(conf, worker=dataclasses.replace(conf.worker, on_skipped=on_skipped))

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from kinesis_actors._config import ConsumerConf
     from kinesis_actors._consumer.coordination import Coordinator
+    from kinesis_actors._consumer.dead_letter import DeadLetter
     from kinesis_actors._consumer.event_loop import ConsumerLoop
     from kinesis_actors._consumer.executor import BlockingExecutor
 
@@ -113,8 +114,10 @@ class RecordProcessingManager(pykka.ThreadingActor):
         on_stopped: Callable[[BaseException | None], object],
         executor: BlockingExecutor,
         loop: ConsumerLoop,
+        dead_letter: DeadLetter | None = None,
     ) -> None:
         super().__init__()
+        self._dead_letter = dead_letter
         self._executor = executor
         self._loop = loop
         self._conf = conf
@@ -167,7 +170,8 @@ class RecordProcessingManager(pykka.ThreadingActor):
         elif isinstance(message, ShardProcessingFailed):
             shard_id = message.lease.shard_id
             self._apply_failure_policy(
-                message.lease, ProcessingFailedError(shard_id, message.failed_events)
+                message.lease,
+                ProcessingFailedError(shard_id, message.failed_events, message.error),
             )
         elif isinstance(message, ShardActorCrashed):
             self._crashed(message)
@@ -228,6 +232,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
             self.actor_ref,
             executor=self._executor,
             batch_processor=processor is not None,
+            dead_letter=self._dead_letter,
         )
         crashes = self._crashes.setdefault(lease.shard_id, [])
         self._shards[lease.shard_id] = _Shard(lease, consumer, processor, crashes=crashes)

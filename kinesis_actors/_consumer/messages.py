@@ -130,10 +130,12 @@ class StartBatch:
 @dataclass(frozen=True)
 class ProcessingComplete:
     """The batch is finished. ``successful=False``: unacknowledged records exceeded the
-    tolerance (``failed_events`` lists them), or a shutdown aborted the batch."""
+    tolerance (``failed_events`` lists them), the dead-letter path failed (``error``), or a
+    shutdown aborted the batch."""
 
     successful: bool = True
     failed_events: tuple[ConsumerEvent, ...] = ()
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True)
@@ -229,10 +231,12 @@ class ShardFinished:
 
 @dataclass(frozen=True)
 class ShardProcessingFailed:
-    """A batch exceeded the failure tolerance; ``worker.failurePolicy`` decides what stops."""
+    """A batch exceeded the failure tolerance, or its dead-letter path failed (``error``);
+    ``worker.failurePolicy`` decides what stops."""
 
     lease: HeldLease
     failed_events: tuple[ConsumerEvent, ...]
+    error: BaseException | None = None
 
 
 @dataclass(frozen=True)

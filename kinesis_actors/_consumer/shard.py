@@ -65,6 +65,7 @@ if TYPE_CHECKING:
 
     from kinesis_actors._config import ConsumerConf
     from kinesis_actors._consumer.coordination import LeaseCheckpointer
+    from kinesis_actors._consumer.dead_letter import DeadLetter
     from kinesis_actors._consumer.executor import BlockingExecutor
     from kinesis_actors._leases.lease import HeldLease
 
@@ -135,6 +136,7 @@ class ShardConsumer(pykka.ThreadingActor):
         *,
         executor: BlockingExecutor,
         batch_processor: bool = False,
+        dead_letter: DeadLetter | None = None,
     ) -> None:
         super().__init__()
         self._lease = lease
@@ -145,7 +147,14 @@ class ShardConsumer(pykka.ThreadingActor):
         self._executor = executor
         self._report_failure = crash_reporter(supervisor, lease)
         self._batch_tracker_factory = batch_tracker or shard_actors(
-            lease, conf, coordinator, processor, executor, self._report_failure, batch_processor
+            lease,
+            conf,
+            coordinator,
+            processor,
+            executor,
+            self._report_failure,
+            batch_processor,
+            dead_letter,
         )
         self._kinesis = kinesis
         self._stream = conf.stream
@@ -379,7 +388,8 @@ class ShardConsumer(pykka.ThreadingActor):
             # Beyond the failure tolerance: read nothing more; the supervisor applies the policy.
             self._failed = True
             self._prefetched = None
-            tell(self._supervisor, ShardProcessingFailed(self._lease, message.failed_events))
+            failed = ShardProcessingFailed(self._lease, message.failed_events, message.error)
+            tell(self._supervisor, failed)
             return
         if self._prefetched is not None:
             result, self._prefetched = self._prefetched, None

@@ -19,6 +19,7 @@ from kinesis_actors._logging import get_logger
 if TYPE_CHECKING:
     from kinesis_actors._config import ConsumerConf
     from kinesis_actors._consumer.coordination import LeaseCheckpointer
+    from kinesis_actors._consumer.dead_letter import DeadLetter
     from kinesis_actors._consumer.executor import BlockingExecutor
     from kinesis_actors._leases.lease import HeldLease
 
@@ -49,6 +50,7 @@ def shard_actors(
     executor: BlockingExecutor,
     report: FailureReporter,
     batch_processor: bool,
+    dead_letter: DeadLetter | None = None,
 ) -> BatchTrackerFactory:
     """Starts the shard's BatchTracker and, as its child, the ShardCheckpointer, which writes
     under this lease's concurrency token. Built from values only: no actor's state."""
@@ -68,7 +70,14 @@ def shard_actors(
 
     def start() -> pykka.ActorRef[Any]:
         return BatchTracker.start(
-            shard_id, processor, conf.worker, checkpointer, report, batch_processor=batch_processor
+            shard_id,
+            processor,
+            conf.worker,
+            checkpointer,
+            report,
+            batch_processor=batch_processor,
+            dead_letter=dead_letter,
+            executor=executor,
         )
 
     return start
