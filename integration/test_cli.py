@@ -71,6 +71,38 @@ def test_tail_limit_stops_early(
     assert len(capsys.readouterr().out.splitlines()) == 3
 
 
+def test_tail_follows_a_split_parent_first_each_key_in_order(
+    make_stream: Callable[..., str], kinesis: KinesisClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stream = make_stream(1)
+    keys = [f"key-{k}" for k in range(10)]
+
+    def put_round(round_: int) -> None:
+        kinesis.put_records(
+            StreamName=stream,
+            Records=[{"PartitionKey": key, "Data": f"{key}:{round_}".encode()} for key in keys],
+        )
+
+    for round_ in range(3):
+        put_round(round_)
+    parent = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    kinesis.split_shard(StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127))
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+    for round_ in range(3, 6):
+        put_round(round_)
+    assert main(["tail", stream]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rounds: dict[str, list[tuple[int, str]]] = {key: [] for key in keys}
+    for line in lines:
+        shard_id, _ = line.split(" ", 1)
+        key, round_text = line.split("\t", 1)[1].split(":")
+        rounds[key].append((int(round_text), shard_id))
+    for key, seen in rounds.items():
+        assert [r for r, _ in seen] == list(range(6)), key  # each once, parent's first
+        assert {s for r, s in seen if r < 3} == {parent}
+        assert parent not in {s for r, s in seen if r >= 3}
+
+
 def test_missing_stream_is_one_line_and_non_zero(
     local_kinesis: LocalKinesis, capsys: pytest.CaptureFixture[str]
 ) -> None:
