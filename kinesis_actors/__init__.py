@@ -26,6 +26,7 @@ from kinesis_actors._consumer import (
 )
 from kinesis_actors._errors import (
     ConfigError,
+    DeadLetterError,
     DependencyError,
     ExplicitHashKeyError,
     FanoutError,
@@ -77,6 +78,7 @@ __all__ = [
     "ConsumerEvent",
     "ConsumerShutdown",
     "ConsumerWorkerFailure",
+    "DeadLetterError",
     "DependencyError",
     "DynamoDBLeaseTable",
     "EventProcessed",

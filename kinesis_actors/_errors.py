@@ -9,6 +9,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfigError",
+    "DeadLetterError",
     "DependencyError",
     "ExplicitHashKeyError",
     "FanoutError",
@@ -127,6 +128,10 @@ class DependencyError(KinesisActorsError):
 class FanoutError(KinesisActorsError):
     """Enhanced fan-out could not be set up (stream or consumer missing, consumer not ACTIVE in
     time), or a shard's subscription failed in a way retrying cannot fix."""
+
+
+class DeadLetterError(KinesisActorsError):
+    """Skipped records could not be written to ``worker.deadLetterStream``; the batch failed."""
 
 
 class ProcessingFailedError(KinesisActorsError):

@@ -26,6 +26,7 @@ PUBLIC_SURFACE: dict[str, set[str]] = {
         "ConsumerEvent",
         "ConsumerShutdown",
         "ConsumerWorkerFailure",
+        "DeadLetterError",
         "DependencyError",
         "DynamoDBLeaseTable",
         "EventProcessed",

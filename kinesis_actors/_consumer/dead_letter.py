@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import pykka
 
-from kinesis_actors._errors import KinesisActorsError
+from kinesis_actors._errors import DeadLetterError
 from kinesis_actors._models import ConsumerEvent, ProducerEvent
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ __all__ = [
     "SKIPPED",
     "UNACKNOWLEDGED",
     "DeadLetter",
-    "DeadLetterError",
     "DeadLetterStream",
     "OnSkipped",
     "SkippedRecords",
@@ -63,10 +62,6 @@ class SkippedRecords:
 
 #: Keeps skipped records somewhere safe; blocking; returns when they are, raises otherwise.
 DeadLetter = Callable[[SkippedRecords], None]
-
-
-class DeadLetterError(KinesisActorsError):
-    """Skipped records could not be written to the dead-letter stream."""
 
 
 def dead_letter_record(skipped: SkippedRecords, event: ConsumerEvent, stream: str) -> bytes:
