@@ -210,7 +210,7 @@ def plot_timeline(results: list[Result], path: Path) -> None:
     axis.invert_yaxis()
     axis.set_xlabel("seconds from the worker's exit until the survivor holds its shards")
     axis.set_title("Failover: ours vs KCL-style (2 workers, 4 shards, kinesalite + dynalite)")
-    axis.legend(loc="lower right")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -143,6 +144,20 @@ def test_reliability_run_command_succeeds(
     assert code == 0, out
     assert "SUCCEEDED" in out
     assert "lost                                0" in out
+
+
+def test_reliability_run_writes_its_report_over_time(
+    local_kinesis: LocalKinesis, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    report = tmp_path / "run.html"
+    run = ["reliability", "run", "--messages", "3000", "--rate", "3000", "--chaos", "graceful"]
+    code = main([*run, "--timeout", "120", "--report", str(report)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    page = report.read_text()
+    assert "SUCCEEDED" in page  # the text summary
+    assert page.count("<svg") == 3  # throughput, lag, duplicates
+    assert ": graceful</li>" in page  # the fault and when it was injected
 
 
 def test_reliability_rejects_unknown_faults(capsys: pytest.CaptureFixture[str]) -> None:

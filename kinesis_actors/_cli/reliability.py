@@ -19,6 +19,7 @@ from kinesis_actors._signals import StopSignals
 from kinesis_actors.reliability._chaos import FAULTS, parse_faults
 from kinesis_actors.reliability._processes import run_consumer, run_producer
 from kinesis_actors.reliability._run import RunOptions, check_config, run_test
+from kinesis_actors.reliability._timeline import report_path
 
 __all__ = ["add_arguments", "run_reliability"]
 
@@ -89,6 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep the consumers' logs and results files here (default: a temporary folder, "
         "deleted at the end)",
     )
+    run.add_argument(
+        "--report",
+        type=report_path,
+        default=None,
+        metavar="PATH",
+        help="also write the run over time (throughput, lag, duplicates, the faults injected and "
+        "when) as a self-contained .html page or a .png picture (matplotlib)",
+    )
     consumer = modes.add_parser(
         "consumer",
         help="run one SimpleKinesisConsumer until SIGINT/SIGTERM, then print a summary",
@@ -136,6 +145,7 @@ def run_reliability(args: argparse.Namespace) -> int:
         rate=args.rate,
         progress=sys.stdout,
         keep_dir=args.keep_dir,
+        report_path=args.report,
     )
     try:
         with StopSignals(interrupt=True):
@@ -143,4 +153,6 @@ def run_reliability(args: argparse.Namespace) -> int:
     finally:
         pykka.ActorRegistry.stop_all()
     print(report.table())
+    if args.report is not None:
+        print(f"report written: {args.report}")
     return 0 if report.succeeded else 1

@@ -36,8 +36,9 @@ from kinesis_actors.reliability._chaos import (
 from kinesis_actors.reliability._outcome import RunReport
 from kinesis_actors.reliability._processes import ConsumerProcess, producer_stats
 from kinesis_actors.reliability._producer import SimpleKinesisProducer, Start
-from kinesis_actors.reliability._results import judge, read_results
+from kinesis_actors.reliability._results import judge, read_results, read_timeline
 from kinesis_actors.reliability._settings import ReliabilitySettings, load_reliability_config
+from kinesis_actors.reliability._timeline import Fault, timeline, write_report
 
 if TYPE_CHECKING:
     from pyhocon import ConfigTree
@@ -82,6 +83,8 @@ class RunOptions:
     #: Keep the consumer logs, results files and config here instead of a temporary folder
     #: deleted at the end (created if missing; use an empty one: results files are appended to).
     keep_dir: Path | None = None
+    #: Also write the run over time here (``.html`` or ``.png``): see ``_timeline``.
+    report_path: Path | None = None
 
     @property
     def effective_timeout(self) -> float:
@@ -173,6 +176,8 @@ def run_test(options: RunOptions) -> RunReport:
             run.execute()
         finally:
             run.report.total_seconds = time.monotonic() - started
+            if options.report_path is not None:
+                run.write_timeline(options.report_path)
     return run.report
 
 
@@ -212,6 +217,8 @@ class _Run:
             membership_table_name(self.consumer_conf.table_name),
         )
         self.tables_existing: set[str] | None = None
+        self.started_at_ms = int(time.time() * 1000)
+        self.faults_at: list[Fault] = []
 
     def execute(self) -> None:
         injector: ThrottleInjector | None = None
@@ -284,6 +291,15 @@ class _Run:
                 with contextlib.suppress(Exception):
                     self.dynamodb.delete_table(TableName=table)
 
+    def write_timeline(self, path: Path) -> None:
+        """The run over time, from every consumer's results file, with the faults marked."""
+        everyone = self.consumers + self.stopped
+        entries = [entry for c in everyone for entry in read_timeline(c.results)]
+        faults = list(self.faults_at)
+        if "throttle" in self.options.faults:
+            faults.insert(0, Fault(self.started_at_ms, "throttle (whole run)"))
+        write_report(path, timeline(entries, self.started_at_ms, faults), self.report.table())
+
     def _consumed(self) -> int:
         return sum(c.consumed for c in self.consumers + self.stopped)
 
@@ -342,6 +358,7 @@ class _Run:
         out.flush()
 
     def _inject(self, fault: str) -> None:
+        self.faults_at.append(Fault(int(time.time() * 1000), fault))
         if fault == "reshard":
             split_shard(self.kinesis, self.stream)
             time.sleep(2)
