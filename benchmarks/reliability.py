@@ -56,6 +56,7 @@ def run(
     timeout: float = 1800.0,
     keep_dir: Path | None = None,
     progress: bool = False,
+    report_dir: Path | None = None,
 ) -> list[RunReport]:
     """One reliability run per scenario, one after another, each on fresh local servers."""
     reports = []
@@ -73,6 +74,7 @@ def run(
             rate=rate,
             progress=sys.stdout if progress else None,
             keep_dir=keep_dir / name if keep_dir is not None else None,
+            report_path=report_dir / f"reliability-{name}.png" if report_dir is not None else None,
         )
         reports.append(run_test(options))
         pykka.ActorRegistry.stop_all()
@@ -136,6 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     parser.add_argument("--keep-dir", type=Path, default=None, help="keep logs and results here")
     parser.add_argument("--progress", action="store_true", help="print a status line every 2 s")
+    parser.add_argument(
+        "--plots",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also draw each run over time as DIR/reliability-<faults>.png (matplotlib)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING")
@@ -149,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         args.timeout,
         args.keep_dir,
         args.progress,
+        args.plots,
     )
     rate = f"{args.rate:,} records/s asked" if args.rate else "batch settings"
     print(
