@@ -20,7 +20,11 @@ GUIDE = Path(__file__).resolve().parent.parent / "docs" / "reliability.rst"
 
 
 def repl_blocks() -> list[list[str]]:
-    """The ``>>>`` lines of the reliability guide, one list per terminal."""
+    """The two terminals of the reliability guide: its first two runs of ``>>>`` lines.
+
+    A run ends at a comment line or at text that is not a ``>>>`` line; later runs (the guide's
+    other REPL examples) are not the terminals.
+    """
     section = GUIDE.read_text()
     blocks: list[list[str]] = []
     current: list[str] = []
@@ -28,12 +32,12 @@ def repl_blocks() -> list[list[str]]:
         stripped = line.strip()
         if stripped.startswith(">>> "):
             current.append(stripped[4:])
-        elif current and stripped.startswith("#"):
+        elif current and stripped:
             blocks.append(current)
             current = []
     if current:
         blocks.append(current)
-    return blocks
+    return blocks[:2]
 
 
 class Interpreter:
