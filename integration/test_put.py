@@ -44,7 +44,7 @@ def test_lines_become_records(
     aggregation: bool,
 ) -> None:
     stream = make_stream(2)
-    lines = [f"line {i}" for i in range(500)]
+    lines = [f"line {i}" for i in range(5000)]  # enough that records for a shard meet in a buffer
     flags = [] if aggregation else ["--no-aggregation"]
     result = put(
         stream,
@@ -54,7 +54,7 @@ def test_lines_become_records(
         data="\n".join(lines).encode() + b"\n",
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines()[-1] == f"500 records put to {stream}, 0 failed"
+    assert result.stderr.splitlines()[-1] == f"5000 records put to {stream}, 0 failed"
     events = list(read_stream(kinesis, stream))
     assert sorted(e.payload_as_string() for e in events) == sorted(lines)
     assert {e.shard_id for e in events} == {"shardId-000000000000", "shardId-000000000001"}
