@@ -3,8 +3,9 @@
 The tree and key names are the Scala library's, so its application.conf files load unchanged.
 Rooms: ``_reference`` (the packaged defaults, parsing), ``_load`` (merge and resolve),
 ``_convert`` (raw value -> typed value), ``_schema`` (settings declared once, as fields),
-``_blocks`` (named blocks over their defaults), ``_producer_conf`` / ``_consumer_conf`` (the
-settings classes and the one resolver of each entry point), ``_lint`` (load-time checks).
+``_blocks`` (named blocks over their defaults), ``_entry`` (what both entry blocks share),
+``_producer_conf`` / ``_consumer_conf`` (the settings classes and the one resolver of each entry
+point), ``_lint`` (load-time checks).
 """
 
 from __future__ import annotations

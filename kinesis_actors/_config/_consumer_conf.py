@@ -11,9 +11,7 @@ from pyhocon import ConfigTree
 
 from kinesis_actors._config._blocks import (
     DEFAULT_CONSUMER,
-    application_name,
     kinesis_block,
-    resolve_named,
 )
 from kinesis_actors._config._convert import (
     boolean,
@@ -28,11 +26,11 @@ from kinesis_actors._config._convert import (
     timestamp,
 )
 from kinesis_actors._config._credentials import AssumeRoleConf, credentials_providers
-from kinesis_actors._config._producer_conf import MS, addressed, stream_arn, stream_name
-from kinesis_actors._config._schema import read_settings, section, setting, settings
+from kinesis_actors._config._entry import EntryConf, addressed, stream_arn, stream_name
+from kinesis_actors._config._producer_conf import MS
+from kinesis_actors._config._schema import section, setting, settings
 from kinesis_actors._errors import ConfigError
 from kinesis_actors._logging import get_logger
-from kinesis_actors._stream_ref import StreamRef
 
 __all__ = [
     "CheckpointerConf",
@@ -273,16 +271,15 @@ class KclConf:
 
 
 @settings
-class ConsumerConf:
-    """Everything a named consumer needs, resolved with fallback to ``default-consumer``."""
+class ConsumerConf(EntryConf):
+    """Everything a named consumer needs, resolved with fallback to ``default-consumer``.
+
+    ``kcl.streamArn`` may give the stream's ARN instead of ``stream-arn``.
+    """
 
     IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset({"akka.dispatcher"})
+    DEFAULT_BLOCK: ClassVar[str] = DEFAULT_CONSUMER
 
-    name: str
-    application_name: str
-    #: Filled from ``stream-arn`` (or ``kcl.streamArn``) when only the ARN is given.
-    stream_name: str = setting("stream-name", stream_name, unset="")
-    stream_arn: str | None = setting("stream-arn", stream_arn, unset=None)
     worker: WorkerConf = section("worker", WorkerConf)
     checkpointer: CheckpointerConf = section("checkpointer", CheckpointerConf)
     kcl: KclConf = section("kcl", KclConf)
@@ -293,20 +290,9 @@ class ConsumerConf:
         return self.kcl.table_name or f"{self.application_name}-{self.stream_name}"
 
     @classmethod
-    def from_config(cls, kinesis_conf: ConfigTree, name: str) -> Self:
-        """Resolve ``kinesis.<name>`` with a deep fallback to ``kinesis.default-consumer``."""
-        kinesis, block, path = resolve_named(kinesis_conf, name, DEFAULT_CONSUMER)
-        conf = cls.from_block(kinesis, block, name, path)
-        if not conf.stream_name:
-            raise ConfigError(f"{path}.stream-name", "is required (the name of an existing stream)")
-        return conf
-
-    @classmethod
     def from_block(cls, kinesis: ConfigTree, block: ConfigTree, name: str, path: str) -> Self:
         """Read a named block already laid over its default (the stream may be unset)."""
-        conf = read_settings(
-            cls, block, path, name=name, application_name=application_name(kinesis)
-        )
+        conf = super().from_block(kinesis, block, name, path)
         conf.kcl.check(f"{path}.kcl")
         lease_table = conf.kcl.lease_table.checked(f"{path}.kcl")
         conf = dataclasses.replace(conf, kcl=dataclasses.replace(conf.kcl, lease_table=lease_table))
@@ -324,11 +310,6 @@ class ConsumerConf:
         if kcl.region_name is None and stream.region is not None:
             kcl = dataclasses.replace(kcl, region_name=stream.region)
         return dataclasses.replace(conf, stream_name=stream.name, stream_arn=stream.arn, kcl=kcl)
-
-    @property
-    def stream(self) -> StreamRef:
-        """The stream, for ``**stream.request_args()`` in every Kinesis call."""
-        return StreamRef(self.stream_name, self.stream_arn)
 
 
 def resolve_consumer_conf(

@@ -11,9 +11,7 @@ from pyhocon import ConfigFactory, ConfigTree
 from kinesis_actors._config._blocks import (
     DEFAULT_CONSUMER,
     DEFAULT_PRODUCER,
-    application_name,
     kinesis_block,
-    resolve_named,
 )
 from kinesis_actors._config._convert import (
     boolean,
@@ -25,6 +23,7 @@ from kinesis_actors._config._convert import (
     string,
 )
 from kinesis_actors._config._credentials import AssumeRoleConf, credentials_providers
+from kinesis_actors._config._entry import EntryConf, addressed
 from kinesis_actors._config._reference import reference
 from kinesis_actors._config._schema import (
     key_paths,
@@ -41,31 +40,6 @@ __all__ = ["KplConf", "ProducerConf", "ThrottlingConf", "resolve_producer_conf"]
 
 MS = 1e-3
 _MAX_LONG = 2**63 - 1
-
-
-def stream_name(value: object) -> str:
-    """A stream name; blank counts as unset (the entry point then asks for one)."""
-    return string(value).strip()
-
-
-def stream_arn(value: object) -> str:
-    """A Kinesis stream ARN (``arn:aws:kinesis:<region>:<account>:stream/<name>``)."""
-    return StreamRef.from_arn(string(value).strip()).arn or ""
-
-
-def addressed(
-    name: str, arn: str | None, path: str, arn_key: str = "stream-arn"
-) -> StreamRef | None:
-    """The stream of a block that may name it, give its ARN, or both (which must agree)."""
-    if arn is None:
-        return StreamRef(name) if name else None
-    stream = StreamRef.from_arn(arn)
-    if name and name != stream.name:
-        raise ConfigError(
-            f"{path}.stream-name",
-            f"{name!r} is not the stream of {path}.{arn_key} = {arn!r}; set one of the two",
-        )
-    return stream
 
 
 @settings
@@ -148,16 +122,12 @@ class ThrottlingConf:
 
 
 @settings
-class ProducerConf:
+class ProducerConf(EntryConf):
     """Everything a named producer needs, resolved with fallback to ``default-producer``."""
 
     IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset({"akka.dispatcher"})
+    DEFAULT_BLOCK: ClassVar[str] = DEFAULT_PRODUCER
 
-    name: str
-    application_name: str
-    #: Filled from ``stream-arn`` when only the ARN is given.
-    stream_name: str = setting("stream-name", stream_name, unset="")
-    stream_arn: str | None = setting("stream-arn", stream_arn, unset=None)
     kpl: KplConf = section("kpl", KplConf)
     #: None unless ``akka.max-outstanding-requests`` is set.
     throttling: ThrottlingConf | None = section(
@@ -167,26 +137,10 @@ class ProducerConf:
     max_queued_sends: int = setting("akka.max-queued-sends", integer(1))
 
     @classmethod
-    def from_config(cls, kinesis_conf: ConfigTree, name: str) -> Self:
-        """Resolve ``kinesis.<name>`` with a deep fallback to ``kinesis.default-producer``."""
-        kinesis, block, path = resolve_named(kinesis_conf, name, DEFAULT_PRODUCER)
-        conf = cls.from_block(kinesis, block, name, path)
-        if not conf.stream_name:
-            raise ConfigError(f"{path}.stream-name", "is required (the name of an existing stream)")
-        return conf
-
-    @classmethod
     def from_block(cls, kinesis: ConfigTree, block: ConfigTree, name: str, path: str) -> Self:
         """Read a named block already laid over its default (the stream may be unset)."""
-        conf = read_settings(
-            cls, block, path, name=name, application_name=application_name(kinesis)
-        )
+        conf = super().from_block(kinesis, block, name, path)
         return conf.addressed_to(addressed(conf.stream_name, conf.stream_arn, path))
-
-    @property
-    def stream(self) -> StreamRef:
-        """The stream, for ``**stream.request_args()`` in every Kinesis call."""
-        return StreamRef(self.stream_name, self.stream_arn)
 
     def addressed_to(self, stream: StreamRef | None) -> Self:
         """This producer for ``stream``; a region in its ARN applies unless kpl.Region is set."""
