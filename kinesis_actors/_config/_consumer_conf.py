@@ -279,6 +279,7 @@ class ConsumerConf(EntryConf):
 
     IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset({"akka.dispatcher"})
     DEFAULT_BLOCK: ClassVar[str] = DEFAULT_CONSUMER
+    REGION_FIELD: ClassVar[tuple[str, str]] = ("kcl", "region_name")
 
     worker: WorkerConf = section("worker", WorkerConf)
     checkpointer: CheckpointerConf = section("checkpointer", CheckpointerConf)
@@ -303,13 +304,7 @@ class ConsumerConf(EntryConf):
                     f"{path}.kcl.streamArn", f"differs from {path}.stream-arn; set one of the two"
                 )
             arn, arn_key = conf.kcl.stream_arn, "kcl.streamArn"
-        stream = addressed(conf.stream_name, arn, path, arn_key)
-        if stream is None:
-            return conf
-        kcl = conf.kcl
-        if kcl.region_name is None and stream.region is not None:
-            kcl = dataclasses.replace(kcl, region_name=stream.region)
-        return dataclasses.replace(conf, stream_name=stream.name, stream_arn=stream.arn, kcl=kcl)
+        return conf.addressed_to(addressed(conf.stream_name, arn, path, arn_key))
 
 
 def resolve_consumer_conf(

@@ -6,6 +6,7 @@ or both (which must agree).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import ClassVar, Self
 
 from pyhocon import ConfigTree
@@ -50,6 +51,8 @@ class EntryConf:
 
     #: The block a named block falls back to (``default-producer`` or ``default-consumer``).
     DEFAULT_BLOCK: ClassVar[str]
+    #: (section, field) of the region that a stream's ARN fills when it is unset.
+    REGION_FIELD: ClassVar[tuple[str, str]]
 
     name: str
     application_name: str
@@ -76,3 +79,15 @@ class EntryConf:
     def stream(self) -> StreamRef:
         """The stream, for ``**stream.request_args()`` in every Kinesis call."""
         return StreamRef(self.stream_name, self.stream_arn)
+
+    def addressed_to(self, stream: StreamRef | None) -> Self:
+        """This block for ``stream``; the region of its ARN applies unless one is set."""
+        if stream is None:
+            return self
+        section_name, field = self.REGION_FIELD
+        section = getattr(self, section_name)
+        if getattr(section, field) is None and stream.region is not None:
+            section = dataclasses.replace(section, **{field: stream.region})
+        return dataclasses.replace(
+            self, stream_name=stream.name, stream_arn=stream.arn, **{section_name: section}
+        )

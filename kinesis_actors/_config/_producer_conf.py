@@ -127,6 +127,7 @@ class ProducerConf(EntryConf):
 
     IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset({"akka.dispatcher"})
     DEFAULT_BLOCK: ClassVar[str] = DEFAULT_PRODUCER
+    REGION_FIELD: ClassVar[tuple[str, str]] = ("kpl", "region")
 
     kpl: KplConf = section("kpl", KplConf)
     #: None unless ``akka.max-outstanding-requests`` is set.
@@ -141,15 +142,6 @@ class ProducerConf(EntryConf):
         """Read a named block already laid over its default (the stream may be unset)."""
         conf = super().from_block(kinesis, block, name, path)
         return conf.addressed_to(addressed(conf.stream_name, conf.stream_arn, path))
-
-    def addressed_to(self, stream: StreamRef | None) -> Self:
-        """This producer for ``stream``; a region in its ARN applies unless kpl.Region is set."""
-        if stream is None:
-            return self
-        kpl = self.kpl
-        if kpl.region is None and stream.region is not None:
-            kpl = dataclasses.replace(kpl, region=stream.region)
-        return dataclasses.replace(self, stream_name=stream.name, stream_arn=stream.arn, kpl=kpl)
 
 
 def resolve_producer_conf(
