@@ -11,13 +11,13 @@ from botocore.awsrequest import AWSResponse
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
 from kinesis_actors._aws import (
-    _utc_timestamp,
     add_client_hook,
     consumer_clients,
     producer_client,
     remove_client_hook,
     session_for,
 )
+from kinesis_actors._aws.timestamps import utc_timestamp
 from kinesis_actors._config import ConsumerConf, KplConf, load_config
 from kinesis_actors._errors import ConfigError
 
@@ -141,7 +141,7 @@ FALLBACK_SAMPLES: list[Any] = [
 
 @pytest.mark.parametrize("value", TIMESTAMP_SAMPLES)
 def test_utc_timestamp_is_the_default_parsers_instant_in_utc(value: Any) -> None:
-    parsed = _utc_timestamp(value)
+    parsed = utc_timestamp(value)
     expected = DEFAULT_TIMESTAMP_PARSER(value)
     assert parsed == expected
     assert parsed.tzinfo is UTC
@@ -152,7 +152,7 @@ def test_utc_timestamp_is_the_default_parsers_instant_in_utc(value: Any) -> None
 
 @pytest.mark.parametrize("value", FALLBACK_SAMPLES)
 def test_other_timestamp_forms_are_left_to_the_default(value: Any) -> None:
-    parsed = _utc_timestamp(value)
+    parsed = utc_timestamp(value)
     expected = DEFAULT_TIMESTAMP_PARSER(value)
     assert parsed == expected
     assert (parsed.tzinfo is None) == (expected.tzinfo is None)
@@ -163,7 +163,7 @@ def test_invalid_timestamps_fail_as_with_the_default(value: Any) -> None:
     with pytest.raises(ValueError) as default_error:
         DEFAULT_TIMESTAMP_PARSER(value)
     with pytest.raises(ValueError) as error:
-        _utc_timestamp(value)
+        utc_timestamp(value)
     assert str(error.value) == str(default_error.value)
 
 

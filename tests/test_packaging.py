@@ -43,6 +43,14 @@ def test_wheel_contains_reference_conf_and_py_typed(wheel: Path) -> None:
     assert packaged == (ROOT / "reference.conf").read_text()
 
 
+def test_wheel_contains_every_module_of_the_package(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package = ROOT / "kinesis_actors"
+    sources = {path.relative_to(ROOT).as_posix() for path in package.rglob("*.py")}
+    assert "kinesis_actors/_aws/__init__.py" in sources
+    assert sources - names == set()
+
+
 def test_installed_wheel_loads_its_defaults(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(
