@@ -46,10 +46,12 @@ def failing_on_bad(event: ConsumerEvent) -> None:
         raise ValueError("cannot parse")
 
 
-def start(stream: str, dead_letters: str) -> tuple[KinesisConsumer, str, Any]:
+def start(
+    stream: str, dead_letters: str, on_skipped: Callable[..., None] | None = None
+) -> tuple[KinesisConsumer, str, Any]:
     application = f"app-{uuid.uuid4().hex[:6]}"
     text = CONFIG.format(application=application, stream=stream, dead_letters=dead_letters)
-    consumer = KinesisConsumer(failing_on_bad, load_config(text), "it")
+    consumer = KinesisConsumer(failing_on_bad, load_config(text), "it", on_skipped=on_skipped)
     return consumer, f"{application}-{stream}", consumer.start()
 
 
@@ -78,7 +80,8 @@ def test_skipped_records_arrive_on_the_dead_letter_stream_before_the_checkpoint_
     kinesis: Any, local_kinesis: LocalKinesis, make_stream: Callable[..., str]
 ) -> None:
     stream, dead_letters = make_stream(1), make_stream(1)
-    consumer, table, done = start(stream, dead_letters)
+    kept: list[tuple[Any, ...]] = []
+    consumer, table, done = start(stream, dead_letters, lambda *arguments: kept.append(arguments))
     try:
         put = put_batch(kinesis, stream)
         last = CompoundSequenceNumber(put[-1]["SequenceNumber"])
@@ -96,8 +99,13 @@ def test_skipped_records_arrive_on_the_dead_letter_stream_before_the_checkpoint_
     assert document["subSequenceNumber"] == 0
     assert document["partitionKey"] == "key-4"
     assert document["reason"] == "unacknowledged"
-    assert document["lastError"] == "not acknowledged after 2 attempt(s) of 0.5 s each"
+    # The exception process_record raised, not only why the record was skipped.
+    assert document["lastError"] == "ValueError: cannot parse"
     assert base64.b64decode(document["data"]) == b"bad-4"
+    # onSkipped, after the stream: the same record, reason and last error.
+    [(events, shard_id, reason, errors)] = kept
+    assert [e.payload for e in events] == [b"bad-4"] and shard_id == put[3]["ShardId"]
+    assert (reason, errors) == ("unacknowledged", ("ValueError: cannot parse",))
 
 
 def test_a_missing_dead_letter_stream_fails_the_consumer_and_keeps_the_checkpoint_before(

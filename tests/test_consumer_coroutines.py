@@ -12,7 +12,12 @@ from test_consumer_support import SHARD, Probe, event, seq, worker_conf
 
 from kinesis_actors._consumer.coroutine_processor import CoroutineProcessor
 from kinesis_actors._consumer.event_loop import ConsumerLoop
-from kinesis_actors._consumer.messages import EventProcessed, ProcessRecords, RecordsAcknowledged
+from kinesis_actors._consumer.messages import (
+    EventProcessed,
+    ProcessRecords,
+    RecordsAcknowledged,
+    RecordsFailed,
+)
 from kinesis_actors._consumer.processor import RecordProcessor, start_processor
 
 
@@ -61,6 +66,7 @@ def test_coroutines_run_in_order_on_one_loop_thread_and_a_raise_is_not_acknowled
         while len(acked) < 4:
             acked.extend(probe.expect(RecordsAcknowledged).sequence_numbers)
         assert acked == [seq(1), seq(2), seq(4), seq(5)]
+        probe.expect(RecordsFailed(((seq(3), "ValueError: bad record"),)))
         assert order == [1, 2, 3, 4, 5]
         assert len(threads) == 1 and threading.get_ident() not in threads
     finally:

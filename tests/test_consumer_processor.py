@@ -12,7 +12,12 @@ import pytest
 from test_consumer_support import SHARD, Probe, event, seq
 
 from kinesis_actors._consumer.event_loop import ConsumerLoop
-from kinesis_actors._consumer.messages import EventProcessed, ProcessRecords, RecordsAcknowledged
+from kinesis_actors._consumer.messages import (
+    EventProcessed,
+    ProcessRecords,
+    RecordsAcknowledged,
+    RecordsFailed,
+)
 from kinesis_actors._consumer.processor import RecordProcessor
 
 #: These processors return no awaitable, so this loop never starts (see test_consumer_coroutines).
@@ -49,11 +54,13 @@ def test_returning_another_value_acknowledges(run: Callable[..., Probe]) -> None
     run(lambda e: "done").expect(RecordsAcknowledged((seq(1),)))
 
 
-def test_raising_does_not_acknowledge(run: Callable[..., Probe]) -> None:
+def test_raising_does_not_acknowledge_and_reports_the_exception(run: Callable[..., Probe]) -> None:
     def fail(e: Any) -> None:
         raise ValueError("bad record")
 
-    run(fail).expect_no_message(0.2)
+    worker = run(fail)
+    worker.expect(RecordsFailed(((seq(1), "ValueError: bad record"),)))
+    worker.expect_no_message(0.2)
 
 
 def test_future_acknowledges_on_success_only(run: Callable[..., Probe]) -> None:
@@ -77,8 +84,11 @@ def test_failed_or_cancelled_future_does_not_acknowledge(
     worker = run(lambda e: future)
     if outcome == "fail":
         future.set_exception(RuntimeError("downstream down"))
+        error = "RuntimeError: downstream down"
     else:
         future.cancel()
+        error = "process_record's future or coroutine was cancelled"
+    worker.expect(RecordsFailed(((seq(1), error),)))
     worker.expect_no_message(0.2)
 
 
@@ -99,6 +109,7 @@ def test_pykka_future_acknowledges_on_success_only(
         if acknowledged:
             worker.expect(EventProcessed(seq(1), True))
         else:
+            worker.expect(RecordsFailed(((seq(1), "RuntimeError: actor failed"),)))
             worker.expect_no_message(0.2)
     finally:
         echo.stop()

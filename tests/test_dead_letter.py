@@ -34,6 +34,7 @@ from kinesis_actors._consumer.messages import (
     ProcessEvent,
     ProcessingComplete,
     ReadyToCheckpoint,
+    RecordsFailed,
     StartBatch,
 )
 from kinesis_actors._errors import ConfigError
@@ -139,6 +140,37 @@ def test_records_forgiven_by_the_tolerance_go_to_the_sink_then_the_batch_complet
     assert skipped.error == "not acknowledged after 2 attempt(s) of 0.05 s each"
 
 
+def test_skipped_records_carry_the_last_exception_reported_for_each(
+    make_world: Callable[..., World],
+) -> None:
+    def autopilot(message: Any) -> None:
+        if not isinstance(message, ProcessEvent):
+            return
+        position = message.event.sequence_number
+        if position == seq(2):
+            message.acknowledge(False, ValueError("bad payload"))
+        elif position == seq(3):  # as a RecordProcessor reports a raise: no ack, the error
+            message.reply_to.tell(RecordsFailed(((position, "KeyError: 'id'"),)))
+        elif position != seq(4):  # seq(4) hangs: no exception known
+            message.acknowledge()
+
+    sink = FakeSink()
+    world = make_world(
+        autopilot,
+        sink,
+        batch_timeout=0.05,
+        failed_message_retries=1,
+        failure_tolerance_percentage=40,
+    )
+    world.worker.tell(StartBatch(EVENTS, SHARD, world.manager.ref))
+    world.manager.expect(ProcessingComplete(True), timeout=5)
+    skipped, forgiven = sink.received
+    assert (skipped.reason, skipped.last_errors) == (SKIPPED, ("ValueError: bad payload",))
+    assert forgiven.events == EVENTS[2:4] and forgiven.reason == UNACKNOWLEDGED
+    assert forgiven.last_errors == ("KeyError: 'id'", forgiven.error)
+    assert forgiven.error == "not acknowledged after 2 attempt(s) of 0.2 s each"
+
+
 def test_a_failing_sink_fails_the_batch_and_the_checkpoint_never_passes_the_record(
     make_world: Callable[..., World],
 ) -> None:
@@ -215,6 +247,19 @@ def test_user_handler_waits_for_a_future_it_returns() -> None:
     assert seen == [(EVENTS[:1], SHARD, UNACKNOWLEDGED)]
 
 
+def test_user_handler_gives_the_last_errors_to_a_function_of_four_parameters() -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    def on_skipped(events: Any, shard_id: str, reason: str, errors: Any) -> None:
+        seen.append((events, shard_id, reason, errors))
+
+    skipped = SkippedRecords(
+        EVENTS[:2], SHARD, UNACKNOWLEDGED, "timed out", ("ValueError: x", None)
+    )
+    user_handler(on_skipped)(skipped)
+    assert seen == [(EVENTS[:2], SHARD, UNACKNOWLEDGED, ("ValueError: x", "timed out"))]
+
+
 def test_dead_letter_record_format() -> None:
     record = event(7, 2, payload=b"\x00\xffpayload")
     skipped = SkippedRecords((record,), SHARD, UNACKNOWLEDGED, "timed out")
@@ -231,6 +276,8 @@ def test_dead_letter_record_format() -> None:
         "lastError": "timed out",
         "data": base64.b64encode(b"\x00\xffpayload").decode(),
     }
+    exception = json.loads(dead_letter_record(skipped, record, "orders", "ValueError: bad"))
+    assert exception["lastError"] == "ValueError: bad"
 
 
 # -- configuration ------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from kinesis_actors._consumer._support import FailureReporter, positions
 from kinesis_actors._consumer.acks import ResponseCollector
 from kinesis_actors._consumer.dead_letter import SKIPPED, UNACKNOWLEDGED, DeadLetter, SkippedRecords
 from kinesis_actors._consumer.executor import BlockingExecutor
+from kinesis_actors._consumer.failures import describe_error
 from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
@@ -50,6 +51,7 @@ from kinesis_actors._consumer.messages import (
     ProcessRecords,
     ReadyToCheckpoint,
     RecordsAcknowledged,
+    RecordsFailed,
     ShutdownComplete,
     ShutdownReason,
     StartBatch,
@@ -137,6 +139,8 @@ class BatchTracker(pykka.ThreadingActor):
         self._attempt = 0
         #: Records acknowledged with ``successful=False`` in this batch (logged when it ends).
         self._skipped: list[CompoundSequenceNumber] = []
+        #: The last error reported for a record of this batch, by position: its ``lastError``.
+        self._last_errors: dict[tuple[int, int], str] = {}
         self._timer: Cancellable | None = None
         # Checkpoint positions: processed (target), written, and in flight.
         self._latest: CompoundSequenceNumber | None = None
@@ -177,7 +181,11 @@ class BatchTracker(pykka.ThreadingActor):
         if isinstance(message, RecordsAcknowledged):
             self._on_acks(message.sequence_numbers, True)
         elif isinstance(message, EventProcessed):
+            if message.error is not None:
+                self._on_failures(((message.sequence_number, describe_error(message.error)),))
             self._on_acks((message.sequence_number,), message.successful)
+        elif isinstance(message, RecordsFailed):
+            self._on_failures(message.failures)
         elif state is _State.SHUTTING_DOWN:
             self._while_shutting_down(message)
         elif isinstance(message, StartBatch):
@@ -208,6 +216,7 @@ class BatchTracker(pykka.ThreadingActor):
         self._state = _State.PROCESSING
         self._collector = ResponseCollector(message.events, self._latest)
         self._batch_reply_to = message.reply_to
+        self._last_errors = {}
         self._batch += 1
         self._attempt = 0
         self._send(message.events)
@@ -237,6 +246,12 @@ class BatchTracker(pykka.ThreadingActor):
                 self._skipped.append(sequence_number)
         if collector.done and self._state is _State.PROCESSING:
             self._batch_done(collector, ())
+
+    def _on_failures(self, failures: tuple[tuple[CompoundSequenceNumber, str], ...]) -> None:
+        # A record not of this batch is never looked up; the dict is reset per batch.
+        if self._collector is not None:
+            for sequence_number, error in failures:
+                self._last_errors[sequence_number._key] = error
 
     def _on_timeout(self, message: _BatchTimeout) -> None:
         collector = self._collector
@@ -302,15 +317,20 @@ class BatchTracker(pykka.ThreadingActor):
         self, collector: ResponseCollector, forgiven: tuple[ConsumerEvent, ...]
     ) -> list[SkippedRecords]:
         groups: list[SkippedRecords] = []
+        last_errors = self._last_errors
+
+        def group(events: tuple[ConsumerEvent, ...], reason: str, why: str) -> None:
+            errors = tuple(last_errors.get(e.sequence_number._key) for e in events)
+            groups.append(SkippedRecords(events, self._shard_id, reason, why, errors))
+
         if self._skipped:
             keys = {seq._key for seq in self._skipped}
             events = tuple(e for e in collector.events if e.sequence_number._key in keys)
-            error = "acknowledged with EventProcessed(successful=False)"
-            groups.append(SkippedRecords(events, self._shard_id, SKIPPED, error))
+            group(events, SKIPPED, "acknowledged with EventProcessed(successful=False)")
         if forgiven:
             attempts, timeout = self._attempt + 1, self._conf.batch_timeout
-            error = f"not acknowledged after {attempts} attempt(s) of {timeout:g} s each"
-            groups.append(SkippedRecords(forgiven, self._shard_id, UNACKNOWLEDGED, error))
+            why = f"not acknowledged after {attempts} attempt(s) of {timeout:g} s each"
+            group(forgiven, UNACKNOWLEDGED, why)
         return groups
 
     def _on_dead_lettered(self, message: _DeadLettered) -> None:
@@ -352,6 +372,7 @@ class BatchTracker(pykka.ThreadingActor):
             metrics.count("RecordsProcessed", acknowledged, shard_id=self._shard_id)
         self._latest = latest
         self._collector = None
+        self._last_errors = {}
         self._state = _State.READY
         tell(self._batch_reply_to, reply)
         self._batch_reply_to = None

@@ -351,7 +351,7 @@ def _with_on_skipped(conf: ConsumerConf, on_skipped: OnSkipped | None) -> Consum
         return conf
     if not callable(on_skipped):
         raise TypeError(
-            "on_skipped must be a function called as on_skipped(events, shard_id, reason); "
+            "on_skipped must be a function called as on_skipped(events, shard_id, reason, errors); "
             f"got {type(on_skipped).__name__} {on_skipped!r:.80}"
         )
     if conf.worker.on_skipped is not None:

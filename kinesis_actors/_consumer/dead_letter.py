@@ -4,7 +4,10 @@ A record is *skipped* when it stayed unacknowledged after every retry but within
 ``worker.failureTolerancePercentage`` (reason ``"unacknowledged"``), or when the processor
 acknowledged it with ``EventProcessed(successful=False)`` (reason ``"skipped"``). The BatchTracker
 hands a batch's skipped records to a `DeadLetter` on the consumer's BlockingExecutor (it may
-block) and completes the batch only if it returns; if it raises, the batch fails.
+block) and completes the batch only if it returns; if it raises, the batch fails. Each record goes
+with its last error: the exception ``process_record`` last raised for it (``"ValueError: bad
+payload"``, reported by the processor in ``RecordsFailed``, or by an actor in
+``EventProcessed(error=...)``), else the reason in words (a call that hung raised nothing).
 
 Two kinds, chained in this order: `DeadLetterStream` (``worker.deadLetterStream``) writes one
 JSON record per skipped record to another stream through the library's producer engine;
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import inspect
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,27 +49,42 @@ __all__ = [
 UNACKNOWLEDGED = "unacknowledged"
 SKIPPED = "skipped"
 
-#: The application's callable: ``on_skipped(events, shard_id, reason)``; returns None or a
-#: future (``concurrent.futures`` or Pykka) that succeeds once the records are safe.
-OnSkipped = Callable[[tuple[ConsumerEvent, ...], str, str], object]
+#: The application's callable: ``on_skipped(events, shard_id, reason, errors)`` (``errors``: the
+#: last error of each event, in order; a function of three parameters is called without it);
+#: returns None or a future (``concurrent.futures`` or Pykka) that succeeds once the records are
+#: safe.
+OnSkipped = Callable[..., object]
 
 
 @dataclass(frozen=True)
 class SkippedRecords:
-    """One batch's skipped records of one reason, and the last error known for them."""
+    """One batch's skipped records of one reason: ``error`` says why in words, ``exceptions``
+    the last exception reported for each event (aligned with ``events``; None where none was,
+    and empty when none was for any)."""
 
     events: tuple[ConsumerEvent, ...]
     shard_id: str
     reason: str
     error: str
+    exceptions: tuple[str | None, ...] = ()
+
+    @property
+    def last_errors(self) -> tuple[str, ...]:
+        """Each event's ``lastError``: its last exception, else why it was skipped."""
+        if not self.exceptions:
+            return (self.error,) * len(self.events)
+        return tuple(self.error if text is None else text for text in self.exceptions)
 
 
 #: Keeps skipped records somewhere safe; blocking; returns when they are, raises otherwise.
 DeadLetter = Callable[[SkippedRecords], None]
 
 
-def dead_letter_record(skipped: SkippedRecords, event: ConsumerEvent, stream: str) -> bytes:
-    """The dead-letter payload of one skipped record (documented in docs/consuming.rst)."""
+def dead_letter_record(
+    skipped: SkippedRecords, event: ConsumerEvent, stream: str, last_error: str | None = None
+) -> bytes:
+    """The dead-letter payload of one skipped record (documented in docs/consuming.rst);
+    ``last_error`` is its entry of ``skipped.last_errors`` (``skipped.error`` if not given)."""
     document = {
         "stream": stream,
         "shardId": skipped.shard_id,
@@ -75,7 +94,7 @@ def dead_letter_record(skipped: SkippedRecords, event: ConsumerEvent, stream: st
         "explicitHashKey": event.explicit_hash_key,
         "approximateArrivalTimestamp": event.timestamp.isoformat(),
         "reason": skipped.reason,
-        "lastError": skipped.error,
+        "lastError": skipped.error if last_error is None else last_error,
         "data": base64.b64encode(event.payload).decode("ascii"),
     }
     return json.dumps(document, separators=(",", ":")).encode()
@@ -94,13 +113,14 @@ class DeadLetterStream:
         return self._producer.stream_name
 
     def __call__(self, skipped: SkippedRecords) -> None:
+        stream = self._source_stream
         futures = [
             self._producer.add_user_record(
                 ProducerEvent(
-                    event.partition_key, dead_letter_record(skipped, event, self._source_stream)
+                    event.partition_key, dead_letter_record(skipped, event, stream, last_error)
                 )
             )
-            for event in skipped.events
+            for event, last_error in zip(skipped.events, skipped.last_errors, strict=True)
         ]
         failed: list[str] = []
         for event, future in zip(skipped.events, futures, strict=True):
@@ -118,11 +138,24 @@ class DeadLetterStream:
         self._producer.stop()
 
 
+def _takes_errors(on_skipped: OnSkipped) -> bool:
+    """True if ``on_skipped`` can be called with four positional arguments."""
+    try:
+        inspect.signature(on_skipped).bind(None, None, None, None)
+    except (TypeError, ValueError):  # ValueError: no signature (some builtins)
+        return False
+    return True
+
+
 def user_handler(on_skipped: OnSkipped) -> DeadLetter:
     """The application's ``on_skipped`` as a DeadLetter: a future it returns is waited for."""
+    with_errors = _takes_errors(on_skipped)
 
     def handle(skipped: SkippedRecords) -> None:
-        result = on_skipped(skipped.events, skipped.shard_id, skipped.reason)
+        arguments: tuple[object, ...] = (skipped.events, skipped.shard_id, skipped.reason)
+        if with_errors:
+            arguments += (skipped.last_errors,)
+        result = on_skipped(*arguments)
         if isinstance(result, concurrent.futures.Future):
             result.result()
         elif isinstance(result, pykka.Future):

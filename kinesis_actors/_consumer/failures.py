@@ -18,7 +18,7 @@ from kinesis_actors._consumer._support import positions
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ConsumerEvent
 
-__all__ = ["FailureLog"]
+__all__ = ["FailureLog", "describe_error"]
 
 #: Longest text of one error in a log line, and longest traceback line.
 _MAX_ERROR = 200
@@ -40,7 +40,9 @@ def _key(error: BaseException | str) -> _Key:
     return (type(error).__qualname__, where)
 
 
-def _describe(error: BaseException | str) -> str:
+def describe_error(error: BaseException | str) -> str:
+    """``error`` as one bounded line: its type and message (``ValueError: bad payload``), or the
+    text given."""
     text = error if isinstance(error, str) else f"{type(error).__qualname__}: {error}"
     return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."
 
@@ -95,7 +97,7 @@ class FailureLog:
             for error in due:
                 self._traced[_key(error)] = now
         listed = sorted(errors.values(), key=lambda item: -item[1])[:_LISTED_ERRORS]
-        summary = "; ".join(f"{_describe(first)} (x{count})" for first, count in listed)
+        summary = "; ".join(f"{describe_error(first)} (x{count})" for first, count in listed)
         if len(errors) > _LISTED_ERRORS:
             summary += f"; and {len(errors) - _LISTED_ERRORS} other errors"
         fields: dict[str, object] = {
@@ -113,6 +115,6 @@ class FailureLog:
         for error in due[1:]:
             self._log.warning(
                 "process_record failed: traceback of another error",
-                error=_describe(error),
+                error=describe_error(error),
                 traceback=_short_traceback(error),
             )

@@ -8,7 +8,8 @@ Public (between the library and an event-processor actor; re-exported by
 
 Internal, between the per-shard actors (a ShardConsumer, its BatchTracker and ShardCheckpointer,
 and the RecordProcessor of a ``process_record`` function): one batch (``StartBatch`` /
-``ProcessingComplete``; ``ProcessRecords`` / ``RecordsAcknowledged`` with a RecordProcessor),
+``ProcessingComplete``; ``ProcessRecords`` / ``RecordsAcknowledged`` and ``RecordsFailed`` with a
+RecordProcessor),
 shutdown (``GracefulShutdown`` / ``ShutdownComplete``), the checkpoint protocol
 (``ReadyToCheckpoint``, ``Checkpoint``, ``CheckpointResult``, ``NotReady``) and the shard's
 reports to the RecordProcessingManager (``StopShard`` in; ``ShardFinished``,
@@ -45,6 +46,7 @@ __all__ = [
     "ProcessingComplete",
     "ReadyToCheckpoint",
     "RecordsAcknowledged",
+    "RecordsFailed",
     "ShardActorCrashed",
     "ShardFinished",
     "ShardProcessingFailed",
@@ -82,19 +84,24 @@ class ProcessEvent:
     event: ConsumerEvent
     reply_to: pykka.ActorRef[Any] = field(repr=False)
 
-    def acknowledge(self, successful: bool = True) -> None:
-        """Reply ``EventProcessed`` for this event (``successful=False`` skips it on purpose)."""
+    def acknowledge(
+        self, successful: bool = True, error: BaseException | str | None = None
+    ) -> None:
+        """Reply ``EventProcessed`` for this event (``successful=False`` skips it on purpose,
+        ``error`` saying why)."""
         # If the shard stopped, the record will be re-read by the next owner.
-        tell(self.reply_to, EventProcessed(self.event.sequence_number, successful))
+        tell(self.reply_to, EventProcessed(self.event.sequence_number, successful, error))
 
 
 @dataclass(frozen=True)
 class EventProcessed:
     """The ack of one record. ``successful=False`` means "skip it": it counts as processed and
-    is checkpointed past, with a warning."""
+    is checkpointed past, with a warning; ``error`` (an exception or why, optional) is the
+    ``lastError`` the dead-letter path gets for it."""
 
     sequence_number: CompoundSequenceNumber
     successful: bool = True
+    error: BaseException | str | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,15 @@ class RecordsAcknowledged:
     """RecordProcessor -> BatchTracker: the acks of several records in one message."""
 
     sequence_numbers: tuple[CompoundSequenceNumber, ...]
+
+
+@dataclass(frozen=True)
+class RecordsFailed:
+    """RecordProcessor -> BatchTracker: these records failed, each with its error in words
+    (``"ValueError: bad payload"``). Not an ack: they are re-sent as before; the error is the one
+    the dead-letter path gets if the tolerance skips them."""
+
+    failures: tuple[tuple[CompoundSequenceNumber, str], ...]
 
 
 @dataclass(frozen=True)

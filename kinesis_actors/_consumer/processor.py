@@ -44,22 +44,17 @@ from kinesis_actors._consumer._support import run_in_thread
 from kinesis_actors._consumer.coroutine_processor import CoroutineProcessor
 from kinesis_actors._consumer.event_loop import ConsumerLoop
 from kinesis_actors._consumer.failures import FailureLog
-from kinesis_actors._consumer.messages import (
-    ConsumerShutdown,
-    ConsumerWorkerFailure,
-    EventProcessed,
-    ProcessRecords,
-    RecordsAcknowledged,
+from kinesis_actors._consumer.function_processor import (
+    ACK_CHUNK,
+    ACK_DELAY,
+    AttemptReport,
+    FunctionProcessor,
+    report_failure,
 )
-from kinesis_actors._logging import get_logger
+from kinesis_actors._consumer.messages import EventProcessed, ProcessRecords
 from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent
 
 __all__ = ["ProcessRecord", "RecordProcessor", "event_processor", "start_processor"]
-
-#: Acks are sent every ``_ACK_CHUNK`` records or ``_ACK_DELAY`` seconds of processing, so
-#: checkpoints and the batch timeout see progress within a batch.
-_ACK_CHUNK = 500
-_ACK_DELAY = 0.005
 
 #: The user's per-record function: returns None, a future or an awaitable, or is ``async def``
 #: (see the module docstring).
@@ -100,12 +95,10 @@ def start_processor(
     )
 
 
-class RecordProcessor(pykka.ThreadingActor):
+class RecordProcessor(FunctionProcessor):
     """Runs ``process_record`` for each record of a ``ProcessRecords``, in order, and
-    acknowledges in ``RecordsAcknowledged`` chunks (one message per record would cost more than a
-    no-op ``process_record``). Failures go to a `FailureLog`, logged once per attempt."""
-
-    use_daemon_thread = True
+    acknowledges in ``RecordsAcknowledged`` chunks; the errors of the records that failed follow
+    in ``RecordsFailed``. Failures go to a `FailureLog` too, logged once per attempt."""
 
     def __init__(
         self,
@@ -115,60 +108,51 @@ class RecordProcessor(pykka.ThreadingActor):
         loop: ConsumerLoop,
         max_concurrent_records: int = 1,
     ) -> None:
-        super().__init__()
+        super().__init__(shard_id, traceback_interval)
         self._process_record = process_record
-        self._shard_id = shard_id
         self._loop = loop
         #: Awaitables being awaited on the loop; acquired by this thread, released when done.
         self._awaiting = threading.BoundedSemaphore(max_concurrent_records)
-        self._failures = FailureLog(shard_id, traceback_interval)
-        self._log = get_logger(__name__).bind(shard_id=shard_id)
-
-    def on_stop(self) -> None:
-        self._failures.flush()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, ProcessRecords):
             self._failures.flush()  # what futures of the previous attempt reported meanwhile
             self._process_batch(message)
             self._failures.flush()
-        elif isinstance(message, ConsumerWorkerFailure):
-            self._failures.flush()
-            self._log.error(
-                "records not processed beyond the failure tolerance",
-                failed=len(message.failed_events),
-            )
-        elif isinstance(message, ConsumerShutdown):
-            self._log.debug("shard processing ended")
-        else:
-            super().on_receive(message)
+            return None
+        return self.on_shard_message(message)
 
     def _process_batch(self, message: ProcessRecords) -> None:
         # The per-record loop; the common case (``process_record`` returned None) stays inline.
         reply_to = message.reply_to
         process_record = self._process_record
+        report = AttemptReport(reply_to)
         acks: list[CompoundSequenceNumber] = []
         append = acks.append
         monotonic = time.monotonic
         flushed = monotonic()
-        for event in message.events:
-            try:
-                result = process_record(event)
-            except Exception as exc:
-                self._failures.add(event, exc)
-                continue
-            if result is not None and self._acknowledged_later(event, reply_to, result):
-                continue
-            append(event.sequence_number)
-            now = monotonic()
-            if len(acks) >= _ACK_CHUNK or now - flushed >= _ACK_DELAY:
-                if not tell(reply_to, RecordsAcknowledged(tuple(acks))):
-                    self._log.debug("shard stopped: rest of the batch not processed")
-                    return
-                acks.clear()
-                flushed = now
-        if acks:
-            tell(reply_to, RecordsAcknowledged(tuple(acks)))
+        try:
+            for event in message.events:
+                try:
+                    result = process_record(event)
+                except Exception as exc:
+                    self._failures.add(event, exc)
+                    report.failed(event, exc)
+                    continue
+                if result is not None and self._acknowledged_later(event, reply_to, result):
+                    continue
+                append(event.sequence_number)
+                now = monotonic()
+                if len(acks) >= ACK_CHUNK or now - flushed >= ACK_DELAY:
+                    report.acks(acks)
+                    if report.stopped:
+                        self._log.debug("shard stopped: rest of the batch not processed")
+                        return
+                    acks.clear()
+                    flushed = now
+        finally:
+            report.acks(acks)
+            report.close()
 
     def _acknowledged_later(
         self, event: ConsumerEvent, reply_to: pykka.ActorRef[Any], result: object
@@ -209,14 +193,15 @@ def _failure(future: concurrent.futures.Future[Any]) -> BaseException | str | No
 def _ack_when_done(
     event: ConsumerEvent, reply_to: pykka.ActorRef[Any], failures: FailureLog
 ) -> Callable[[BaseException | str | None], None]:
-    """The outcome of a future returned for ``event``: ack it (None), or record the failure (an
-    exception, or why). Called on the thread that completed the future: it touches no actor's
-    state."""
+    """The outcome of a future returned for ``event``: ack it (None), or log and report the
+    failure (an exception, or why). Called on the thread that completed the future: it touches no
+    actor's state."""
 
     def done(error: BaseException | str | None) -> None:
         if error is None:
             tell(reply_to, EventProcessed(event.sequence_number))
         else:
             failures.add(event, error)
+            report_failure(reply_to, event, error)
 
     return done
