@@ -158,7 +158,7 @@ def test_skipped_records_carry_the_last_exception_reported_for_each(
     world = make_world(
         autopilot,
         sink,
-        batch_timeout=0.05,
+        batch_timeout=0.2,
         failed_message_retries=1,
         failure_tolerance_percentage=40,
     )
