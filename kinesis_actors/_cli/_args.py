@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
 
 __all__ = [
     "OneLineParser",
@@ -24,58 +25,43 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+_N = TypeVar("_N", int, float)
 
 
-def positive_int(text: str) -> int:
-    """An integer >= 1."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+def _number_type(
+    convert: Callable[[str], _N], kind: str, ok: Callable[[_N], bool], expected: str
+) -> Callable[[str], _N]:
+    """An argparse ``type``: ``convert`` the text (``kind`` names what it must be), then check
+    ``ok`` (``expected`` says what passes)."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind}, got {text!r}") from None
+        if not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An integer >= 0."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+def _finite(value: float) -> bool:
+    return value != float("inf")
 
 
-def port_number(text: str) -> int:
-    """A TCP port, 0 (pick a free one) to 65535."""
-    value = _integer(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def positive_float(text: str) -> float:
-    """A finite number > 0 (seconds)."""
-    value = _number(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """A finite number >= 0 (milliseconds)."""
-    value = _number(text)
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+#: An integer >= 1.
+positive_int = _number_type(int, "an integer", lambda v: v >= 1, "an integer >= 1")
+#: An integer >= 0.
+non_negative_int = _number_type(int, "an integer", lambda v: v >= 0, "an integer >= 0")
+#: A TCP port, 0 (pick a free one) to 65535.
+port_number = _number_type(int, "an integer", lambda v: 0 <= v <= 65535, "a port from 0 to 65535")
+#: A finite number > 0 (seconds).
+positive_float = _number_type(float, "a number", lambda v: v > 0 and _finite(v), "a number > 0")
+#: A finite number >= 0 (milliseconds).
+non_negative_float = _number_type(
+    float, "a number", lambda v: v >= 0 and _finite(v), "a number >= 0"
+)
 
 
 def usage_error(command: str, message: str) -> int:

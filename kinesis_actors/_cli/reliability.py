@@ -105,25 +105,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "the integers at pit stops, until Ctrl-C, SIGTERM or SIGHUP; then print what it "
         "consumed and its verdict. Exit code 3 if the consumer failed or the verdict did.",
     )
-    consumer.add_argument("--config", default=None, metavar="PATH", help=_CONFIG_HELP)
-    consumer.add_argument(
-        "--messages",
-        type=positive_int,
-        default=None,
-        help="integers expected (default: kinesis.test.expectedNumberOfMessages)",
-    )
+    _add_one_side_arguments(consumer, "integers expected")
     producer = modes.add_parser(
         "producer",
         help="send the integers with the SimpleKinesisProducer, then the end marker",
         description="Send the integers 0..N-1 and the end marker to the config's stream, "
         "printing progress every second. Exit code 0 when every send was confirmed.",
     )
-    producer.add_argument("--config", default=None, metavar="PATH", help=_CONFIG_HELP)
-    producer.add_argument(
+    _add_one_side_arguments(producer, "integers to send")
+
+
+def _add_one_side_arguments(side: argparse.ArgumentParser, messages_help: str) -> None:
+    """The flags of ``consumer`` and ``producer``: one side alone, against the config's stream."""
+    side.add_argument("--config", default=None, metavar="PATH", help=_CONFIG_HELP)
+    side.add_argument(
         "--messages",
         type=positive_int,
         default=None,
-        help="integers to send (default: kinesis.test.expectedNumberOfMessages)",
+        help=f"{messages_help} (default: kinesis.test.expectedNumberOfMessages)",
     )
 
 
