@@ -16,6 +16,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +32,11 @@ from kinesis_actors._consumer.messages import (
     ProcessEvent,
 )
 from kinesis_actors._logging import get_logger
-from kinesis_actors._scheduling import Cancellable, schedule_every
+from kinesis_actors._scheduling import schedule_every
+from kinesis_actors.reliability._actor import ReliabilityActor
 from kinesis_actors.reliability._producer import END_MARKER, FORCE_CHECKPOINT_MARKER
 from kinesis_actors.reliability._results import ResultsLog
-from kinesis_actors.reliability._settings import ReliabilitySettings, load_reliability_config
+from kinesis_actors.reliability._settings import ReliabilitySettings
 
 __all__ = ["ConsumerState", "GetState", "SimpleKinesisConsumer"]
 
@@ -44,21 +46,6 @@ _FINAL_CHECK_INTERVAL = 1.0
 @dataclass(frozen=True)
 class GetState:
     """Ask for a ``ConsumerState``."""
-
-
-@dataclass(frozen=True)
-class _FlushResults:
-    pass
-
-
-@dataclass(frozen=True)
-class _CheckFinal:
-    pass
-
-
-@dataclass(frozen=True)
-class _ConsumerEnded:
-    error: BaseException | None
 
 
 @dataclass(frozen=True)
@@ -72,7 +59,21 @@ class ConsumerState:
     consumer_running: bool
 
 
-class SimpleKinesisConsumer(pykka.ThreadingActor):
+@dataclass(frozen=True)
+class _ConsumerEnded:
+    """The KinesisConsumer ended (``error`` None when it completed)."""
+
+    error: BaseException | None
+
+
+class _Tick(Enum):
+    """The actor's own timer ticks."""
+
+    FLUSH_RESULTS = "flush results"
+    CHECK_FINAL = "check final"
+
+
+class SimpleKinesisConsumer(ReliabilityActor):
     def __init__(
         self,
         config: ConfigTree | None = None,
@@ -80,9 +81,7 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
         settings: ReliabilitySettings | None = None,
         results_path: Path | None = None,
     ) -> None:
-        super().__init__()
-        self._config = config if config is not None else load_reliability_config()
-        self._settings = settings or ReliabilitySettings.from_config(self._config)
+        super().__init__(config, settings)
         self._log = get_logger(__name__).bind(consumer=self._settings.consumer_name)
         self._results = ResultsLog(results_path) if results_path is not None else None
         self._pending_acks: list[tuple[Any, Any]] = []
@@ -96,7 +95,6 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
         self._end_marker_seen = False
         self._succeeded: bool | None = None
         self._running = False
-        self._timers: list[Cancellable] = []
 
     def on_start(self) -> None:
         self._consumer = KinesisConsumer.with_processor(
@@ -107,7 +105,7 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
         ended.add_done_callback(self._consumer_ended)
         if self._results is not None:
             self._timers.append(
-                schedule_every(self.actor_ref, self._settings.results_flush, _FlushResults())
+                schedule_every(self.actor_ref, self._settings.results_flush, _Tick.FLUSH_RESULTS)
             )
 
     def _consumer_ended(self, future: Any) -> None:
@@ -115,8 +113,7 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
             self.actor_ref.tell(_ConsumerEnded(future.exception()))
 
     def on_stop(self) -> None:
-        for timer in self._timers:
-            timer.cancel()
+        super().on_stop()
         # Acknowledge what is on disk before the shard workers take their final checkpoints,
         # or the next owner of the shard would deliver it again.
         self._flush_results()
@@ -125,15 +122,12 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
         if self._results is not None:
             self._results.close()
 
-    def on_failure(self, *_: Any) -> None:
-        self.on_stop()
-
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, ProcessEvent):
             self._process(message)
-        elif isinstance(message, _FlushResults):
+        elif message is _Tick.FLUSH_RESULTS:
             self._flush_results()
-        elif isinstance(message, _CheckFinal):
+        elif message is _Tick.CHECK_FINAL:
             self._check_final()
         elif isinstance(message, GetState):
             return ConsumerState(
@@ -169,7 +163,7 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
             self._end_marker_seen = True
             if self._results is None:  # with a results file, the run judges all consumers
                 self._timers.append(
-                    schedule_every(self.actor_ref, _FINAL_CHECK_INTERVAL, _CheckFinal())
+                    schedule_every(self.actor_ref, _FINAL_CHECK_INTERVAL, _Tick.CHECK_FINAL)
                 )
             self._acknowledge(*ack)
             return
@@ -247,8 +241,7 @@ class SimpleKinesisConsumer(pykka.ThreadingActor):
         quiet = time.monotonic() - self._last_received_at >= self._settings.finish_quiet
         if not remaining <= self._received and not quiet:
             return
-        for timer in self._timers:
-            timer.cancel()
+        self._cancel_timers()
         missing = len(remaining - self._received)
         if missing == 0:
             self._succeeded = True

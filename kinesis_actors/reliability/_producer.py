@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import pykka
@@ -27,8 +28,9 @@ from kinesis_actors._producer.messages import (
     SendSuccessful,
     SendWithCallback,
 )
-from kinesis_actors._scheduling import Cancellable, schedule_every, schedule_once
-from kinesis_actors.reliability._settings import ReliabilitySettings, load_reliability_config
+from kinesis_actors._scheduling import schedule_every, schedule_once
+from kinesis_actors.reliability._actor import ReliabilityActor
+from kinesis_actors.reliability._settings import ReliabilitySettings
 
 __all__ = [
     "END_MARKER",
@@ -57,16 +59,6 @@ class GetProducerStats:
 
 
 @dataclass(frozen=True)
-class _ProduceBatch:
-    pass
-
-
-@dataclass(frozen=True)
-class _LogResults:
-    pass
-
-
-@dataclass(frozen=True)
 class ProducerStats:
     expected: int
     sent: int
@@ -81,16 +73,21 @@ class ProducerStats:
         return self.done and self.failed == 0 and self.unconfirmed == 0
 
 
-class SimpleKinesisProducer(pykka.ThreadingActor):
+class _Tick(Enum):
+    """The actor's own timer ticks."""
+
+    PRODUCE_BATCH = "produce a batch"
+    LOG_RESULTS = "log the results"
+
+
+class SimpleKinesisProducer(ReliabilityActor):
     def __init__(
         self,
         config: ConfigTree | None = None,
         *,
         settings: ReliabilitySettings | None = None,
     ) -> None:
-        super().__init__()
-        self._config = config if config is not None else load_reliability_config()
-        self._settings = settings or ReliabilitySettings.from_config(self._config)
+        super().__init__(config, settings)
         self._conf = ProducerConf.from_config(self._config, self._settings.producer_name)
         self._log = get_logger(__name__).bind(stream=self._conf.stream_name)
         self._kpa: pykka.ActorRef[Any] | None = None
@@ -103,30 +100,25 @@ class SimpleKinesisProducer(pykka.ThreadingActor):
         self._finished_at: float | None = None
         self._markers_sent = False
         self._pending_markers: set[str] = set()
-        self._timers: list[Cancellable] = []
 
     def on_start(self) -> None:
         self._kpa = KinesisProducerActor.start(self._conf)
 
     def on_stop(self) -> None:
-        for timer in self._timers:
-            timer.cancel()
+        super().on_stop()
         if self._kpa is not None:
             self._kpa.stop()
-
-    def on_failure(self, *_: Any) -> None:
-        self.on_stop()
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Start):
             self._start()
-        elif isinstance(message, _ProduceBatch):
+        elif message is _Tick.PRODUCE_BATCH:
             self._produce_batch()
         elif isinstance(message, SendSuccessful):
             self._confirm(message.message_id)
         elif isinstance(message, SendFailed):
             self._fail(message)
-        elif isinstance(message, _LogResults):
+        elif message is _Tick.LOG_RESULTS:
             self._log_results()
         elif isinstance(message, GetProducerStats):
             return self._stats()
@@ -138,8 +130,8 @@ class SimpleKinesisProducer(pykka.ThreadingActor):
             return
         self._started_at = time.monotonic()
         self._log.info("starting producer", messages=self._settings.expected_messages)
-        self.actor_ref.tell(_ProduceBatch())
-        self._timers.append(schedule_every(self.actor_ref, _REPORT_INTERVAL, _LogResults()))
+        self.actor_ref.tell(_Tick.PRODUCE_BATCH)
+        self._timers.append(schedule_every(self.actor_ref, _REPORT_INTERVAL, _Tick.LOG_RESULTS))
 
     def _send(self, value: int) -> str:
         assert self._kpa is not None
@@ -156,7 +148,7 @@ class SimpleKinesisProducer(pykka.ThreadingActor):
         self._next = up_to
         if self._next < self._settings.expected_messages:
             self._timers.append(
-                schedule_once(self.actor_ref, self._settings.batch_delay, _ProduceBatch())
+                schedule_once(self.actor_ref, self._settings.batch_delay, _Tick.PRODUCE_BATCH)
             )
         else:
             self._sent_all_at = time.monotonic()
@@ -204,8 +196,7 @@ class SimpleKinesisProducer(pykka.ThreadingActor):
         if stats.done:
             self._log.info("****Finished Producer****")
             self._log.info("****Total time to completion****", seconds=round(stats.elapsed, 1))
-            for timer in self._timers:
-                timer.cancel()
+            self._cancel_timers()
 
     def _stats(self) -> ProducerStats:
         now = self._finished_at or time.monotonic()
