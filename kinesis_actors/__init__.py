@@ -16,14 +16,7 @@ from kinesis_actors._config import (
     WorkerConf,
     load_config,
 )
-from kinesis_actors._consumer import (
-    ConsumerShutdown,
-    ConsumerWorkerFailure,
-    EventProcessed,
-    KinesisConsumer,
-    ProcessEvent,
-    ShutdownReason,
-)
+from kinesis_actors._consumer import KinesisConsumer
 from kinesis_actors._errors import (
     ConfigError,
     DeadLetterError,
@@ -53,18 +46,22 @@ from kinesis_actors._models import (
     Sentinel,
     UserRecordResult,
 )
-from kinesis_actors._producer import (
+from kinesis_actors._producer import KinesisProducer, KinesisProducerActor
+from kinesis_actors._version import __version__
+from kinesis_actors.aio import AsyncKinesisConsumer, AsyncKinesisProducer, AsyncProducerStats
+from kinesis_actors.messages import (
+    ConsumerShutdown,
+    ConsumerWorkerFailure,
+    EventProcessed,
     GetStats,
-    KinesisProducer,
-    KinesisProducerActor,
+    ProcessEvent,
     ProducerActorStats,
     Send,
     SendFailed,
     SendSuccessful,
     SendWithCallback,
+    ShutdownReason,
 )
-from kinesis_actors._version import __version__
-from kinesis_actors.aio import AsyncKinesisConsumer, AsyncKinesisProducer, AsyncProducerStats
 
 __all__ = [
     "AsyncKinesisConsumer",

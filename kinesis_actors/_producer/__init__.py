@@ -2,32 +2,13 @@
 
 `KinesisProducer` batches, aggregates, rate-limits and retries user records and reports each one
 through a future; `KinesisProducerActor` puts records on behalf of actors and plain code and
-answers ``SendWithCallback`` with ``SendSuccessful`` / ``SendFailed``.
+answers ``SendWithCallback`` with ``SendSuccessful`` / ``SendFailed`` (its protocol:
+``_producer.messages``, public as ``kinesis_actors.messages``).
 """
 
 from __future__ import annotations
 
 from kinesis_actors._producer.actor import KinesisProducerActor
-from kinesis_actors._producer.engine import EngineStats, KinesisProducer
-from kinesis_actors._producer.messages import (
-    GetStats,
-    ProducerActorStats,
-    Send,
-    SendFailed,
-    SendOutcome,
-    SendSuccessful,
-    SendWithCallback,
-)
+from kinesis_actors._producer.engine import KinesisProducer
 
-__all__ = [
-    "EngineStats",
-    "GetStats",
-    "KinesisProducer",
-    "KinesisProducerActor",
-    "ProducerActorStats",
-    "Send",
-    "SendFailed",
-    "SendOutcome",
-    "SendSuccessful",
-    "SendWithCallback",
-]
+__all__ = ["KinesisProducer", "KinesisProducerActor"]
