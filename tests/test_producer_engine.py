@@ -30,7 +30,7 @@ from kinesis_actors._errors import (
 )
 from kinesis_actors._models import ProducerEvent, UserRecordResult
 from kinesis_actors._producer import KinesisProducer
-from kinesis_actors._producer.pipeline import THROTTLED
+from kinesis_actors._producer.retrier import THROTTLED
 from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 
 FAST = {"RecordMaxBufferedTime": 10, "RecordTtl": 5000}

@@ -22,8 +22,9 @@ from kinesis_actors._config import KplConf
 from kinesis_actors._errors import UserRecordFailedError
 from kinesis_actors._models import UserRecordResult
 from kinesis_actors._producer.futures import RecordFuture
-from kinesis_actors._producer.pipeline import SHARD_FLUSH_BYTES, THROTTLED, Pipeline, PutRequest
+from kinesis_actors._producer.pipeline import SHARD_FLUSH_BYTES, Pipeline, PutRequest
 from kinesis_actors._producer.records import UserRecord, validate
+from kinesis_actors._producer.retrier import THROTTLED
 from kinesis_actors._producer.shard_map import ShardMap, list_shards
 from kinesis_actors.testing._memory_kinesis import InMemoryKinesis
 

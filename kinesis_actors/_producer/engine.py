@@ -28,8 +28,9 @@ from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent
 from kinesis_actors._producer.call_pool import CallPool
 from kinesis_actors._producer.futures import RecordFuture
-from kinesis_actors._producer.pipeline import Pipeline, PutRequest, error_code
+from kinesis_actors._producer.pipeline import Pipeline, PutRequest
 from kinesis_actors._producer.records import UserRecord, validate
+from kinesis_actors._producer.retrier import error_code
 from kinesis_actors._producer.shard_map import ShardMap, list_shards
 
 if TYPE_CHECKING:

@@ -1,6 +1,7 @@
 """The KPL pipeline as single-threaded state: aggregate, limit, collect, then judge the replies.
 
 ``put -> Aggregator -> Limiter -> Collector -> PutRecords -> Retrier -> (finish | Aggregator)``
+(the retrier, which judges each PutRecords outcome, is ``retrier.py``).
 
 Nothing here blocks or starts threads: the producer's engine thread feeds records and PutRecords
 outcomes in, takes requests out and sleeps until ``next_wakeup``. Every time is a float of the
@@ -16,15 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kinesis_actors._aggregation import AggregateBuilder
-from kinesis_actors._aws import error_code as aws_error_code
-from kinesis_actors._aws import error_message, is_fatal_put_error
-from kinesis_actors._errors import UserRecordFailedError
-from kinesis_actors._log_summary import LogSummary
-from kinesis_actors._models import Attempt, UserRecordResult
-from kinesis_actors._producer.futures import finish_all
 from kinesis_actors._producer.limiter import ShardLimiter
 from kinesis_actors._producer.records import KinesisRecord, UserRecord
-from kinesis_actors._producer.shard_map import shard_number
+from kinesis_actors._producer.retrier import EXPIRED, Retrier
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -38,22 +33,7 @@ if TYPE_CHECKING:
     from kinesis_actors._config import KplConf
     from kinesis_actors._producer.shard_map import ShardMap
 
-__all__ = [
-    "COUNT_MISMATCH",
-    "EXPIRED",
-    "THROTTLED",
-    "WRONG_SHARD",
-    "Pipeline",
-    "PipelineStats",
-    "PutRequest",
-    "error_code",
-]
-
-#: Error codes in attempts: Kinesis's throttle, and the KPL's own codes.
-THROTTLED = "ProvisionedThroughputExceededException"
-EXPIRED = "Expired"
-WRONG_SHARD = "Wrong Shard"
-COUNT_MISMATCH = "Record Count Mismatch"
+__all__ = ["SHARD_FLUSH_BYTES", "Pipeline", "PipelineStats", "PutRequest"]
 
 #: A shard holding this many bytes in the collector makes it send at once (avoids bursts).
 SHARD_FLUSH_BYTES = 256 * 1024
@@ -64,11 +44,6 @@ _AGGREGATE_KEY = "a"
 #: Never filled: asked what a record would weigh as an aggregate's only member.
 _NO_MEMBERS = AggregateBuilder()
 _EMPTY_SIZE = _NO_MEMBERS.size
-
-
-def error_code(error: BaseException) -> tuple[str, str]:
-    """(code, message) of a failed call: the service error code, else the exception's name."""
-    return aws_error_code(error) or type(error).__name__, error_message(error)
 
 
 @dataclass
@@ -125,11 +100,7 @@ class Pipeline:
     def __init__(self, kpl: KplConf, shard_map: ShardMap, log: BoundLogger) -> None:
         self.shard_map = shard_map
         self.stats = PipelineStats()
-        #: User records accepted and not finished yet.
-        self.pending = 0
-        self._log = log
-        # Failing calls and entries: one line per error code per interval, not one per call.
-        self._failures = LogSummary(log)
+        self._retrier = Retrier(kpl, shard_map, self.stats, log)
         self._aggregation = kpl.aggregation_enabled
         self._aggregate_max_count = kpl.aggregation_max_count
         # An aggregate is one Kinesis record: it must also fit the record limit with its key "a".
@@ -137,8 +108,6 @@ class Pipeline:
         self._collection_max_count = kpl.collection_max_count
         self._collection_max_size = kpl.collection_max_size
         self._rate_limit = kpl.rate_limit
-        self._fail_if_throttled = kpl.fail_if_throttled
-        self._retry_delay = kpl.record_max_buffered_time / 2
         # The KPL gives aggregates a little longer in the collector so they share requests.
         self._collect_extension = min(0.05, 0.2 * kpl.record_max_buffered_time)
         self._held: list[UserRecord] = []
@@ -153,13 +122,18 @@ class Pipeline:
         self._ready: deque[PutRequest] = deque()
         self._in_flight: set[PutRequest] = set()
 
+    @property
+    def pending(self) -> int:
+        """User records accepted and not finished yet."""
+        stats = self.stats
+        return stats.user_records_received - stats.user_records_put - stats.user_records_failed
+
     # -- input -----------------------------------------------------------------------------------
 
     def accept(self, records: list[UserRecord], now: float) -> None:
         """Take new user records; until the first shard map settles they wait for it."""
         if not records:
             return
-        self.pending += len(records)
         self.stats.user_records_received += len(records)
         if self.shard_map.settled:
             if self._held:  # older records first, whatever the map decided for them
@@ -304,7 +278,7 @@ class Pipeline:
                     self._collect(record)
                 for record in expired:
                     for user_record in record.records:
-                        self._fail(
+                        self._retrier.fail(
                             user_record,
                             EXPIRED,
                             "Expiration reached while waiting in limiter",
@@ -355,191 +329,20 @@ class Pipeline:
         end: float,
         now: float,
     ) -> None:
-        """Judge a PutRecords outcome: finish, retry or fail each user record (KPL retrier)."""
+        """Judge a PutRecords outcome (the retrier); route again the records it retries."""
         if request not in self._in_flight:
             return  # already failed by fail_all
         self._in_flight.discard(request)
-        retries: list[UserRecord] = []
-        if response is None:
-            code, message = error_code(error) if error is not None else ("Unknown", "no response")
-            self.stats.put_records_call_errors += 1
-            self._failures.warning(
-                ("call", code),
-                "PutRecords call failed",
-                now,
-                error_code=code,
-                error_message=message,
-                kinesis_records=len(request.records),
-                fatal=is_fatal_put_error(code),
-            )
-            for record in request.records:
-                self._retry_or_fail(record, code, message, start, end, now, retries)
-        else:
-            results = response["Records"]
-            if len(results) != len(request.records):
-                message = (
-                    f"PutRecords answered {len(results)} entries for "
-                    f"{len(request.records)} records sent"
-                )
-                self._log.error("PutRecords response count mismatch", detail=message)
-                for record in request.records:
-                    for user_record in record.records:
-                        self._fail(user_record, COUNT_MISMATCH, message, start, end)
-            else:
-                failed_codes: dict[str, int] = {}
-                for record, result in zip(request.records, results, strict=True):
-                    sequence_number = result.get("SequenceNumber")
-                    if sequence_number:
-                        shard_id = result["ShardId"]
-                        self._succeed(record, shard_id, sequence_number, start, end, retries)
-                    else:
-                        code = result.get("ErrorCode") or "Unknown"
-                        failed_codes[code] = failed_codes.get(code, 0) + 1
-                        self._retry_or_fail(
-                            record, code, result.get("ErrorMessage") or "", start, end, now, retries
-                        )
-                if failed_codes:
-                    self._failures.info(
-                        ("entries", *sorted(failed_codes)),
-                        "PutRecords entries failed",
-                        now,
-                        error_codes=failed_codes,
-                    )
+        retries = self._retrier.judge(request.records, response, error, start, end, now)
         if retries:
             self.stats.user_record_retries += len(retries)
             self._route(retries, now)
-
-    def _succeed(
-        self,
-        record: KinesisRecord,
-        shard_id: str,
-        sequence_number: str,
-        start: float,
-        end: float,
-        retries: list[UserRecord],
-    ) -> None:
-        stats = self.stats
-        stats.kinesis_records_put += 1
-        stats.kinesis_bytes_put += record.size
-        predicted = record.shard_id
-        members = record.records
-        if predicted is not None and predicted != shard_id:
-            members = self._check_wrong_shard(record, predicted, shard_id, start, retries)
-        duration = end - start
-        results = []
-        for user_record in members:
-            success = Attempt(start - user_record.mark, duration, None, None, True)
-            attempts = user_record.attempts
-            results.append(
-                UserRecordResult(
-                    shard_id,
-                    sequence_number,
-                    (success,) if attempts is None else (*attempts, success),
-                    True,
-                )
-            )
-        finish_all([user_record.future for user_record in members], results)
-        stats.user_records_put += len(members)
-        self.pending -= len(members)
-
-    def _check_wrong_shard(
-        self,
-        record: KinesisRecord,
-        predicted: str,
-        shard_id: str,
-        start: float,
-        retries: list[UserRecord],
-    ) -> list[UserRecord]:
-        """The members that count as put on ``shard_id``; the others are retried.
-
-        Kinesis routes a record by its explicit hash key, the first member's. If any member of an
-        aggregate falls outside the actual shard's range, consumers drop the WHOLE aggregate (the
-        KCL's resharding filter), so every member is sent again as "Wrong Shard" — the first one
-        too, or it would be lost. With the actual shard's range unknown, members whose hash key
-        differs from the first one's are assumed outside: a duplicate at worst, never a loss.
-        """
-        hash_range = self.shard_map.hash_range(shard_id, start)
-        routed_by = record.records[0].hash_key
-        misrouted = sum(
-            1
-            for user_record in record.records
-            if user_record.hash_key != routed_by
-            and (hash_range is None or not hash_range[0] <= user_record.hash_key <= hash_range[1])
-        )
-        stale = hash_range is None or shard_number(shard_id) > shard_number(predicted)
-        if (misrouted or stale) and self.shard_map.invalidate(start, predicted):
-            self._log.warning(
-                "record landed off its predicted shard; refreshing the shard map",
-                predicted_shard=predicted,
-                actual_shard=shard_id,
-                misrouted_records=misrouted,
-            )
-        if not misrouted:
-            return record.records
-        for user_record in record.records:
-            self._add_attempt(
-                user_record,
-                WRONG_SHARD,
-                f"aggregate predicted for {predicted} landed on {shard_id} with "
-                f"{misrouted} member(s) outside its hash range",
-                start,
-                start,
-            )
-            retries.append(user_record)
-        self.stats.wrong_shard_records += len(record.records)
-        return []
-
-    def _retry_or_fail(
-        self,
-        record: KinesisRecord,
-        code: str,
-        message: str,
-        start: float,
-        end: float,
-        now: float,
-        retries: list[UserRecord],
-    ) -> None:
-        throttled = code == THROTTLED
-        if throttled:
-            self.stats.throttled_records += 1
-        # A code no retry can fix (missing stream, no permission, KMS key unusable) fails the
-        # records at once, naming it, instead of retrying until RecordTtl says "Expired".
-        fail_now = is_fatal_put_error(code) or (throttled and self._fail_if_throttled)
-        for user_record in record.records:
-            if fail_now:
-                self._fail(user_record, code, message, start, end)
-                continue
-            self._add_attempt(user_record, code, message, start, end)
-            if now > user_record.expiration:
-                self._fail(user_record, EXPIRED, "Record has reached expiration", now, now)
-            else:
-                user_record.deadline = min(now + self._retry_delay, user_record.expiration)
-                retries.append(user_record)
-
-    @staticmethod
-    def _add_attempt(record: UserRecord, code: str, message: str, start: float, end: float) -> None:
-        attempt = Attempt(start - record.mark, end - start, code, message, False)
-        record.mark = end
-        if record.attempts is None:
-            record.attempts = [attempt]
-        else:
-            record.attempts.append(attempt)
-
-    def _fail(self, record: UserRecord, code: str, message: str, start: float, end: float) -> None:
-        """Finish a record as failed; its future raises ``UserRecordFailedError``."""
-        self._add_attempt(record, code, message, start, end)
-        result = UserRecordResult(None, None, tuple(record.attempts or ()), False)
-        record.future.set_exception(UserRecordFailedError(result))
-        self.stats.user_records_failed += 1
-        if code == EXPIRED:
-            self.stats.user_records_expired += 1
-        self.pending -= 1
 
     # -- teardown --------------------------------------------------------------------------------
 
     def flush_logs(self) -> None:
         """Log the failure counts still held back by the per-interval summary."""
-        self._failures.flush()
+        self._retrier.flush_logs()
 
     def fail_all(self, code: str, message: str, now: float) -> int:
         """Fail every record still held anywhere, in flight included; returns how many."""
@@ -560,5 +363,5 @@ class Pipeline:
         self._batch, self._batch_size, self._batch_deadline = [], 0, math.inf
         self._batch_shard_bytes = {}
         for record in records:
-            self._fail(record, code, message, now, now)
+            self._retrier.fail(record, code, message, now, now)
         return len(records)
