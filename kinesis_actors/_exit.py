@@ -3,8 +3,9 @@
 A script that starts a producer (engine or actor) or a consumer and forgets ``stop()`` must
 neither hang (Pykka's threads are non-daemon, so the library's actors and threads are daemon
 ones) nor lose silently what it buffered. Each such object registers a stop here; one
-``atexit`` hook runs them in order (actors before the engines they feed, then consumers), each
-bounded by its own timeout, and each logs one warning with its counts.
+``atexit`` hook runs them in order (consumers, which may feed producers and own a dead-letter
+producer, then actors, then the engines they feed), each bounded by its own timeout, and each
+logs one warning with its counts.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ __all__ = ["ACTORS", "CONSUMERS", "ENGINES", "at_exit"]
 
 log = get_logger(__name__)
 
-#: Run order: a producer actor first (it hands what it holds to its engine), then engines
-#: (they flush), then consumers.
-ACTORS, ENGINES, CONSUMERS = 0, 1, 2
+#: Run order: consumers first (they stop feeding producers; their dead-letter producer still
+#: runs for their last batch), then producer actors (they hand what they hold to their engine),
+#: then engines (they flush).
+CONSUMERS, ACTORS, ENGINES = 0, 1, 2
 
 _lock = threading.Lock()
 _stops: dict[int, tuple[int, Callable[[], object]]] = {}

@@ -29,6 +29,7 @@ from test_consumer_support import (
     wait_for,
 )
 
+from kinesis_actors import _exit
 from kinesis_actors._aggregation import encode
 from kinesis_actors._config import ConsumerConf, load_config
 from kinesis_actors._consumer.consumer import KinesisConsumer
@@ -379,6 +380,29 @@ def test_sigterm_stops_gracefully_then_runs_the_previous_handler() -> None:
         assert callable(handler) and not isinstance(handler, type(consumer.stop))
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_exit_registry_stops_a_running_consumer_before_the_producer_engines() -> None:
+    coordinator = SlowCoordinator()
+    coordinator.grant(lease())
+    consumer = fake_consumer(coordinator, "worker { gracefulShutdownHook = true }")
+    done = consumer.start()
+    consumer_stopped_first: list[bool] = []
+    cancel = _exit.at_exit(lambda: consumer_stopped_first.append(done.done()), _exit.ENGINES)
+    try:
+        _exit._run()  # what the interpreter's one atexit hook runs
+    finally:
+        cancel()
+    assert done.result(timeout=5) is None and coordinator.stopped
+    assert consumer_stopped_first == [True]
+
+
+def test_a_stopped_consumer_leaves_the_exit_registry() -> None:
+    consumer = fake_consumer(SlowCoordinator(), "worker { gracefulShutdownHook = true }")
+    consumer.start()
+    assert consumer.stop in [stop for _, stop in _exit._stops.values()]
+    assert consumer.stop()
+    assert consumer.stop not in [stop for _, stop in _exit._stops.values()]
 
 
 EXIT_HOOK_SCRIPT = """

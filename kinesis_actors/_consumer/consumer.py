@@ -26,7 +26,6 @@ Delivery is at least once; docs/consuming.rst says where duplicates come from.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import concurrent.futures
 import dataclasses
 import os
@@ -58,6 +57,7 @@ from kinesis_actors._consumer.stream_consumer import (
     ensure_stream_consumer,
 )
 from kinesis_actors._errors import ConfigError, FanoutError, KinesisActorsError
+from kinesis_actors._exit import CONSUMERS, at_exit
 from kinesis_actors._leases.coordinator import LeaseCoordinator, Subscriber
 from kinesis_actors._leases.lease import LeaseEvent
 from kinesis_actors._logging import get_logger
@@ -153,6 +153,8 @@ class KinesisConsumer:
         self._loop = ConsumerLoop(event_loop, self._conf.name)
         self._stop_requested = False
         self._previous_handlers: dict[int, Any] = {}
+        #: Takes this consumer out of the interpreter-exit registry (`kinesis_actors._exit`).
+        self._cancel_exit_hook: Callable[[], None] = lambda: None
         #: FANOUT with ``kcl.deregisterConsumerOnStop``: what to deregister when stopped.
         self._deregister: tuple[KinesisClient, str] | None = None
 
@@ -262,7 +264,7 @@ class KinesisConsumer:
 
     def _ended(self, error: BaseException | None) -> None:
         """The consumer stopped (called once, from the manager or a failed start)."""
-        atexit.unregister(self._at_exit)
+        self._cancel_exit_hook()
         if self._executor is not None:
             self._executor.shutdown()
         if self._dead_letter_stream is not None:
@@ -316,15 +318,12 @@ class KinesisConsumer:
     # -- shutdown hooks -------------------------------------------------------------------------
 
     def _install_hooks(self) -> None:
-        atexit.register(self._at_exit)
+        self._cancel_exit_hook = at_exit(self.stop, CONSUMERS)
         if threading.current_thread() is not threading.main_thread():
             self._log.debug("signal hooks need the main thread; only the exit hook is installed")
             return
         for signum in _SIGNALS:
             self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
-
-    def _at_exit(self) -> None:
-        self.stop()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._log.info("signal received: stopping the consumer", signal=signal.Signals(signum).name)
