@@ -5,42 +5,123 @@ producer's and consumer's hot paths never wait for CloudWatch. A daemon thread s
 interval's data in batches within PutMetricData's limits; when CloudWatch cannot be reached
 the batch is dropped and counted (``dropped``), and the buffer is bounded (``max_buffered``
 distinct series per interval, beyond which data is dropped and counted too).
+:class:`CloudWatchMetrics` (public as ``kinesis_actors.metrics.CloudWatchMetrics``) applies the
+level and the kept dimensions; :class:`CloudWatchBuffer` holds the statistic sets and the thread.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from kinesis_actors._logging import get_logger
+from kinesis_actors._metric_names import PRODUCER_METRICS, level_rank, metric_level
 
-__all__ = ["CLOUDWATCH_DIMENSIONS", "PRODUCER_METRICS", "CloudWatchSink"]
+__all__ = ["CloudWatchBuffer", "CloudWatchMetrics"]
 
 log = get_logger(__name__)
 
 #: Dimension keys of the library's publications, as CloudWatch names them (the KPL's and KCL's).
-CLOUDWATCH_DIMENSIONS = {
+_CLOUDWATCH_DIMENSIONS = {
     "stream": "StreamName",
     "shard_id": "ShardId",
     "worker": "WorkerIdentifier",
     "error_code": "ErrorCode",
 }
-#: Metrics of the producer engine: published under the producer's namespace.
-PRODUCER_METRICS = frozenset(
-    {
-        "UserRecordsReceived", "UserRecordsPut", "UserRecordsFailed", "UserRecordExpired",
-        "KinesisRecordsPut", "PutRecordsCalls", "Retries", "Throttles", "PutRecordsLatency",
-    }
-)  # fmt: skip
 #: PutMetricData accepts at most this many datums per call (and 1 MB; a datum here is small).
 _MAX_DATUMS = 1000
 _UNITS = {"PutRecordsLatency": "Seconds", "MillisBehindLatest": "Milliseconds"}
 _SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
 
 
-class CloudWatchSink:
+class CloudWatchMetrics:
+    """Publishes to CloudWatch with PutMetricData, batched, on a daemon thread of its own.
+
+    Each interval's publications are kept as statistic sets (count, sum, min, max) per metric
+    and dimensions, and sent within PutMetricData's limits; publishing never waits for the
+    network. When CloudWatch is unreachable a batch is dropped and counted (``dropped``); the
+    buffer holds at most ``max_buffered`` series. Consumer metrics go to ``namespace`` (set it
+    to the application name, as the KCL does), producer metrics to ``producer_namespace``
+    (``KinesisProducerLibrary``, as the KPL). ``MillisBehindLatest`` is also published without
+    its shard dimension: its Maximum is the application-wide lag. ``client`` replaces the
+    CloudWatch client made from ``region`` / ``endpoint_url`` / ``session``.
+    """
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "KinesisActors",
+        producer_namespace: str = "KinesisProducerLibrary",
+        level: str = "DETAILED",
+        dimensions: Iterable[str] | None = None,
+        interval: float = 60.0,
+        max_buffered: int = 10_000,
+        client: Any = None,
+        session: Any = None,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> None:
+        for value in (namespace, producer_namespace):
+            if not value or value.startswith("AWS/"):
+                raise ValueError(f"namespace {value!r} must be non-empty and not start with AWS/")
+        if not interval > 0 or max_buffered < 1:
+            raise ValueError("interval must be > 0 and max_buffered >= 1")
+        self._level = level_rank(level)
+        self._dimensions = frozenset(dimensions) if dimensions is not None else None
+
+        def make_client() -> Any:
+            if client is not None:
+                return client
+            from kinesis_actors._aws import client_config, new_client
+
+            config = client_config(tries=1, connect_timeout=5.0, read_timeout=10.0)
+            return new_client(
+                "cloudwatch",
+                session=session,
+                region=region,
+                endpoint_url=endpoint_url,
+                config=config,
+            )
+
+        self._sink = CloudWatchBuffer(
+            make_client,
+            namespace=namespace,
+            producer_namespace=producer_namespace,
+            interval=interval,
+            max_buffered=max_buffered,
+        )
+
+    @property
+    def dropped(self) -> int:
+        """Data points dropped because CloudWatch was unreachable or the buffer full."""
+        return self._sink.dropped
+
+    @property
+    def sent(self) -> int:
+        """Data points (statistic sets) CloudWatch accepted."""
+        return self._sink.sent
+
+    def _publish(self, name: str, value: float, dimensions: Mapping[str, str]) -> None:
+        if level_rank(metric_level(name)) > self._level:
+            return
+        if self._dimensions is not None:
+            dimensions = {k: v for k, v in dimensions.items() if k in self._dimensions}
+        self._sink.add(name, value, dimensions)
+
+    count = gauge = observe = _publish
+
+    def flush(self) -> None:
+        """Send what is buffered now, on the caller's thread."""
+        self._sink.flush()
+
+    def close(self) -> None:
+        """Flush and stop the sending thread."""
+        self._sink.close()
+
+
+class CloudWatchBuffer:
     """Statistic sets per (namespace, metric, dimensions), flushed every ``interval`` seconds."""
 
     def __init__(
@@ -51,7 +132,6 @@ class CloudWatchSink:
         producer_namespace: str,
         interval: float,
         max_buffered: int,
-        timer: bool = True,
     ) -> None:
         self._client_factory = client_factory
         self._client: Any = None
@@ -65,12 +145,10 @@ class CloudWatchSink:
         self._send_lock = threading.Lock()
         self._stop = threading.Event()
         self._interval = interval
-        self._thread: threading.Thread | None = None
-        if timer:
-            self._thread = threading.Thread(
-                target=self._run, name="kinesis-actors-cloudwatch", daemon=True
-            )
-            self._thread.start()
+        self._thread = threading.Thread(
+            target=self._run, name="kinesis-actors-cloudwatch", daemon=True
+        )
+        self._thread.start()
 
     @property
     def dropped(self) -> int:
@@ -87,7 +165,7 @@ class CloudWatchSink:
     def add(self, name: str, value: float, dimensions: Mapping[str, str]) -> None:
         namespace = self._producer_namespace if name in PRODUCER_METRICS else self._namespace
         dims = tuple(
-            sorted((CLOUDWATCH_DIMENSIONS.get(k, k), str(v)) for k, v in dimensions.items())
+            sorted((_CLOUDWATCH_DIMENSIONS.get(k, k), str(v)) for k, v in dimensions.items())
         )
         with self._lock:
             self._add(namespace, name, dims, value)
@@ -164,6 +242,6 @@ class CloudWatchSink:
     def close(self) -> None:
         """Stop the thread after a last flush."""
         self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if self._thread is not threading.current_thread():
             self._thread.join(timeout=self._interval + 30)
         self.flush()

@@ -12,10 +12,12 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, Protocol
 
-from kinesis_actors._cloudwatch import CloudWatchSink
+from kinesis_actors._cloudwatch import CloudWatchMetrics
 from kinesis_actors._logging import get_logger
+from kinesis_actors._metric_names import METRICS, level_rank, metric_level
 
 __all__ = [
     "CloudWatchMetrics",
@@ -31,39 +33,6 @@ __all__ = [
     "observe",
 ]
 
-#: Every metric name the library publishes, with what it means (the KPL's and KCL's names).
-METRICS: Mapping[str, str] = {
-    # producer engine
-    "UserRecordsReceived": "user records added to the producer",
-    "UserRecordsPut": "user records confirmed by Kinesis",
-    "UserRecordsFailed": "user records whose future failed (any reason)",
-    "UserRecordExpired": "user records that reached RecordTtl",
-    "KinesisRecordsPut": "Kinesis records (aggregates count once) confirmed",
-    "PutRecordsCalls": "PutRecords requests sent",
-    "Retries": "user-record retries",
-    "Throttles": "user records throttled by Kinesis (ProvisionedThroughputExceeded)",
-    "PutRecordsLatency": "seconds per PutRecords request",
-    # consumer
-    "RecordsProcessed": "user records acknowledged by the processor",
-    "MillisBehindLatest": "how far a shard's reader is behind the tip, milliseconds",
-    "IteratorAgeMillis": "age of the newest record of the last batch, milliseconds",
-    "LeasesHeld": "leases this worker holds",
-    "LeaseTakes": "leases taken (expired or released ones)",
-    "LeaseSteals": "leases stolen from a busier worker",
-    "LeaseLosses": "leases lost (stolen, expired, or failed renewal)",
-    "CheckpointFailures": "checkpoints that failed (throttled, lease lost, ...)",
-}
-
-
-#: The metrics published at ``SUMMARY`` level; every other one is ``DETAILED`` only.
-SUMMARY_METRICS = frozenset(
-    {
-        "UserRecordsReceived", "UserRecordsPut", "UserRecordsFailed", "KinesisRecordsPut",
-        "PutRecordsLatency", "RecordsProcessed", "MillisBehindLatest", "LeasesHeld",
-        "CheckpointFailures",
-    }
-)  # fmt: skip
-_LEVELS = ("NONE", "SUMMARY", "DETAILED")
 #: The KCL's dimension names, and the KPL's granularities, as the library's dimension keys.
 _KCL_DIMENSIONS = {"ShardId": "shard_id", "WorkerIdentifier": "worker", "Operation": None}
 _GRANULARITY = {
@@ -89,12 +58,6 @@ def dimensions_for(setting: str | Iterable[str]) -> frozenset[str] | None:
         raise ValueError(f"unknown metric dimensions {sorted(unknown)} (known: {_KCL_DIMENSIONS})")
     kept = {_KCL_DIMENSIONS[name] for name in names} - {None}
     return frozenset({"stream", "error_code"} | {key for key in kept if key})
-
-
-def _level(level: str) -> int:
-    if level.upper() not in _LEVELS:
-        raise ValueError(f"metrics level {level!r} is not one of NONE, SUMMARY, DETAILED")
-    return _LEVELS.index(level.upper())
 
 
 class MetricsSink(Protocol):
@@ -246,95 +209,6 @@ def _snake(name: str) -> str:
     return "".join(out)
 
 
-class CloudWatchMetrics:
-    """Publishes to CloudWatch with PutMetricData, batched, on a daemon thread of its own.
-
-    Each interval's publications are kept as statistic sets (count, sum, min, max) per metric
-    and dimensions, and sent within PutMetricData's limits; publishing never waits for the
-    network. When CloudWatch is unreachable a batch is dropped and counted (``dropped``); the
-    buffer holds at most ``max_buffered`` series. Consumer metrics go to ``namespace`` (set it
-    to the application name, as the KCL does), producer metrics to ``producer_namespace``
-    (``KinesisProducerLibrary``, as the KPL). ``MillisBehindLatest`` is also published without
-    its shard dimension: its Maximum is the application-wide lag. ``client`` replaces the
-    CloudWatch client made from ``region`` / ``endpoint_url`` / ``session``.
-    """
-
-    def __init__(
-        self,
-        *,
-        namespace: str = "KinesisActors",
-        producer_namespace: str = "KinesisProducerLibrary",
-        level: str = "DETAILED",
-        dimensions: Iterable[str] | None = None,
-        interval: float = 60.0,
-        max_buffered: int = 10_000,
-        client: Any = None,
-        session: Any = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-    ) -> None:
-        for value in (namespace, producer_namespace):
-            if not value or value.startswith("AWS/"):
-                raise ValueError(f"namespace {value!r} must be non-empty and not start with AWS/")
-        if not interval > 0 or max_buffered < 1:
-            raise ValueError("interval must be > 0 and max_buffered >= 1")
-        self._level = _level(level)
-        self._dimensions = frozenset(dimensions) if dimensions is not None else None
-
-        def make_client() -> Any:
-            if client is not None:
-                return client
-            from kinesis_actors._aws import client_config, new_client
-
-            config = client_config(tries=1, connect_timeout=5.0, read_timeout=10.0)
-            return new_client(
-                "cloudwatch",
-                session=session,
-                region=region,
-                endpoint_url=endpoint_url,
-                config=config,
-            )
-
-        self._sink = CloudWatchSink(
-            make_client,
-            namespace=namespace,
-            producer_namespace=producer_namespace,
-            interval=interval,
-            max_buffered=max_buffered,
-        )
-
-    @property
-    def dropped(self) -> int:
-        """Data points dropped because CloudWatch was unreachable or the buffer full."""
-        return self._sink.dropped
-
-    @property
-    def sent(self) -> int:
-        """Data points (statistic sets) CloudWatch accepted."""
-        return self._sink.sent
-
-    def _publish(self, name: str, value: float, dimensions: Mapping[str, str]) -> None:
-        if _level(_metric_level(name)) > self._level:
-            return
-        if self._dimensions is not None:
-            dimensions = {k: v for k, v in dimensions.items() if k in self._dimensions}
-        self._sink.add(name, value, dimensions)
-
-    count = gauge = observe = _publish
-
-    def flush(self) -> None:
-        """Send what is buffered now, on the caller's thread."""
-        self._sink.flush()
-
-    def close(self) -> None:
-        """Flush and stop the sending thread."""
-        self._sink.close()
-
-
-def _metric_level(name: str) -> str:
-    return "SUMMARY" if name in SUMMARY_METRICS else "DETAILED"
-
-
 class _Filtered:
     """A sink behind a level and a set of kept dimension keys."""
 
@@ -342,7 +216,7 @@ class _Filtered:
         self.sink, self._level, self._dimensions = sink, level, dimensions
 
     def _pass(self, name: str, dimensions: Mapping[str, str]) -> Mapping[str, str] | None:
-        if _level(_metric_level(name)) > self._level:
+        if level_rank(metric_level(name)) > self._level:
             return None
         if self._dimensions is None:
             return dimensions
@@ -378,10 +252,10 @@ def configure(
     ``sinks``; the in-memory sink always sees everything (``GetStats`` reads it).
     """
     global _sinks
-    rank = _level(level)
+    rank = level_rank(level)
     kept = frozenset(dimensions) if dimensions is not None else None
     wrapped = tuple(
-        sink if rank == _level("DETAILED") and kept is None else _Filtered(sink, rank, kept)
+        sink if rank == level_rank("DETAILED") and kept is None else _Filtered(sink, rank, kept)
         for sink in sinks
     )
     _sinks = ((_in_memory,) if keep_in_memory else ()) + wrapped
@@ -405,7 +279,10 @@ def _install_for(conf: Any) -> None:
     ``metricsSink``); the entry points call it. Idempotent per namespace and settings."""
     from kinesis_actors._aws import session_for
     from kinesis_actors._config import ConsumerConf, ProducerConf
+    from kinesis_actors._config._credentials import AssumeRoleConf
 
+    sink: Callable[..., CloudWatchMetrics]
+    credentials: tuple[tuple[str, ...], str | None, AssumeRoleConf | None]
     if isinstance(conf, ProducerConf) and conf.kpl.metrics_sink == "cloudwatch":
         kpl = conf.kpl
         key: tuple[Any, ...] = (
@@ -414,38 +291,39 @@ def _install_for(conf: Any) -> None:
             kpl.metrics_level,
             kpl.metrics_granularity,
         )
-        _install_cloudwatch(
-            key,
-            lambda: CloudWatchMetrics(
-                producer_namespace=kpl.metrics_namespace,
-                level=kpl.metrics_level,
-                dimensions=dimensions_for(kpl.metrics_granularity),
-                interval=kpl.metrics_upload_delay,
-                session=session_for(
-                    kpl.credentials_provider, kpl.region, assume_role=kpl.assume_role
-                ),
-            ),
+        sink = partial(
+            CloudWatchMetrics,
+            producer_namespace=kpl.metrics_namespace,
+            interval=kpl.metrics_upload_delay,
         )
+        credentials = (kpl.credentials_provider, kpl.region, kpl.assume_role)
     elif isinstance(conf, ConsumerConf) and conf.kcl.metrics_sink == "cloudwatch":
         kcl = conf.kcl
-        providers = kcl.cloudwatch_credentials_provider
-        session = (
-            session_for(kcl.credentials_provider, kcl.region_name, assume_role=kcl.assume_role)
-            if providers is None
-            else session_for(providers, kcl.region_name)
-        )
         key = ("consumer", conf.application_name, kcl.metrics_level, kcl.metrics_enabled_dimensions)
-        _install_cloudwatch(
-            key,
-            lambda: CloudWatchMetrics(
-                namespace=conf.application_name,
-                level=kcl.metrics_level,
-                dimensions=dimensions_for(kcl.metrics_enabled_dimensions),
-                interval=kcl.metrics_buffer_time,
-                max_buffered=kcl.metrics_max_queue_size,
-                session=session,
-            ),
+        sink = partial(
+            CloudWatchMetrics,
+            namespace=conf.application_name,
+            interval=kcl.metrics_buffer_time,
+            max_buffered=kcl.metrics_max_queue_size,
         )
+        own = kcl.cloudwatch_credentials_provider
+        credentials = (
+            (kcl.credentials_provider, kcl.region_name, kcl.assume_role)
+            if own is None
+            else (own, kcl.region_name, None)
+        )
+    else:
+        return
+    providers, region, assume_role = credentials
+    _, _, level, dimensions = key  # both keys end in the level and the dimension setting
+    _install_cloudwatch(
+        key,
+        lambda: sink(
+            level=level,
+            dimensions=dimensions_for(dimensions),
+            session=session_for(providers, region, assume_role=assume_role),
+        ),
+    )
 
 
 def in_memory() -> InMemoryMetrics:
