@@ -26,23 +26,27 @@ from kinesis_actors import (
     load_config,
 )
 from kinesis_actors._producer.engine import EngineStats
+from kinesis_actors._producer.futures import FinishedSink, RecordFuture, finish_all
 from kinesis_actors.aio import AsyncKinesisProducer
 
 
 class ScriptedEngine:
-    """Holds every record's future until the test finishes it (on a thread of its own)."""
+    """Holds every record's future until the test finishes it (on a thread of its own, in
+    batches through the futures' sink, as the real engine does)."""
 
     def __init__(self, conf: ProducerConf) -> None:
         self.conf = conf
-        self.records: list[tuple[ProducerEvent, Future[UserRecordResult]]] = []
+        self.records: list[tuple[ProducerEvent, RecordFuture]] = []
         self.flushes = 0
         self.stopped = False
         self.refuse = False
 
-    def add_user_record(self, event: ProducerEvent) -> Future[UserRecordResult]:
+    def add_user_record(
+        self, event: ProducerEvent, *, sink: FinishedSink | None = None, tag: object = None
+    ) -> Future[UserRecordResult]:
         if self.refuse:
             raise ProducerStoppedError("engine failed")
-        future: Future[UserRecordResult] = Future()
+        future = RecordFuture(sink, tag)
         if event.partition_key == "too-large":
             future.set_exception(RecordTooLargeError("record too large"))
         self.records.append((event, future))
@@ -53,11 +57,11 @@ class ScriptedEngine:
         pending = [f for _, f in self.records if not f.done()][:count]
 
         def run() -> None:
+            if error is None:
+                finish_all(pending, [UserRecordResult("shardId-0", "1", (), True)] * len(pending))
+                return
             for future in pending:
-                if error is None:
-                    future.set_result(UserRecordResult("shardId-0", "1", (), True))
-                else:
-                    future.set_exception(error)
+                future.set_exception(error)
 
         thread = threading.Thread(target=run)
         thread.start()

@@ -118,3 +118,26 @@ def test_racing_callbacks_and_waiters_see_exactly_one_resolution() -> None:
         thread.join()
     assert calls == [1] * len(futures)
     assert len(results) == len(futures[::7])
+
+
+def test_a_sink_gets_each_batch_in_one_call_and_every_future_exactly_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    batches: list[list[RecordFuture]] = []
+    sink = lambda futures: batches.append(list(futures))  # noqa: E731
+    futures = [RecordFuture(sink, tag=n) for n in range(3)]
+    watched, failed, plain = (
+        RecordFuture(sink, tag="w"),
+        RecordFuture(sink, tag="f"),
+        RecordFuture(),
+    )
+    watched.done()  # makes its condition: finished through the stdlib path
+    calls: list[object] = []
+    futures[0].add_done_callback(lambda f: calls.append(f.tag))
+    finish_all([*futures, watched, plain], [RESULT] * 5)
+    failed.set_exception(ValueError("boom"))
+    assert batches == [futures, [watched], [failed]]
+    assert [f.tag for f in futures] == [0, 1, 2] and calls == [0] and plain.tag is None
+    assert all(f.result(0) is RESULT for f in [*futures, watched])
+    RecordFuture(lambda futures: 1 / 0).set_exception(ValueError("boom"))
+    assert "exception calling callback" in caplog.text

@@ -2,8 +2,9 @@
 
 The engine (`KinesisProducer`) does all the work on its own threads; this class only moves
 records in and results out. Everything here runs on the event loop's thread except two places:
-the engine's done callbacks (they append to a deque and wake the loop at most once per batch
-with ``call_soon_threadsafe``) and the blocking engine calls (building the engine with its boto3
+the engine's sink (called once per batch of finished records: it appends the batch to a deque
+and wakes the loop at most once per drain with ``call_soon_threadsafe``) and the blocking engine
+calls (building the engine with its boto3
 client, ``stop``), which run in the loop's executor. Nothing here blocks the loop.
 
 Back-pressure is a count of slots on the loop thread: a record takes a slot when it enters the
@@ -17,8 +18,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
-from concurrent.futures import Future
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Self
 
@@ -29,14 +29,13 @@ from kinesis_actors._errors import ProducerStoppedError, UserRecordFailedError
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent, UserRecordResult
 from kinesis_actors._producer.engine import EngineStats, KinesisProducer
-from kinesis_actors._producer.futures import outcome
+from kinesis_actors._producer.futures import RecordFuture, outcome
 
 if TYPE_CHECKING:
     from types import TracebackType
 
 __all__ = ["AsyncKinesisProducer", "AsyncProducerStats"]
 
-_EngineFuture = Future[UserRecordResult]
 _Waiter = asyncio.Future[UserRecordResult]
 #: Slots of a producer without ``max-outstanding-requests``.
 _UNLIMITED = 2**62
@@ -102,8 +101,7 @@ class AsyncKinesisProducer:
         self._conf = _conf(source, producer_name, stream_name)
         throttling = self._conf.throttling
         self._limit = throttling.max_outstanding_requests if throttling else None
-        # Free slots: loop thread only.
-        self._free = self._limit if self._limit is not None else _UNLIMITED
+        self._slots = self._limit if self._limit is not None else _UNLIMITED
         self._engine_factory = engine_factory
         self._log = get_logger(__name__).bind(
             producer=self._conf.name, stream=self._conf.stream_name
@@ -120,12 +118,12 @@ class AsyncKinesisProducer:
         self._flushes = 0
         self._dropped_results = 0
         self._dropped_failures = 0
-        # The waiter of each record in the engine, by its engine future (loop thread only): no
-        # object per record for the garbage collector to walk, unlike a partial or a tuple.
-        self._waiters: dict[_EngineFuture, _Waiter] = {}
-        self._on_engine_done = self._engine_done  # one bound method for every record
-        # Engine threads -> loop thread: finished records, and whether a drain is scheduled.
-        self._finished: deque[_EngineFuture] = deque()
+        # The engine's sink for every record (one bound method); each engine future's tag is
+        # the waiter of its record, so nothing per record but the two futures.
+        self._sink = self._engine_finished
+        # Engine threads -> loop thread: batches of finished records, and whether a drain is
+        # scheduled.
+        self._finished: deque[Sequence[RecordFuture]] = deque()
         self._handoff_lock = threading.Lock()
         self._drain_scheduled = False
 
@@ -204,10 +202,10 @@ class AsyncKinesisProducer:
         loop = self._loop
         if self._closed or loop is None or self._engine is None:
             raise ProducerStoppedError(self._refusal())
-        if not isinstance(event, ProducerEvent):
+        if type(event) is not ProducerEvent and not isinstance(event, ProducerEvent):
             raise TypeError(f"expected a ProducerEvent, got {type(event).__name__}")
         waiter: _Waiter = loop.create_future()
-        if self._free > 0 and not self._waiting:
+        if self._in_engine < self._slots and not self._waiting:
             self._submit(event, waiter)
         else:
             self._waiting.append((event, waiter))
@@ -252,15 +250,13 @@ class AsyncKinesisProducer:
     def _submit(self, event: ProducerEvent, waiter: _Waiter) -> None:
         assert self._engine is not None and self._idle is not None
         try:
-            future = self._engine.add_user_record(event)
+            self._engine.add_user_record(event, sink=self._sink, tag=waiter)
         except Exception as exc:  # the engine stopped by itself (it failed)
             self._settle_error(waiter, exc)
             return
-        self._free -= 1
+        if not self._in_engine:
+            self._idle.clear()
         self._in_engine += 1
-        self._idle.clear()
-        self._waiters[future] = waiter
-        future.add_done_callback(self._on_engine_done)
 
     def _drain(self) -> None:
         """Deliver the results the engine finished, then let waiting records into free slots."""
@@ -268,32 +264,29 @@ class AsyncKinesisProducer:
             self._drain_scheduled = False
         finished = self._finished
         count = 0
-        waiters = self._waiters
         while finished:
-            future = finished.popleft()
-            waiter = waiters.pop(future)
-            count += 1
-            if waiter.done():
-                self._dropped(future)
-                continue
-            result, error = outcome(future)
-            if error is None:
-                waiter.set_result(result)  # type: ignore[arg-type]
-            else:
-                waiter.set_exception(error)
-        self._free += count
+            batch = finished.popleft()
+            count += len(batch)
+            for future in batch:
+                waiter: _Waiter = future.tag
+                result, error = outcome(future)
+                if waiter.done():
+                    self._dropped(error)
+                elif error is None:
+                    waiter.set_result(result)  # type: ignore[arg-type]
+                else:
+                    waiter.set_exception(error)
         self._in_engine -= count
         waiting = self._waiting
-        while waiting and self._free > 0:
+        while waiting and self._in_engine < self._slots:
             self._submit(*waiting.popleft())
         if count and self._flushes and self._engine is not None:
             self._engine.flush()  # records that entered the engine during a flush
         if self._in_engine == 0 and not waiting and self._idle is not None:
             self._idle.set()
 
-    def _dropped(self, future: _EngineFuture) -> None:
+    def _dropped(self, error: BaseException | None) -> None:
         self._dropped_results += 1
-        error = future.exception()
         if error is None:
             return
         self._dropped_failures += 1
@@ -318,9 +311,9 @@ class AsyncKinesisProducer:
 
     # -- engine threads --------------------------------------------------------------------------
 
-    def _engine_done(self, future: _EngineFuture) -> None:
-        """Done callback of every engine future: queue it, wake the loop once per batch."""
-        self._finished.append(future)
+    def _engine_finished(self, futures: Sequence[RecordFuture]) -> None:
+        """The engine's sink: queue a batch of finished records, wake the loop once per drain."""
+        self._finished.append(futures)
         with self._handoff_lock:
             if self._drain_scheduled:
                 return

@@ -27,7 +27,7 @@ from kinesis_actors._exit import ENGINES, at_exit
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent
 from kinesis_actors._producer.call_pool import CallPool
-from kinesis_actors._producer.futures import RecordFuture
+from kinesis_actors._producer.futures import FinishedSink, RecordFuture
 from kinesis_actors._producer.pipeline import Pipeline, PutRequest
 from kinesis_actors._producer.records import UserRecord, validate
 from kinesis_actors._producer.retrier import error_code
@@ -151,17 +151,23 @@ class KinesisProducer:
 
     # -- public API ------------------------------------------------------------------------------
 
-    def add_user_record(self, event: ProducerEvent) -> Future[UserRecordResult]:
+    def add_user_record(
+        self, event: ProducerEvent, *, sink: FinishedSink | None = None, tag: object = None
+    ) -> Future[UserRecordResult]:
         """Queue one record; thread-safe and never blocks on the network.
 
         Raises ``ProducerStoppedError`` once ``stop`` was called. A record that breaks a limit
         gets a future failed with the matching ``InvalidRecordError``; nothing else is affected.
+        For adapters that move results to another thread (``AsyncKinesisProducer``): ``sink``
+        is called with finished futures, a batch at a time, instead of a done callback per
+        future (on the engine thread, or on the caller's for an invalid record); each future
+        carries ``tag`` as its ``tag`` attribute.
         """
         if type(event) is not ProducerEvent and not isinstance(event, ProducerEvent):
             raise TypeError(f"add_user_record expects a ProducerEvent, got {type(event).__name__}")
         if self._stopping:
             raise ProducerStoppedError(self._stopped_message())
-        future = RecordFuture()
+        future = RecordFuture(sink, tag)
         try:
             hash_key, size = validate(
                 event.partition_key, event.explicit_hash_key, event.data, self._max_size

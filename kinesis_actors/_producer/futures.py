@@ -8,6 +8,11 @@ someone waits (``result``, ``done``, ``concurrent.futures.wait``...). Until then
 finishes futures in batches under one module lock, and ``add_done_callback`` registers under that
 lock. Behaviour is the stdlib's; the tests pin the stdlib internals this relies on.
 
+An adapter that hands many records' results to another thread (``AsyncKinesisProducer``) gives
+each future a ``sink`` and a ``tag`` instead of a done callback: the sink is called once per
+finished batch with the batch's futures (no callback list and no call per record), and the tag
+carries what the adapter needs back (e.g. the ``asyncio.Future`` awaiting the record).
+
 This is the one module that touches ``concurrent.futures`` internals (``_state``, ``_result``,
 ``_exception``, ``_condition``, ``_invoke_callbacks``); everything else reads futures through
 ``outcome`` or the public API.
@@ -16,16 +21,18 @@ This is the one module that touches ``concurrent.futures`` internals (``_state``
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError, Future
 from concurrent.futures._base import FINISHED, LOGGER, RUNNING
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
     from kinesis_actors._models import UserRecordResult
 
-__all__ = ["RecordFuture", "finish_all", "outcome"]
+__all__ = ["FinishedSink", "RecordFuture", "finish_all", "outcome"]
+
+#: Receives futures just finished, one batch per call, on the finishing thread: must be quick.
+FinishedSink: TypeAlias = Callable[[Sequence["RecordFuture"]], object]
 
 #: Guards the switch of every RecordFuture from "nobody waits" to "condition made".
 _LOCK = threading.Lock()
@@ -37,11 +44,18 @@ class RecordFuture(Future["UserRecordResult"]):
     _condition_made = False
     #: Shared empty default; an instance gets its own list with its first callback.
     _done_callbacks: Sequence[Callable[[Future[UserRecordResult]], object]] = ()
+    _sink: FinishedSink | None = None
+    #: Set with the sink: what its owner needs back with the finished future.
+    tag: Any = None
 
-    def __init__(self) -> None:  # Future.__init__ minus the condition and the lists
+    def __init__(self, sink: FinishedSink | None = None, tag: Any = None) -> None:
+        # Future.__init__ minus the condition and the lists.
         self._state = RUNNING
         self._result: UserRecordResult | None = None
         self._exception: BaseException | None = None
+        if sink is not None:
+            self._sink = sink
+            self.tag = tag
 
     def __getattr__(self, name: str) -> Any:
         # Reached only while these are not instance attributes yet: the stdlib code wants them.
@@ -67,27 +81,51 @@ class RecordFuture(Future["UserRecordResult"]):
         if watched:
             super().add_done_callback(fn)
             return
-        try:
-            fn(self)
-        except Exception:
-            LOGGER.exception("exception calling callback for %r", self)
+        _call(fn, self, self)
+
+    def _invoke_callbacks(self) -> None:
+        """The stdlib's finishing paths (``set_result``, ``set_exception``) end here."""
+        if self._sink is not None:
+            _call(self._sink, (self,), self)
+        super()._invoke_callbacks()  # type: ignore[misc]
+
+
+def _call(fn: Callable[[Any], object], arg: object, future: RecordFuture) -> None:
+    """Call a callback or a sink as the stdlib does: an exception is logged, never raised."""
+    try:
+        fn(arg)
+    except Exception:
+        LOGGER.exception("exception calling callback for %r", future)
 
 
 def finish_all(futures: Sequence[RecordFuture], results: Sequence[UserRecordResult]) -> None:
-    """Resolve many futures at once: one lock for those nobody waits on, the stdlib for others."""
+    """Resolve many futures at once: one lock for those nobody waits on, the stdlib for others;
+    each sink gets its futures of the batch in one call."""
     with_callbacks: list[RecordFuture] = []
     watched: list[tuple[RecordFuture, UserRecordResult]] = []
+    sunk: dict[FinishedSink, list[RecordFuture]] | None = None
     with _LOCK:
         for future, result in zip(futures, results, strict=True):
             if future._condition_made:
                 watched.append((future, result))
-            else:
-                future._result = result
-                future._state = FINISHED
-                if future._done_callbacks:
-                    with_callbacks.append(future)
+                continue
+            future._result = result
+            future._state = FINISHED
+            sink = future._sink
+            if sink is not None:
+                if sunk is None:
+                    sunk = {sink: [future]}
+                elif sink in sunk:
+                    sunk[sink].append(future)
+                else:
+                    sunk[sink] = [future]
+            if future._done_callbacks:
+                with_callbacks.append(future)
+    if sunk is not None:
+        for sink, batch in sunk.items():
+            _call(sink, batch, batch[0])
     for future in with_callbacks:
-        future._invoke_callbacks()
+        Future._invoke_callbacks(future)  # type: ignore[attr-defined]  # not the sink again
     for future, result in watched:
         future.set_result(result)
 
