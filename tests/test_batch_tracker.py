@@ -19,10 +19,12 @@ from kinesis_actors._consumer.batch import BatchTracker
 from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
+    CheckpointWanted,
     ConsumerShutdown,
     ConsumerWorkerFailure,
     EventProcessed,
     GracefulShutdown,
+    NothingToCheckpoint,
     NotReady,
     ProcessEvent,
     ProcessingComplete,
@@ -247,7 +249,23 @@ def test_does_not_checkpoint_the_same_position_twice(make_world: Callable[..., W
     checkpoint = world.expect_checkpoint(seq(5))
     world.worker.tell(CheckpointResult(checkpoint.sequence_number, True))
     world.ready()
+    world.checkpointer.expect(NothingToCheckpoint())
+    world.ready()  # paused: said once
     world.checkpointer.expect_no_message(0.2)
+
+
+def test_after_nothing_to_checkpoint_wants_one_when_something_newer_is_processed(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world()
+    world.ready()
+    world.checkpointer.expect(NothingToCheckpoint())
+    world.process(EVENTS)
+    world.checkpointer.expect(CheckpointWanted())
+    world.manager.expect(ProcessingComplete)
+    world.checkpointer.expect_no_message(0.2)  # wanted once; the Checkpoint waits for a ready
+    world.ready()
+    world.expect_checkpoint(seq(5))
 
 
 def test_does_not_checkpoint_if_no_message_confirmed(make_world: Callable[..., World]) -> None:
@@ -255,6 +273,7 @@ def test_does_not_checkpoint_if_no_message_confirmed(make_world: Callable[..., W
     world.process(EVENTS)
     world.processor.receive_all(ProcessEvent, 5)
     world.ready()
+    world.checkpointer.expect(NothingToCheckpoint())
     world.checkpointer.expect_no_message(0.2)
 
 

@@ -15,6 +15,8 @@ from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
+    CheckpointWanted,
+    NothingToCheckpoint,
     NotReady,
     ReadyToCheckpoint,
 )
@@ -71,6 +73,22 @@ def test_notifies_when_ready(world: tuple[Probe, Checkpointer, Callable[[], Any]
     start()
     parent.expect(ReadyToCheckpoint(), timeout=NOTIFY * 3)
     parent.expect(ReadyToCheckpoint(), timeout=NOTIFY * 3)
+
+
+def test_nothing_to_checkpoint_pauses_notifications_until_a_checkpoint_is_wanted(
+    world: tuple[Probe, Checkpointer, Callable[[], Any]],
+) -> None:
+    parent, checkpointer, start = world
+    worker = start()
+    parent.expect(ReadyToCheckpoint(), timeout=NOTIFY * 3)
+    worker.tell(NothingToCheckpoint())
+    parent.drain()  # a notification may have crossed it
+    parent.expect_no_message(NOTIFY * 4)
+    worker.tell(CheckpointWanted())
+    parent.expect(ReadyToCheckpoint(), timeout=NOTIFY * 3)
+    worker.tell(Checkpoint(seq(1), reply_to=parent.ref))
+    assert parent.expect(CheckpointResult, timeout=2).success
+    assert checkpointer.calls == [seq(1)]
 
 
 def test_checkpoints_when_ready_and_pauses_notifications_for_the_interval(

@@ -41,10 +41,12 @@ from kinesis_actors._consumer.failures import describe_error
 from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
+    CheckpointWanted,
     ConsumerShutdown,
     ConsumerWorkerFailure,
     EventProcessed,
     GracefulShutdown,
+    NothingToCheckpoint,
     NotReady,
     ProcessEvent,
     ProcessingComplete,
@@ -146,6 +148,8 @@ class BatchTracker(pykka.ThreadingActor):
         self._latest: CompoundSequenceNumber | None = None
         self._last_checkpointed: CompoundSequenceNumber | None = None
         self._checkpoint_in_flight: CompoundSequenceNumber | None = None
+        #: NothingToCheckpoint was sent: tell CheckpointWanted once something newer is processed.
+        self._checkpointer_paused = False
         # Shutdown.
         self._shutdown_reply_to: pykka.ActorRef[Any] | None = None
         self._final_checkpoint: CompoundSequenceNumber | Sentinel | None = None
@@ -246,6 +250,7 @@ class BatchTracker(pykka.ThreadingActor):
                 self._skipped.append(sequence_number)
         if collector.done and self._state is _State.PROCESSING:
             self._batch_done(collector, ())
+        self._resume_checkpointer()
 
     def _on_failures(self, failures: tuple[tuple[CompoundSequenceNumber, str], ...]) -> None:
         # A record not of this batch is never looked up; the dict is reset per batch.
@@ -373,6 +378,7 @@ class BatchTracker(pykka.ThreadingActor):
         self._latest = latest
         self._collector = None
         self._last_errors = {}
+        self._resume_checkpointer()
         self._state = _State.READY
         tell(self._batch_reply_to, reply)
         self._batch_reply_to = None
@@ -405,13 +411,23 @@ class BatchTracker(pykka.ThreadingActor):
     def _offer_checkpoint(self) -> None:
         target = self._processed()
         if not self._is_new(target):
+            if not self._checkpointer_paused:
+                self._checkpointer_paused = True
+                tell(self._checkpointer, NothingToCheckpoint())
             return
         in_flight = self._checkpoint_in_flight
         if in_flight is not None and target is not None and target <= in_flight:
             return
         self._checkpoint_in_flight = target
+        self._checkpointer_paused = False  # it leaves READY; its notifications restart after
         assert target is not None
         tell(self._checkpointer, Checkpoint(target, reply_to=self.actor_ref))
+
+    def _resume_checkpointer(self) -> None:
+        """Something newer than the last checkpoint was processed: end the pause, if any."""
+        if self._checkpointer_paused and self._is_new(self._processed()):
+            self._checkpointer_paused = False
+            tell(self._checkpointer, CheckpointWanted())
 
     def _on_checkpoint_result(self, message: CheckpointResult) -> None:
         self._checkpoint_in_flight = None

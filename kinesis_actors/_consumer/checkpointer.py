@@ -2,10 +2,12 @@
 
 It pushes ``ReadyToCheckpoint`` to its parent (the shard's BatchTracker) every
 ``checkpointer.notificationDelayMillis`` while ready; the parent answers with ``Checkpoint`` when
-it has a newer position. After a checkpoint it waits ``intervalMillis`` (success) or
-``backoffMillis`` (any failure) before it is ready again, so checkpoints are decoupled from batches
-and at most one is in flight per shard. A forced checkpoint (shutdown, shard end) runs in any
-state (after the write in flight, if any) and ends the pacing: nothing follows it.
+it has a newer position, else with ``NothingToCheckpoint``, which pauses the notifications until
+the parent's ``CheckpointWanted`` (so an idle shard costs no timer and no wake-up). After a
+checkpoint it waits ``intervalMillis`` (success) or ``backoffMillis`` (any failure) before it is
+ready again, so checkpoints are decoupled from batches and at most one is in flight per shard.
+A forced checkpoint (shutdown, shard end) runs in any state (after the write in flight, if any)
+and ends the pacing: nothing follows it.
 
 The write itself blocks on DynamoDB, so it runs on the consumer's BlockingExecutor and comes back
 as a message; the actor's thread never waits for it (except for an asked ``Checkpoint``, whose
@@ -29,7 +31,9 @@ from kinesis_actors._consumer._support import FailureReporter
 from kinesis_actors._consumer.messages import (
     Checkpoint,
     CheckpointResult,
+    CheckpointWanted,
     ChildShards,
+    NothingToCheckpoint,
     NotReady,
     ReadyToCheckpoint,
 )
@@ -150,6 +154,12 @@ class ShardCheckpointer(pykka.ThreadingActor):
             self._on_written(message.checkpoint, message.error)
         elif isinstance(message, _RetryShardEnd):
             self._start(message.checkpoint)
+        elif isinstance(message, NothingToCheckpoint):
+            if self._state is _State.READY:
+                self._cancel_timer()  # paused until CheckpointWanted
+        elif isinstance(message, CheckpointWanted):
+            if self._state is _State.READY and self._timer is None:
+                self._notify_when_ready()
         elif isinstance(message, _AcceptCheckpointRequests):
             if self._state is _State.WAITING:
                 self._state = _State.READY

@@ -35,12 +35,14 @@ if TYPE_CHECKING:
 __all__ = [
     "Checkpoint",
     "CheckpointResult",
+    "CheckpointWanted",
     "ChildShards",
     "ConsumerShutdown",
     "ConsumerWorkerFailure",
     "EventProcessed",
     "GracefulShutdown",
     "NotReady",
+    "NothingToCheckpoint",
     "ProcessEvent",
     "ProcessRecords",
     "ProcessingComplete",
@@ -196,6 +198,19 @@ class ShutdownComplete:
 class ReadyToCheckpoint:
     """ShardCheckpointer -> BatchTracker, every ``checkpointer.notificationDelayMillis`` while it
     is ready: "send me a Checkpoint if you have something new"."""
+
+
+@dataclass(frozen=True)
+class NothingToCheckpoint:
+    """BatchTracker -> ShardCheckpointer, answering ``ReadyToCheckpoint``: nothing newer than the
+    last checkpoint. The checkpointer pauses its notifications until ``CheckpointWanted``, so an
+    idle shard costs no timer and no wake-up."""
+
+
+@dataclass(frozen=True)
+class CheckpointWanted:
+    """BatchTracker -> ShardCheckpointer after ``NothingToCheckpoint``, once something newer is
+    processed: notifications resume, the first one ``notificationDelayMillis`` later."""
 
 
 @dataclass(frozen=True)
