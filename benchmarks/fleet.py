@@ -37,6 +37,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -51,8 +52,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kinesis_actors._leases import InMemoryLeaseTable, Lease, LeaseRenewer, LeaseTaker
 from kinesis_actors._leases.lease import LeaseEvent, LeaseHandoffRequested, LeasesLost
-from kinesis_actors._leases.membership import InMemoryMembershipTable, Membership
+from kinesis_actors._leases.membership import InMemoryMembershipTable, Member, Membership
 from kinesis_actors._leases.taker import TakerRun
+from kinesis_actors._leases.taker_loop import TakerLoop
 from kinesis_actors._models import Sentinel
 
 FAILOVER = 10.0
@@ -60,6 +62,9 @@ EPSILON = 0.025
 RENEWER_INTERVAL = FAILOVER / 3 - EPSILON
 TAKER_INTERVAL = (FAILOVER + EPSILON) * 2
 POLL_INTERVAL = 1.0
+SAFETY_SCAN_INTERVAL = 900.0
+SHARD_SYNC_INTERVAL = 60.0
+KCL_SHARD_SYNC_AUDIT_INTERVAL = 120.0
 LEADER_ELECTION_INTERVAL = 300.0
 HANDOFF_TIMEOUT = 30.0
 BATCH_FINISH = 0.1
@@ -67,23 +72,33 @@ RECORDS_PER_SECOND = 10.0
 CHECKPOINT_INTERVAL = 2.0
 
 
+#: Item sizes (KB) for read units: eventually consistent reads cost 0.5 unit per 4 KB per request
+#: (at least one), consistent reads 1 unit per 4 KB.
+LEASE_ITEM_KB = 0.4
+MEMBER_ITEM_KB = 0.1
+
+
+def _scan_units(items: int, item_kb: float) -> float:
+    return 0.5 * max(1, math.ceil(items * item_kb / 4))
+
+
 class CountingTable(InMemoryLeaseTable):
-    """Counts the lease items every read returns."""
+    """Counts the lease items every read returns, and their read units."""
 
     def __init__(self) -> None:
         super().__init__()
         self.items_read = 0
-        self.requests = 0
+        self.units = 0.0
 
     def list_leases(self) -> list[Lease]:
         leases = super().list_leases()
         self.items_read += len(leases)
-        self.requests += max(1, math.ceil(len(leases) * 0.4 / 4))
+        self.units += _scan_units(len(leases), LEASE_ITEM_KB)
         return leases
 
     def get_lease(self, shard_id: str) -> Lease | None:
         self.items_read += 1
-        self.requests += 1
+        self.units += 1.0  # ConsistentRead
         return super().get_lease(shard_id)
 
 
@@ -91,10 +106,12 @@ class CountingMembers(InMemoryMembershipTable):
     def __init__(self) -> None:
         super().__init__()
         self.items_read = 0
+        self.units = 0.0
 
-    def members(self) -> list:  # type: ignore[type-arg]
+    def members(self) -> list[Member]:
         found = super().members()
         self.items_read += len(found)
+        self.units += _scan_units(len(found), MEMBER_ITEM_KB)
         return found
 
 
@@ -211,7 +228,6 @@ class Worker:
         self.worker_id = worker_id
         self.stopped = False
         self.events: list[LeaseEvent] = []
-        self.taken_at: dict[str, float] = {}
         self.renewer = LeaseRenewer(
             sim.table, worker_id, failover_time=FAILOVER, notify=self.events.append,
             fence_margin=EPSILON, clock=sim.clock,
@@ -222,62 +238,77 @@ class Worker:
             slow_scan_time=1e9, clock=sim.clock,
         )  # fmt: skip
         self.membership = Membership(
-            sim.members, worker_id, failover_time=FAILOVER, clock=sim.clock
-        )
-        self.next_full = sim.now
+            sim.members, worker_id, failover_time=FAILOVER, clock=sim.clock,
+            suspect_after=RENEWER_INTERVAL + POLL_INTERVAL + FAILOVER / 10,
+        )  # fmt: skip
+        # The coordinator's taker thread, stepped in virtual time.
+        self.loop = TakerLoop(
+            renewer=self.renewer, taker=self.taker, membership=self.membership,
+            table_name=sim.table.name, failover_time=FAILOVER, taker_interval=TAKER_INTERVAL,
+            poll_interval=POLL_INTERVAL, safety_interval=SAFETY_SCAN_INTERVAL,
+            stopped=threading.Event(), notify=self.events.append, flush=lambda: None,
+            wake_fence=lambda: None, worker_id=worker_id, clock=sim.clock,
+        )  # fmt: skip
         if sim.style == "ours":
             self.membership.beat()
-            sim.at(sim.now, self.poll)
+            sim.at(sim.now, self.step)
+            sim.at(sim.now + SHARD_SYNC_INTERVAL, self.shard_sync)
         else:
             sim.at(sim.now, self.full_run)
             sim.at(sim.now + 60.0, self.leader_election)
+            sim.at(sim.now + KCL_SHARD_SYNC_AUDIT_INTERVAL, self.shard_sync)
         sim.at(sim.now + RENEWER_INTERVAL, self.renew)
 
-    def _adopt(self, leases: list[Lease]) -> None:
-        if leases:
-            self.renewer.adopt(leases, self.sim.now)
-
     def full_run(self) -> None:
+        """The KCL-style taker: a full run every taker interval."""
         if self.stopped:
             return
-        exclude = self.renewer.held_shard_ids()
-        run = self.taker.take_leases(self.membership.live(), exclude=exclude)
-        self._adopt(run.taken)
-        self.next_full = self.sim.now + (POLL_INTERVAL if run.contended else TAKER_INTERVAL)
-        if self.sim.style != "ours":
-            self.sim.at(self.next_full, self.full_run)
+        run = self.taker.take_leases(exclude=self.renewer.held_shard_ids())
+        if run.taken:
+            self.renewer.adopt(run.taken, self.sim.now)
+        self.sim.at(self.sim.now + TAKER_INTERVAL, self.full_run)
 
     def leader_election(self) -> None:
         if not self.stopped:
             self.sim.table.list_leases()  # the KCL 2.x DeterministicShuffle leader decider
             self.sim.at(self.sim.now + LEADER_ELECTION_INTERVAL, self.leader_election)
 
-    def poll(self) -> None:
+    def shard_sync(self) -> None:
+        """The leader's periodic lease scan: ours, shard sync by the lowest live worker id;
+        the KCL 2.x leader's shard-sync auditor (kcl-leases.md 7)."""
         if self.stopped:
             return
-        if self.membership.poll() or self.sim.now >= self.next_full:
-            self.full_run()
-        if self.taker.pending_handoffs:
-            handed, stolen = self.taker.check_handoffs()
-            self.renewer.adopt_handed_over(handed)
-            self._adopt(stolen)
-        self.sim.at(self.sim.now + POLL_INTERVAL, self.poll)
+        live = [w for w in self.sim.workers.values() if not w.stopped]
+        if self.sim.style == "ours":
+            leader = min(self.membership.live())
+            interval = SHARD_SYNC_INTERVAL
+        else:
+            leader = min(w.worker_id for w in live)
+            interval = KCL_SHARD_SYNC_AUDIT_INTERVAL
+        if leader == self.worker_id:
+            self.sim.table.list_leases()
+        self.sim.at(self.sim.now + interval, self.shard_sync)
+
+    def step(self) -> None:
+        if self.stopped:
+            return
+        delay = self.loop.step()
+        if delay is not None:
+            self.sim.at(self.sim.now + delay, self.step)
 
     def renew(self) -> None:
         if self.stopped:
             return
         self.renewer.renew_all()
         if self.sim.style == "ours":
-            self.membership.beat(*self.renewer.load())
+            self.loop.heartbeat()
         for event in self.events:
             if isinstance(event, LeaseHandoffRequested):
                 for lease in event.leases:
                     self.sim.moves += 1  # checkpoint of everything acknowledged, then release
                     self.sim.at(
                         self.sim.now + BATCH_FINISH,
-                        lambda s=lease.shard_id, t=lease.concurrency_token: self.renewer.release(
-                            s, t
-                        ),
+                        lambda s=lease.shard_id, t=lease.concurrency_token: self.release(s, t),
                     )
             elif isinstance(event, LeasesLost):
                 for lease in event.leases:  # stolen: processed since the last checkpoint again
@@ -287,11 +318,16 @@ class Worker:
         self.events.clear()
         self.sim.at(self.sim.now + RENEWER_INTERVAL, self.renew)
 
+    def release(self, shard_id: str, token: str) -> None:
+        """`LeaseCoordinator.release`."""
+        if self.renewer.release(shard_id, token):
+            self.loop.released(shard_id)
+
     def stop(self) -> None:
         self.stopped = True
         if self.sim.style == "ours":
             self.renewer.release_all()
-            self.membership.leave()
+            self.loop.leave()
         else:
             self.renewer.drop_all()
 
@@ -315,21 +351,23 @@ def balance(style: str, workers: int, shards: int, stagger: float) -> BalanceRes
     return BalanceResult(None if done is None else done - last, sim.moves, per_move)
 
 
-def idle_reads(style: str, workers: int = 10, leases: int = 200) -> tuple[float, float, float]:
-    """Lease items, member items and read units per worker-hour, balanced and idle."""
+def idle_reads(style: str, workers: int = 10, leases: int = 200) -> tuple[float, ...]:
+    """Per worker-hour, balanced and idle: lease items read, lease-table read units,
+    membership read units, both tables' read units."""
     sim = Simulation(style)
     sim.add_shards(leases)
     for n in range(workers):
         sim.start(f"w{n:02d}", 0.0)
     sim.run_until(sim.balanced, 7200)
+    sim.run_until(lambda: False, sim.now + 600)  # settle: no cold-start leftovers in the hour
     start = sim.now
-    items, members, requests = sim.table.items_read, sim.members.items_read, sim.table.requests
+    before = (sim.table.items_read, sim.table.units, sim.members.units)
     sim.run_until(lambda: False, start + 3600)
-    lease_items = (sim.table.items_read - items) / workers
-    member_items = (sim.members.items_read - members) / workers
-    member_requests = sim.members.scans  # scans are all small: one unit each
-    units = 0.5 * ((sim.table.requests - requests) + member_requests * (member_items > 0)) / workers
-    return lease_items, member_items, units
+    after = (sim.table.items_read, sim.table.units, sim.members.units)
+    items, lease_units, member_units = (
+        (a - b) / workers for a, b in zip(after, before, strict=True)
+    )
+    return items, lease_units, member_units, lease_units + member_units
 
 
 def _stop_one(fleet: Any, leaving: str, workers: int) -> float:
@@ -412,7 +450,12 @@ def main(argv: list[str] | None = None) -> None:
     header = "idle reads per worker-hour (10 x 200)"
     print(f"\n{header:44}{'ours':>10}{'KCL-style':>12}{'ours/KCL':>10}")
     for index, label in enumerate(
-        ("lease-table items", "membership-table items", "read units, both tables (estimate)")
+        (
+            "lease-table items",
+            "lease-table read units",
+            "membership-table read units",
+            "read units, both tables",
+        )
     ):
         ours_value, kcl_value = ours_reads[index], kcl_reads[index]
         ratio = f"{ours_value / kcl_value:.3f}" if kcl_value else "-"

@@ -225,6 +225,10 @@ class KclConf:
     released_lease_poll_interval: float = setting("releasedLeasePollMillis", duration(MS, 0.01))
     lease_handoff_timeout: float = setting("gracefulLeaseHandoffTimeoutMillis", duration(MS))
     lease_balance_damping: float = setting("leaseBalanceDamping", number(0.0, 100.0))
+    lease_table_safety_scan_interval: float = setting(
+        "leaseTableSafetyScanMillis", duration(MS, 0.01)
+    )
+    dead_worker_cleanup_time: float = setting("deadWorkerCleanupMillis", duration(MS, 0.01))
     retrieval_mode: str = setting("retrievalMode", choice("POLLING", "FANOUT"))
     consumer_name: str | None = setting("consumerName", string, unset=None)
     consumer_arn: str | None = setting("consumerArn", string, unset=None)

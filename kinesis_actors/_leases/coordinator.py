@@ -23,10 +23,11 @@ gained with checkpoint SHARD_END belongs to a shard finished earlier: call ``sha
 again (it is idempotent) so that its children exist, rather than reading the shard.
 
 Threads, so that user code can never starve a renewal: a renewer (every ``failover/3 -
-epsilon``), a fence that drops leases the moment their renewal is overdue, a taker (every
-``(failover + epsilon) * 2``, and between runs every ``releasedLeasePollMillis`` a quick run that
-takes free or expired leases without stealing, when ``releaseLeasesOnShutdown`` is on), and a
-periodic shard sync. All are daemon threads and all are joined by `LeaseCoordinator.stop`.
+epsilon``, then a membership heartbeat), a fence that drops leases the moment their renewal is
+overdue, a taker (`kinesis_actors._leases.taker_loop`: polls the membership table every
+``releasedLeasePollMillis`` and scans the lease table only when that or the leases it saw call for
+it), and a periodic shard sync (by the fleet's lowest live worker id). All are daemon threads and
+all are joined by `LeaseCoordinator.stop`.
 
 Messages go out in the order of the changes, one at a time, from whichever thread made the
 change, after the change (``held_leases`` may show a lease a moment before its LeasesGained
@@ -50,8 +51,8 @@ from typing import TYPE_CHECKING, Any, Self
 import pykka
 
 from kinesis_actors._actors import tell
-from kinesis_actors._errors import KinesisActorsError, LeaseTableMissingError, ShutdownError
-from kinesis_actors._leases.lease import Checkpoint, CoordinatorFailed, HeldLease, LeaseEvent
+from kinesis_actors._errors import KinesisActorsError, ShutdownError
+from kinesis_actors._leases.lease import Checkpoint, HeldLease, LeaseEvent
 from kinesis_actors._leases.membership import (
     DynamoDBMembershipTable,
     InMemoryMembershipTable,
@@ -63,6 +64,7 @@ from kinesis_actors._leases.renewer import LeaseRenewer
 from kinesis_actors._leases.shard_sync import ShardSync
 from kinesis_actors._leases.table import DynamoDBLeaseTable, LeaseTable
 from kinesis_actors._leases.taker import LeaseTaker
+from kinesis_actors._leases.taker_loop import MIN_INTERVAL, TakerLoop
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import Sentinel
 from kinesis_actors._stream_ref import StreamRef
@@ -79,9 +81,6 @@ log = get_logger(__name__)
 
 #: Who hears about gained and lost leases: a Pykka actor (told) or a callable (called).
 Subscriber = Callable[[LeaseEvent], object] | pykka.ActorRef[Any]
-
-#: Shortest wait between two runs of a coordinator thread, whatever the settings say.
-_MIN_INTERVAL = 0.01
 
 
 def default_worker_id() -> str:
@@ -131,10 +130,6 @@ class LeaseCoordinator:
         self._threads: list[threading.Thread] = []
         self._taking_threads: list[threading.Thread] = []
         self._started = False
-        #: shard id -> monotonic time this worker released it (not retaken for a taker interval).
-        self._released: dict[str, float] = {}
-        #: Monotonic time the lease table was first found missing, since the last success.
-        self._missing_since: float | None = None
 
         self._renewer = LeaseRenewer(
             table,
@@ -158,8 +153,31 @@ class LeaseCoordinator:
                 if dynamodb is not None
                 else InMemoryMembershipTable(membership_table_name(table.name))
             )
+        poll_interval = max(kcl.released_lease_poll_interval, MIN_INTERVAL)
         self._membership = Membership(
-            membership_table, self._worker_id, failover_time=kcl.failover_time
+            membership_table,
+            self._worker_id,
+            failover_time=kcl.failover_time,
+            # A heartbeat later than a renewal interval and a poll, plus a tenth of the failover
+            # time for scheduling: this member's leases may be expiring (scan now, so that their
+            # counters are observed soon after its last renewal).
+            suspect_after=kcl.renewer_interval + poll_interval + kcl.failover_time / 10,
+            forget_after=kcl.dead_worker_cleanup_time,
+        )
+        self._taker_loop = TakerLoop(
+            renewer=self._renewer,
+            taker=self._taker,
+            membership=self._membership,
+            table_name=table.name,
+            failover_time=kcl.failover_time,
+            taker_interval=kcl.taker_interval,
+            poll_interval=poll_interval,
+            safety_interval=kcl.lease_table_safety_scan_interval,
+            stopped=self._taking_stopped,
+            notify=self._outbox.append,
+            flush=self._flush,
+            wake_fence=self._fence_wake.set,
+            worker_id=self._worker_id,
         )
         self._shard_sync = ShardSync(
             table,
@@ -235,7 +253,7 @@ class LeaseCoordinator:
             self._thread("fence", self._run_fence),
         ]
         self._taking_threads = [
-            self._thread("taker", self._run_taker),
+            self._thread("taker", self._taker_loop.run),
             self._thread("shard-sync", self._run_shard_sync),
         ]
         for thread in (*self._threads, *self._taking_threads):
@@ -270,7 +288,7 @@ class LeaseCoordinator:
             self._log.info("leases released", count=released)
         else:
             self._renewer.drop_all()
-        self._leave()
+        self._taker_loop.leave()
         self._stopping.set()
         self._fence_wake.set()
         for thread in self._threads:
@@ -278,13 +296,6 @@ class LeaseCoordinator:
                 thread.join()
         self._flush()
         self._log.info("lease coordinator stopped")
-
-    def _leave(self) -> None:
-        """Leave the fleet (after releasing): the others re-plan at their next poll."""
-        try:
-            self._membership.leave()
-        except KinesisActorsError as exc:
-            self._log.warning("could not leave the membership table", error=str(exc))
 
     def __enter__(self) -> Self:
         self.start()
@@ -332,7 +343,9 @@ class LeaseCoordinator:
             finished = self._renewer.checkpoint(shard_id, Sentinel.SHARD_END, concurrency_token)
         finally:
             self._flush()
-        return self._shard_sync.create_children(finished, child_shards)
+        children = self._shard_sync.create_children(finished, child_shards)
+        self._taker_loop.leases_created()  # a finished lease and new ones: the fleet re-plans
+        return children
 
     def parents_finished(self, shard_id: str) -> bool:
         """Whether ``shard_id`` may be processed: every parent lease left is at SHARD_END.
@@ -361,18 +374,13 @@ class LeaseCoordinator:
         """
         released = self._renewer.release(shard_id, concurrency_token)
         if released:
-            with self._state_lock:
-                self._released[shard_id] = time.monotonic()
-            try:
-                self._membership.released()  # the others re-plan at their next poll
-            except KinesisActorsError as exc:
-                self._log.warning("membership heartbeat failed", error=str(exc))
+            self._taker_loop.released(shard_id)  # the others re-plan at their next poll
         return released
 
     # -- threads ---------------------------------------------------------------------------------
 
     def _run_renewer(self) -> None:
-        interval = max(self._kcl.renewer_interval, _MIN_INTERVAL)
+        interval = max(self._kcl.renewer_interval, MIN_INTERVAL)
         next_run = time.monotonic()
         while not self._stopping.is_set():
             try:
@@ -381,16 +389,9 @@ class LeaseCoordinator:
                 self._log.exception("lease renewal run failed")
             self._flush()
             if not self._taking_stopped.is_set():
-                self._heartbeat()
+                self._taker_loop.heartbeat()
             next_run = max(next_run + interval, time.monotonic())
             self._stopping.wait(next_run - time.monotonic())
-
-    def _heartbeat(self) -> None:
-        """Announce this worker (and its load) in the membership table."""
-        try:
-            self._membership.beat(*self._renewer.load())
-        except KinesisActorsError as exc:
-            self._log.warning("membership heartbeat failed", error=str(exc))
 
     def _run_fence(self) -> None:
         while True:
@@ -402,104 +403,14 @@ class LeaseCoordinator:
             self._fence_wake.wait(timeout)
             self._fence_wake.clear()
 
-    def _run_taker(self) -> None:
-        taker_interval = max(self._kcl.taker_interval, _MIN_INTERVAL)
-        poll_interval = max(self._kcl.released_lease_poll_interval, _MIN_INTERVAL)
-        next_full_run = time.monotonic()
-        while not self._taking_stopped.is_set():
-            fleet_changed = self._poll_membership()
-            due = time.monotonic() >= next_full_run or self._missing_since is not None
-            if fleet_changed or due:
-                contended = self._take()
-                # A lost race leaves part of the plan undone: re-plan at the next poll.
-                next_full_run = time.monotonic() + (poll_interval if contended else taker_interval)
-            self._check_handoffs()
-            if self._table_gone():
-                return
-            now = time.monotonic()
-            self._taking_stopped.wait(min(next_full_run, now + poll_interval) - now)
-
-    def _poll_membership(self) -> bool:
-        """Read the membership table; True if workers joined, left or aged out."""
-        try:
-            changed = self._membership.poll()
-        except KinesisActorsError as exc:
-            self._log.warning("membership poll failed", error=str(exc))
-            return False
-        if changed:
-            self._log.info("fleet changed", workers=sorted(self._membership.live()))
-        return changed
-
-    def _take(self) -> bool:
-        """One planning run; True if it lost a race and should run again soon."""
-        started = time.monotonic()
-        with self._state_lock:
-            self._released = {
-                shard_id: at
-                for shard_id, at in self._released.items()
-                if started - at < self._kcl.taker_interval
-            }
-            exclude = self._renewer.held_shard_ids() | self._released.keys()
-        try:
-            run = self._taker.take_leases(self._membership.live(), exclude=exclude)
-        except LeaseTableMissingError as exc:
-            self._table_missing(exc, started)
-            return False
-        except KinesisActorsError as exc:
-            self._log.warning("lease taker run failed", error=str(exc))
-            return False
-        except Exception:
-            self._log.exception("lease taker run failed")
-            return False
-        self._missing_since = None
-        if run.taken:
-            self._renewer.adopt(run.taken, started)
-            self._fence_wake.set()
-            self._flush()
-        return run.contended
-
-    def _check_handoffs(self) -> None:
-        if not self._taker.pending_handoffs:
-            return
-        started = time.monotonic()
-        try:
-            handed, stolen = self._taker.check_handoffs()
-            self._renewer.adopt_handed_over(handed)
-        except KinesisActorsError as exc:
-            self._log.warning("hand-off check failed", error=str(exc))
-            return
-        if stolen:
-            self._renewer.adopt(stolen, started)
-        if handed or stolen:
-            self._fence_wake.set()
-            self._flush()
-
-    def _table_missing(self, error: LeaseTableMissingError, at: float) -> None:
-        if self._missing_since is None:
-            self._missing_since = at
-            self._log.warning("lease table missing", error=str(error))
-
-    def _table_gone(self) -> bool:
-        """After two failover times of a missing table: give up, tell the subscriber, True."""
-        since = self._missing_since
-        if since is None or time.monotonic() - since < 2 * self._kcl.failover_time:
-            return False
-        error = LeaseTableMissingError(
-            self._table.name, f"missing for {time.monotonic() - since:.1f} s; not recreated"
-        )
-        self._log.warning("lease coordinator failed: lease table missing", table=self._table.name)
-        self._taking_stopped.set()
-        self._renewer.lose_all("lease table missing")
-        self._leave()
-        self._outbox.append(CoordinatorFailed(error))
-        self._flush()
-        return True
-
     def _run_shard_sync(self) -> None:
-        interval = max(self._kcl.shard_sync_interval, _MIN_INTERVAL)
+        interval = max(self._kcl.shard_sync_interval, MIN_INTERVAL)
         while not self._taking_stopped.wait(interval):
+            if self._worker_id != min(self._membership.live()):
+                continue  # the fleet's lowest worker id syncs (two that disagree are harmless)
             try:
-                self._shard_sync.sync()
+                if self._shard_sync.sync():
+                    self._taker_loop.leases_created()
             except KinesisActorsError as exc:
                 self._log.warning("shard sync failed", error=str(exc))
             except Exception:

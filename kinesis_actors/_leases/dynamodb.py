@@ -7,7 +7,7 @@ created on demand with the configured billing mode and used through one boto3 cl
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -20,6 +20,7 @@ from kinesis_actors._errors import (
     LeaseTableMissingError,
     ThrottlingError,
 )
+from kinesis_actors._leases.tables import CreateOptions, Table
 from kinesis_actors._logging import get_logger
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ _T = TypeVar("_T")
 CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
-class DynamoDBTable:
+class DynamoDBTable(Table):
     """A table with one string hash key: translated errors, conditional writes, creation.
 
     Errors: `ThrottlingError`, `LeaseTableMissingError` (table gone), `DependencyError`.
@@ -83,45 +84,30 @@ class DynamoDBTable:
         except LeaseTableMissingError:
             return None
 
-    def create_if_missing(
-        self,
-        *,
-        billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int | None = None,
-        write_capacity: int | None = None,
-        tags: Sequence[tuple[str, str]] = (),
-        point_in_time_recovery: bool = False,
-        deletion_protection: bool = False,
-        must_exist: bool = False,
-        timeout: float = 60.0,
-    ) -> bool:
-        """Create the table unless it exists (``must_exist``: fail instead); wait until ACTIVE.
-
-        The options apply to a table created here only; an existing table is never changed.
-        """
+    def _create_if_missing(self, options: CreateOptions) -> bool:
+        """The options apply to a table created here only; an existing table is never changed."""
         created = False
         if self._status() is None:
-            if must_exist:
+            if options.must_exist:
                 raise LeaseTableMissingError(self._name, "leaseTableMustExist: not created")
             try:
                 with self._errors("CreateTable", expected="ResourceInUseException"):
-                    self._dynamodb.create_table(
-                        **self._create_request(
-                            billing_mode, read_capacity, write_capacity, tags, deletion_protection
-                        )
-                    )
+                    self._dynamodb.create_table(**self._create_request(options))
                 created = True
-                log.info(f"{self._kind} created", table=self._name, billing_mode=billing_mode)
+                log.info(
+                    f"{self._kind} created", table=self._name, billing_mode=options.billing_mode
+                )
             except botocore.exceptions.ClientError:
                 pass  # another worker created it first
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + options.timeout
         while (status := self._status()) != "ACTIVE":
             if time.monotonic() > deadline:
                 raise InvalidStateError(
-                    f"{self._kind} {self._name} not active after {timeout:g} s (status {status})"
+                    f"{self._kind} {self._name} not active after {options.timeout:g} s"
+                    f" (status {status})"
                 )
             time.sleep(0.2)
-        if created and point_in_time_recovery:
+        if created and options.point_in_time_recovery:
             with self._errors("UpdateContinuousBackups"):
                 self._dynamodb.update_continuous_backups(
                     TableName=self._name,
@@ -129,30 +115,23 @@ class DynamoDBTable:
                 )
         return created
 
-    def _create_request(
-        self,
-        billing_mode: str,
-        read_capacity: int | None,
-        write_capacity: int | None,
-        tags: Sequence[tuple[str, str]],
-        deletion_protection: bool,
-    ) -> dict[str, Any]:
+    def _create_request(self, options: CreateOptions) -> dict[str, Any]:
         request: dict[str, Any] = {
             "TableName": self._name,
             "KeySchema": [{"AttributeName": self._hash_key, "KeyType": "HASH"}],
             "AttributeDefinitions": [{"AttributeName": self._hash_key, "AttributeType": "S"}],
-            "BillingMode": billing_mode,
+            "BillingMode": options.billing_mode,
         }
-        if billing_mode == "PROVISIONED":
-            if read_capacity is None or write_capacity is None:
+        if options.billing_mode == "PROVISIONED":
+            if options.read_capacity is None or options.write_capacity is None:
                 raise ValueError("PROVISIONED needs a read and a write capacity")
             request["ProvisionedThroughput"] = {
-                "ReadCapacityUnits": read_capacity,
-                "WriteCapacityUnits": write_capacity,
+                "ReadCapacityUnits": options.read_capacity,
+                "WriteCapacityUnits": options.write_capacity,
             }
-        if tags:
-            request["Tags"] = [{"Key": key, "Value": value} for key, value in tags]
-        if deletion_protection:
+        if options.tags:
+            request["Tags"] = [{"Key": key, "Value": value} for key, value in options.tags]
+        if options.deletion_protection:
             request["DeletionProtectionEnabled"] = True
         return request
 

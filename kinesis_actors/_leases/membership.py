@@ -10,13 +10,22 @@ in a small side table named after the lease table, ``<lease table>-Workers``, cr
 ``leases``                N    open leases held
 ``bytesPerSecond``        N    read rate of the shards held (their measured sum)
 ``recordsPerSecond``      N    idem, records
-``releases``              N    leases released so far: a change makes the others re-plan
+``releases``              N    leases released so far
+``created``               N    times this worker created leases or finished a shard
 ``updatedAt``             N    wall-clock epoch milliseconds of the heartbeat (for people)
 ========================= ==== ==========================================================
 
 Liveness is judged as lease expiry is, by local observation and never by clocks: a member whose
 ``heartbeat`` did not change for ``failover_time`` on this worker's monotonic clock has aged out;
-one first seen counts as live. A worker that stops gracefully deletes its item: it leaves at once.
+one first seen counts as live. One whose heartbeat is late (unchanged for ``suspect_after``) is a
+suspect: its leases may be about to expire. A worker that stops gracefully deletes its item: it
+leaves at once. The item of a worker that did not (a crash) is deleted by whichever worker first
+sees it unchanged for ``forget_after``, conditional on the heartbeat still being the one seen.
+
+The heartbeats say when the lease table can have changed in a way that matters for the plan (a
+worker joined, left, aged out, is late, holds more or fewer leases, released or created leases,
+or its load moved): `Membership.needs_plan` compares what the last poll saw with what the last
+plan was made from (`Membership.planned`).
 """
 
 from __future__ import annotations
@@ -24,11 +33,12 @@ from __future__ import annotations
 import abc
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from kinesis_actors._leases.dynamodb import DynamoDBTable
+from kinesis_actors._leases.tables import InMemoryTable, Table
 from kinesis_actors._logging import get_logger
 
 if TYPE_CHECKING:
@@ -44,6 +54,11 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
+
+#: A member's load moved enough to re-plan: by this fraction of the larger value...
+LOAD_CHANGE = 0.25
+#: ...and by more than this many bytes/s or records/s (idle rates decaying to 0 move nothing).
+LOAD_FLOOR = (1024.0, 1.0)
 
 
 def membership_table_name(lease_table: str) -> str:
@@ -61,43 +76,49 @@ class Member:
     bytes_per_second: float = 0.0
     records_per_second: float = 0.0
     releases: int = 0
+    created: int = 0
+
+    def announces_change_since(self, before: Member) -> bool:
+        """Whether the lease table may have changed for the plan since ``before`` was seen."""
+        if (self.leases, self.releases, self.created) != (
+            before.leases,
+            before.releases,
+            before.created,
+        ):
+            return True
+        pairs = zip(
+            (before.bytes_per_second, before.records_per_second),
+            (self.bytes_per_second, self.records_per_second),
+            LOAD_FLOOR,
+            strict=True,
+        )
+        return any(abs(b - a) > max(floor, LOAD_CHANGE * max(a, b)) for a, b, floor in pairs)
 
 
-class MembershipTable(abc.ABC):
+class MembershipTable(Table):
     """Where heartbeats are kept; `DynamoDBMembershipTable` or `InMemoryMembershipTable`."""
-
-    @property
-    @abc.abstractmethod
-    def name(self) -> str: ...
-
-    @abc.abstractmethod
-    def create_if_missing(
-        self,
-        *,
-        billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int | None = None,
-        write_capacity: int | None = None,
-        tags: Sequence[tuple[str, str]] = (),
-        point_in_time_recovery: bool = False,
-        deletion_protection: bool = False,
-        must_exist: bool = False,
-        timeout: float = 60.0,
-    ) -> bool: ...
-
-    @abc.abstractmethod
-    def delete_table(self) -> None: ...
 
     @abc.abstractmethod
     def put(self, member: Member) -> None:
         """Write a heartbeat (unconditionally: only its worker writes an item)."""
 
     @abc.abstractmethod
-    def remove(self, worker_id: str) -> None:
-        """Delete a worker's item (it leaves)."""
+    def remove(self, worker_id: str, heartbeat: int | None = None) -> bool:
+        """Delete a worker's item (it leaves); with ``heartbeat``, only if it is still that one
+        (a dead worker's item). True if deleted."""
 
     @abc.abstractmethod
     def members(self) -> list[Member]:
         """Every item (an eventually consistent scan)."""
+
+
+_NUMBERS = {
+    "heartbeat": "heartbeat",
+    "leases": "leases",
+    "releases": "releases",
+    "created": "created",
+}
+_RATES = {"bytesPerSecond": "bytes_per_second", "recordsPerSecond": "records_per_second"}
 
 
 class DynamoDBMembershipTable(DynamoDBTable, MembershipTable):
@@ -107,99 +128,90 @@ class DynamoDBMembershipTable(DynamoDBTable, MembershipTable):
         super().__init__(dynamodb, table_name, hash_key="workerId", kind="membership table")
 
     def put(self, member: Member) -> None:
+        item = {"workerId": {"S": member.worker_id}}
+        item |= {name: {"N": str(getattr(member, field))} for name, field in _NUMBERS.items()}
+        item |= {name: {"N": f"{getattr(member, field):.3f}"} for name, field in _RATES.items()}
+        item["updatedAt"] = {"N": str(int(time.time() * 1000))}
         with self._errors("PutItem"):
-            self._dynamodb.put_item(
-                TableName=self._name,
-                Item={
-                    "workerId": {"S": member.worker_id},
-                    "heartbeat": {"N": str(member.heartbeat)},
-                    "leases": {"N": str(member.leases)},
-                    "bytesPerSecond": {"N": f"{member.bytes_per_second:.3f}"},
-                    "recordsPerSecond": {"N": f"{member.records_per_second:.3f}"},
-                    "releases": {"N": str(member.releases)},
-                    "updatedAt": {"N": str(int(time.time() * 1000))},
-                },
-            )
+            self._dynamodb.put_item(TableName=self._name, Item=item)
 
-    def remove(self, worker_id: str) -> None:
-        with self._errors("DeleteItem"):
-            self._dynamodb.delete_item(TableName=self._name, Key={"workerId": {"S": worker_id}})
+    def remove(self, worker_id: str, heartbeat: int | None = None) -> bool:
+        key: dict[str, Any] = {"workerId": {"S": worker_id}}
+        if heartbeat is None:
+            with self._errors("DeleteItem"):
+                self._dynamodb.delete_item(TableName=self._name, Key=key)
+            return True
+        done = self._conditional(
+            "DeleteItem",
+            lambda: self._dynamodb.delete_item(
+                TableName=self._name,
+                Key=key,
+                ConditionExpression="heartbeat = :heartbeat",
+                ExpressionAttributeValues={":heartbeat": {"N": str(heartbeat)}},
+            ),
+        )
+        return done is not None
 
     def members(self) -> list[Member]:
         found: list[Member] = []
         with self._errors("Scan"):
             for page in self._dynamodb.get_paginator("scan").paginate(TableName=self._name):
                 for item in page.get("Items", []):
-                    found.append(
-                        Member(
-                            worker_id=str(item["workerId"]["S"]),
-                            heartbeat=int(item.get("heartbeat", {}).get("N", "0")),
-                            leases=int(item.get("leases", {}).get("N", "0")),
-                            bytes_per_second=float(item.get("bytesPerSecond", {}).get("N", "0")),
-                            records_per_second=float(
-                                item.get("recordsPerSecond", {}).get("N", "0")
-                            ),
-                            releases=int(item.get("releases", {}).get("N", "0")),
-                        )
-                    )
+                    values: dict[str, Any] = {
+                        f: int(item.get(n, {}).get("N", "0")) for n, f in _NUMBERS.items()
+                    }
+                    values |= {f: float(item.get(n, {}).get("N", "0")) for n, f in _RATES.items()}
+                    found.append(Member(str(item["workerId"]["S"]), **values))
         return found
 
 
-class InMemoryMembershipTable(MembershipTable):
+class InMemoryMembershipTable(InMemoryTable[Member], MembershipTable):
     """A membership table in a dict, for tests and simulations."""
 
     def __init__(self, name: str = "leases-Workers") -> None:
-        self._name = name
-        self._members: dict[str, Member] = {}
-        self._lock = threading.Lock()
+        super().__init__(name)
         #: Scans made so far (the benchmark counts reads).
         self.scans = 0
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def create_if_missing(
-        self,
-        *,
-        billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int | None = None,
-        write_capacity: int | None = None,
-        tags: Sequence[tuple[str, str]] = (),
-        point_in_time_recovery: bool = False,
-        deletion_protection: bool = False,
-        must_exist: bool = False,
-        timeout: float = 60.0,
-    ) -> bool:
-        return False
-
-    def delete_table(self) -> None:
-        with self._lock:
-            self._members.clear()
-
     def put(self, member: Member) -> None:
         with self._lock:
-            self._members[member.worker_id] = member
+            self._items()[member.worker_id] = member
 
-    def remove(self, worker_id: str) -> None:
+    def remove(self, worker_id: str, heartbeat: int | None = None) -> bool:
         with self._lock:
-            self._members.pop(worker_id, None)
+            current = self._items().get(worker_id)
+            if current is None or heartbeat not in (None, current.heartbeat):
+                return False
+            del self._items()[worker_id]
+            return True
 
     def members(self) -> list[Member]:
         with self._lock:
             self.scans += 1
-            return list(self._members.values())
+            return list(self._items().values())
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Seen:
     member: Member
+    #: Local monotonic time the heartbeat was last seen to change.
     changed_at: float
+
+
+@dataclass(frozen=True)
+class _Fleet:
+    """What one poll concluded (or what a plan was made from)."""
+
+    live: frozenset[str]
+    suspects: frozenset[str] = frozenset()
+    members: tuple[tuple[str, Member], ...] = ()
 
 
 class Membership:
     """This worker's heartbeat, and the live fleet as last observed. Thread-safe.
 
+    ``suspect_after``: a live member whose heartbeat is this late is a suspect (default: never);
+    ``forget_after``: a dead member's item is deleted when unchanged this long (default: never).
     ``clock`` is monotonic seconds, injectable for tests.
     """
 
@@ -209,54 +221,77 @@ class Membership:
         worker_id: str,
         *,
         failover_time: float,
+        suspect_after: float | None = None,
+        forget_after: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._table = table
         self._worker_id = worker_id
         self._failover_time = failover_time
+        self._suspect_after = failover_time if suspect_after is None else suspect_after
+        self._forget_after = forget_after
         self._clock = clock
-        self._heartbeat = 0
-        self._releases = 0
-        self._load: tuple[int, tuple[float, float]] = (0, (0.0, 0.0))
+        self._me = Member(worker_id, 0)
         self._seen: dict[str, _Seen] = {}
-        self._live: frozenset[str] = frozenset({worker_id})
+        #: Workers seen before that aged out or left -> when this worker first found them gone.
+        self._departed: dict[str, float] = {}
+        self._fleet = _Fleet(frozenset({worker_id}))
+        self._planned = self._fleet
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()  # heartbeats are written in the order they are made
+        self._log = log.bind(worker_id=worker_id)
 
     @property
     def table(self) -> MembershipTable:
         return self._table
 
-    def beat(self, leases: int = 0, rates: tuple[float, float] = (0.0, 0.0)) -> None:
-        """Write this worker's heartbeat (join, or stay alive)."""
-        with self._lock:
-            self._heartbeat += 1
-            self._load = (leases, rates)
-            member = Member(
-                self._worker_id, self._heartbeat, leases, rates[0], rates[1], self._releases
-            )
-        self._table.put(member)
+    def beat(self, leases: int | None = None, rates: tuple[float, float] | None = None) -> None:
+        """Write this worker's heartbeat (join, or stay alive), with its load if given."""
+        self._write(leases=leases, rates=rates)
 
     def released(self) -> None:
         """This worker freed a lease: tell the fleet now (a heartbeat with ``releases`` + 1)."""
-        with self._lock:
-            self._releases += 1
-            leases, rates = self._load
-        self.beat(leases, rates)
+        self._write(releases=1)
+
+    def leases_created(self) -> None:
+        """This worker created leases or finished a shard: the others re-plan at their poll."""
+        self._write(created=1)
+
+    def _write(
+        self,
+        *,
+        leases: int | None = None,
+        rates: tuple[float, float] | None = None,
+        releases: int = 0,
+        created: int = 0,
+    ) -> None:
+        with self._write_lock:
+            with self._lock:
+                me = self._me
+                self._me = replace(
+                    me,
+                    heartbeat=me.heartbeat + 1,
+                    leases=me.leases if leases is None else leases,
+                    bytes_per_second=me.bytes_per_second if rates is None else rates[0],
+                    records_per_second=me.records_per_second if rates is None else rates[1],
+                    releases=me.releases + releases,
+                    created=me.created + created,
+                )
+                member = self._me
+            self._table.put(member)
 
     def leave(self) -> None:
         """Delete this worker's item: the others count it out at their next poll."""
         self._table.remove(self._worker_id)
 
     def poll(self) -> bool:
-        """Read the table; True if live workers changed or one released a lease since."""
+        """Read the table; True if the plan should be made again (`needs_plan`)."""
         members = self._table.members()
         now = self._clock()
         with self._lock:
             seen: dict[str, _Seen] = {}
-            released = False
             for member in members:
                 before = self._seen.get(member.worker_id)
-                released |= before is not None and before.member.releases != member.releases
                 if before is not None and before.member.heartbeat == member.heartbeat:
                     seen[member.worker_id] = _Seen(member, before.changed_at)
                 else:
@@ -267,11 +302,66 @@ class Membership:
                 for worker_id, entry in seen.items()
                 if now - entry.changed_at <= self._failover_time
             ) | {self._worker_id}
-            changed = live != self._live or released
-            self._live = live
-        return changed
+            suspects = frozenset(
+                worker_id
+                for worker_id in live - {self._worker_id}
+                if now - seen[worker_id].changed_at > self._suspect_after
+            )
+            for worker_id in self._fleet.live - live:
+                self._departed.setdefault(worker_id, now)
+            self._departed = {
+                worker_id: since
+                for worker_id, since in self._departed.items()
+                if worker_id not in live
+                and (self._forget_after is None or now - since <= self._forget_after)
+            }
+            self._fleet = _Fleet(
+                live,
+                suspects,
+                tuple(sorted((w, seen[w].member) for w in live if w != self._worker_id)),
+            )
+            forgotten = [
+                entry.member
+                for entry in seen.values()
+                if self._forget_after is not None and now - entry.changed_at > self._forget_after
+            ]
+        for member in forgotten:
+            if self._table.remove(member.worker_id, member.heartbeat):
+                self._log.info("dead worker's membership item deleted", dead=member.worker_id)
+        return self.needs_plan()
+
+    def needs_plan(self) -> bool:
+        """Whether the fleet changed since `planned`: joins, leaves, suspects, or a member's
+        leases, releases, creations or load."""
+        with self._lock:
+            now, then = self._fleet, self._planned
+        if (now.live, now.suspects) != (then.live, then.suspects):
+            return True
+        before = dict(then.members)
+        return any(
+            worker_id not in before or member.announces_change_since(before[worker_id])
+            for worker_id, member in now.members
+        )
+
+    def planned(self) -> None:
+        """A plan is being made from the fleet as last polled (call just before the scan)."""
+        with self._lock:
+            self._planned = self._fleet
 
     def live(self) -> frozenset[str]:
         """The workers alive at the last poll, this one included."""
         with self._lock:
-            return self._live
+            return self._fleet.live
+
+    def lease_counts(self) -> dict[str, int]:
+        """Open leases each trusted live member says it holds (this one included, suspects not)."""
+        with self._lock:
+            fleet, me = self._fleet, self._me
+        counts = {w: m.leases for w, m in fleet.members if w not in fleet.suspects}
+        counts[self._worker_id] = me.leases
+        return counts
+
+    def departed(self) -> frozenset[str]:
+        """Members whose leases may be expiring: aged out, left (recently), or suspects."""
+        with self._lock:
+            return frozenset(self._departed) | self._fleet.suspects

@@ -8,89 +8,52 @@ as DynamoDB applies each conditional write atomically.
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from kinesis_actors._errors import LeaseTableMissingError
 from kinesis_actors._leases.lease import Checkpoint, Lease
 from kinesis_actors._leases.table import LeaseTable, Rates
+from kinesis_actors._leases.tables import InMemoryTable
 from kinesis_actors._models import Sentinel
 
 __all__ = ["InMemoryLeaseTable"]
 
 
-class InMemoryLeaseTable(LeaseTable):
+class InMemoryLeaseTable(InMemoryTable[Lease], LeaseTable):
     """A lease table in a dict; it exists from the start (`delete_table` removes it)."""
 
     def __init__(self, name: str = "leases") -> None:
-        self._name = name
-        self._leases: dict[str, Lease] | None = {}
-        self._lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def _table(self) -> dict[str, Lease]:
-        if self._leases is None:
-            raise LeaseTableMissingError(self._name)
-        return self._leases
-
-    def create_if_missing(
-        self,
-        *,
-        billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int | None = None,
-        write_capacity: int | None = None,
-        tags: Sequence[tuple[str, str]] = (),
-        point_in_time_recovery: bool = False,
-        deletion_protection: bool = False,
-        must_exist: bool = False,
-        timeout: float = 60.0,
-    ) -> bool:
-        with self._lock:
-            if self._leases is not None:
-                return False
-            if must_exist:
-                raise LeaseTableMissingError(self._name, "leaseTableMustExist: not created")
-            self._leases = {}
-            return True
-
-    def delete_table(self) -> None:
-        with self._lock:
-            self._table()
-            self._leases = None
+        super().__init__(name)
 
     def list_leases(self) -> list[Lease]:
         with self._lock:
-            return list(self._table().values())
+            return list(self._items().values())
 
     def get_lease(self, shard_id: str) -> Lease | None:
         with self._lock:
-            return self._table().get(shard_id)
+            return self._items().get(shard_id)
 
     def put(self, lease: Lease) -> None:
         """Write ``lease`` unconditionally (test setup, or another worker's write)."""
         with self._lock:
-            self._table()[lease.shard_id] = lease
+            self._items()[lease.shard_id] = lease
 
     def _update_if(
         self, shard_id: str, check: Callable[[Lease], bool], update: Callable[[Lease], Lease]
     ) -> Lease | None:
         """Apply ``update`` to the stored lease if ``check`` holds for it, atomically."""
         with self._lock:
-            current = self._table().get(shard_id)
+            current = self._items().get(shard_id)
             if current is None or not check(current):
                 return None
             new = update(current)
-            self._table()[shard_id] = new
+            self._items()[shard_id] = new
             return new
 
     def create_lease(self, lease: Lease) -> bool:
         with self._lock:
-            if lease.shard_id in self._table():
+            if lease.shard_id in self._items():
                 return False
-            self._table()[lease.shard_id] = lease
+            self._items()[lease.shard_id] = lease
             return True
 
     def _renew_once(self, lease: Lease, rates: Rates | None) -> Lease | None:
@@ -196,8 +159,8 @@ class InMemoryLeaseTable(LeaseTable):
 
     def delete_finished(self, shard_id: str) -> bool:
         with self._lock:
-            current = self._table().get(shard_id)
+            current = self._items().get(shard_id)
             if current is None or not current.finished:
                 return False
-            del self._table()[shard_id]
+            del self._items()[shard_id]
             return True

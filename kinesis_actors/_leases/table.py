@@ -39,7 +39,7 @@ gone) or `DependencyError` (anything else, including timeouts).
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from kinesis_actors._errors import (
@@ -47,6 +47,7 @@ from kinesis_actors._errors import (
 )
 from kinesis_actors._leases.dynamodb import DynamoDBTable
 from kinesis_actors._leases.lease import Checkpoint, Lease
+from kinesis_actors._leases.tables import Table
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
@@ -70,7 +71,7 @@ _PENDING_ATTRIBUTES = (
 )
 
 
-class LeaseTable(abc.ABC):
+class LeaseTable(Table):
     """The operations the lease coordinator needs from a lease table.
 
     Subclasses implement one attempt of each conditional write; this base class adds the KCL's
@@ -79,28 +80,6 @@ class LeaseTable(abc.ABC):
     an earlier attempt of the same request succeeded (an SDK retry after a lost response), so the
     write counts as successful.
     """
-
-    @property
-    @abc.abstractmethod
-    def name(self) -> str: ...
-
-    @abc.abstractmethod
-    def create_if_missing(
-        self,
-        *,
-        billing_mode: str = "PAY_PER_REQUEST",
-        read_capacity: int | None = None,
-        write_capacity: int | None = None,
-        tags: Sequence[tuple[str, str]] = (),
-        point_in_time_recovery: bool = False,
-        deletion_protection: bool = False,
-        must_exist: bool = False,
-        timeout: float = 60.0,
-    ) -> bool:
-        """Create the table unless it exists and wait until it is active; True if created."""
-
-    @abc.abstractmethod
-    def delete_table(self) -> None: ...
 
     @abc.abstractmethod
     def list_leases(self) -> list[Lease]:

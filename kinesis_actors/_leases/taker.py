@@ -20,7 +20,8 @@ of live leases (Java KCL workers have no membership item), and plans with
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 from kinesis_actors import metrics
@@ -36,6 +37,8 @@ log = get_logger(__name__)
 
 #: Attempts of one take when DynamoDB throttles (the KCL's TAKE_RETRIES).
 TAKE_ATTEMPTS = 3
+#: A rescan for expiry comes this long after the lease can first count as expired (seconds).
+_EXPIRY_MARGIN = 0.005
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,17 @@ class LeaseTaker:
         return frozenset(self._pending)
 
     def take_leases(
-        self, workers: Collection[str] = (), *, exclude: Collection[str] = ()
+        self,
+        workers: Collection[str] = (),
+        *,
+        exclude: Collection[str] = (),
+        keep_free: Collection[str] = (),
     ) -> TakerRun:
         """Scan, plan with the live ``workers``, take and request what the plan gives this one.
 
-        Leases in ``exclude`` (held already, or just released) are never taken or requested.
+        Leases in ``exclude`` (held already) are never taken or requested, nor those in
+        ``keep_free`` (just released by this worker) while they are still free: once another
+        worker holds one, it is this worker's again if the plan says so (its new owner died).
         """
         started = self._clock()
         leases = self._table.list_leases()
@@ -124,7 +133,8 @@ class LeaseTaker:
             max_leases_for_worker=self._max_leases_for_worker,
             damping=self._damping,
         )
-        mine = sorted(plan.of(self._worker_id) - set(exclude))
+        still_free = {s for s in keep_free if s in self._seen and self._seen[s].lease.owner is None}
+        mine = sorted(plan.of(self._worker_id) - set(exclude) - still_free)
         to_take = [self._seen[s].lease for s in mine if s in available]
         for lease in to_take:
             self._pending.pop(lease.shard_id, None)  # expired meanwhile: no hand-off to wait for
@@ -150,6 +160,47 @@ class LeaseTaker:
             self._log.info("hand-offs requested", shard_ids=requested, target=plan.counts)
         contended = len(taken) < len(to_take) or len(requested) < len(to_request)
         return TakerRun(taken, requested, contended)
+
+    def rescan_at(
+        self,
+        members: Mapping[str, int],
+        departed: Collection[str],
+        *,
+        interval: float,
+        quiet_interval: float,
+    ) -> float:
+        """When the lease table must be scanned next (monotonic), unless a change is announced.
+
+        ``members``: the open leases each trusted live member's heartbeat says it holds. If the
+        last scan showed every open lease held, unexpired, by such a member, in the numbers they
+        announce, nothing can change without a heartbeat saying so: the next scan is a safety
+        scan, ``quiet_interval`` on. Otherwise (free or expired leases, owners without a
+        membership item such as Java KCL workers, counts that disagree) it is the KCL's
+        ``interval``. Leases of ``departed`` members (aged out, left, or late) are scanned
+        again the moment they can first count as expired.
+        """
+        now = self._clock()
+        held: Counter[str] = Counter()
+        quiet = True
+        expiry = float("inf")
+        for observation in self._seen.values():
+            lease = observation.lease
+            owner = lease.actual_owner
+            if lease.finished:
+                continue
+            expired = owner is None or self._expired(observation, now)
+            if expired or owner not in members:
+                quiet = False
+            if owner is not None:
+                held[owner] += 1
+            if not expired and owner in departed and observation.changed_at is not None:
+                expiry = min(expiry, observation.changed_at + self._failover_time + _EXPIRY_MARGIN)
+        quiet = quiet and all(
+            held[worker_id] == count
+            for worker_id, count in members.items()
+            if worker_id != self._worker_id
+        )
+        return min(expiry, now + (quiet_interval if quiet else interval))
 
     def check_handoffs(self) -> tuple[list[Lease], list[Lease]]:
         """Read each pending hand-off; returns the leases handed over, and those taken on timeout.

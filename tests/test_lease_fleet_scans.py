@@ -1,0 +1,254 @@
+"""When the taker scans the lease table: membership signals, crash failover, safety scans.
+
+Workers are the coordinator's parts (`LeaseRenewer`, `LeaseTaker`, `Membership`, `TakerLoop`)
+on one in-memory lease table and membership table, stepped in virtual time (no threads, no
+sleeps), so the bounds asserted are the protocol's, not the machine's.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kinesis_actors._leases import InMemoryLeaseTable, Lease, LeaseRenewer, LeaseTaker
+from kinesis_actors._leases.lease import LeaseEvent
+from kinesis_actors._leases.membership import InMemoryMembershipTable, Member, Membership
+from kinesis_actors._leases.taker_loop import TakerLoop
+from kinesis_actors._models import Sentinel
+
+FAILOVER = 2.0
+EPSILON = 0.025
+RENEWER_INTERVAL = FAILOVER / 3 - EPSILON
+TAKER_INTERVAL = (FAILOVER + EPSILON) * 2
+POLL = 0.25
+SUSPECT_AFTER = RENEWER_INTERVAL + POLL + FAILOVER / 10
+SAFETY = 300.0
+FORGET_AFTER = 60.0
+
+
+class CountingTable(InMemoryLeaseTable):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scans = 0
+
+    def list_leases(self) -> list[Lease]:
+        self.scans += 1
+        return super().list_leases()
+
+
+@dataclass(order=True)
+class _Event:
+    at: float
+    seq: int
+    action: Callable[[], None] = field(compare=False)
+
+
+class World:
+    """Workers in virtual time; ``java`` leases are renewed by a worker with no membership."""
+
+    def __init__(self, shards: int) -> None:
+        self.now = 0.0
+        self.table = CountingTable()
+        self.members = InMemoryMembershipTable()
+        self.workers: dict[str, Worker] = {}
+        self._queue: list[_Event] = []
+        self._seq = 0
+        for n in range(shards):
+            self.table.put(Lease(f"shardId-{n:012d}", None, 0, Sentinel.TRIM_HORIZON))
+
+    def clock(self) -> float:
+        return self.now
+
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, _Event(when, self._seq, action))
+
+    def start(self, worker_id: str) -> Worker:
+        self.workers[worker_id] = Worker(self, worker_id)
+        return self.workers[worker_id]
+
+    def run(self, until: Callable[[], bool], limit: float) -> float:
+        """Run events until ``until()`` holds (returns the time) or ``limit`` seconds pass."""
+        end = self.now + limit
+        while self._queue and self._queue[0].at <= end:
+            event = heapq.heappop(self._queue)
+            self.now = event.at
+            event.action()
+            if until():
+                return self.now
+        raise AssertionError(f"not reached within {limit} s (virtual)")
+
+    def idle(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self._queue and self._queue[0].at <= end:
+            event = heapq.heappop(self._queue)
+            self.now = event.at
+            event.action()
+        self.now = end
+
+    def held(self) -> dict[str, int]:
+        return {w: len(worker.renewer.held()) for w, worker in self.workers.items() if worker.up}
+
+
+class Worker:
+    def __init__(self, world: World, worker_id: str) -> None:
+        self.world = world
+        self.up = True
+        self.events: list[LeaseEvent] = []
+        self.renewer = LeaseRenewer(
+            world.table, worker_id, failover_time=FAILOVER, notify=self.events.append,
+            fence_margin=EPSILON, clock=world.clock,
+        )  # fmt: skip
+        taker = LeaseTaker(world.table, worker_id, failover_time=FAILOVER, clock=world.clock)
+        self.membership = Membership(
+            world.members, worker_id, failover_time=FAILOVER, suspect_after=SUSPECT_AFTER,
+            forget_after=FORGET_AFTER, clock=world.clock,
+        )  # fmt: skip
+        self.loop = TakerLoop(
+            renewer=self.renewer, taker=taker, membership=self.membership, table_name="leases",
+            failover_time=FAILOVER, taker_interval=TAKER_INTERVAL, poll_interval=POLL,
+            safety_interval=SAFETY, stopped=threading.Event(), notify=self.events.append,
+            flush=lambda: None, wake_fence=lambda: None, worker_id=worker_id, clock=world.clock,
+        )  # fmt: skip
+        self.membership.beat()
+        world.at(world.now, self.step)
+        world.at(world.now + RENEWER_INTERVAL, self.renew)
+
+    def step(self) -> None:
+        if self.up:
+            delay = self.loop.step()
+            assert delay is not None
+            self.world.at(self.world.now + delay, self.step)
+
+    def renew(self) -> None:
+        if self.up:
+            self.renewer.renew_all()
+            self.renewer.fence_expired()
+            self.loop.heartbeat()
+            self.world.at(self.world.now + RENEWER_INTERVAL, self.renew)
+
+    def crash(self) -> None:
+        """SIGKILL: no release, no leave, nothing written any more."""
+        self.up = False
+
+
+def balanced(world: World, *counts: int) -> Callable[[], bool]:
+    return lambda: sorted(world.held().values()) == sorted(counts)
+
+
+def test_killed_workers_leases_move_about_failover_time_after_its_last_renewal() -> None:
+    world = World(4)
+    a, b = world.start("a"), world.start("b")
+    world.run(balanced(world, 2, 2), 60)
+    world.idle(7.3)  # some phase between renewals
+    b.crash()
+    killed = world.now
+    taken = world.run(lambda: len(a.renewer.held()) == 4, 30)
+    # Not before the victim's leases could expire (its last renewal is up to a renewal interval
+    # before the kill); within failover of a scan made once its heartbeat was found late.
+    assert FAILOVER - RENEWER_INTERVAL < taken - killed <= FAILOVER + SUSPECT_AFTER + 2 * POLL
+    assert a.membership.live() == frozenset({"a"})
+
+
+def test_a_quiet_fleet_scans_the_lease_table_only_for_safety() -> None:
+    world = World(6)
+    for worker_id in "abc":
+        world.start(worker_id)
+    world.run(balanced(world, 2, 2, 2), 60)
+    world.idle(2 * TAKER_INTERVAL)  # the last counts announced and planned with
+    scans = world.table.scans
+    world.idle(SAFETY)
+    # One safety scan per worker (the KCL would scan SAFETY / TAKER_INTERVAL ~ 74 times each).
+    assert world.table.scans - scans <= 3 * 2
+
+
+def test_a_lease_held_by_a_worker_without_membership_brings_back_the_kcl_cadence() -> None:
+    world = World(2)
+    java_leases = ("shardId-java-1", "shardId-java-2")
+    for shard_id in java_leases:
+        world.table.put(Lease(shard_id, "java-worker", 1, Sentinel.TRIM_HORIZON))
+
+    def java_renews() -> None:
+        for shard_id in java_leases:
+            lease = world.table.get_lease(shard_id)
+            assert lease is not None and world.table.renew(lease) is not None
+        world.at(world.now + RENEWER_INTERVAL, java_renews)
+
+    world.at(0.0, java_renews)
+    world.start("a")
+    world.run(lambda: world.held() == {"a": 2}, 60)
+    scans = world.table.scans
+    world.idle(10 * TAKER_INTERVAL)
+    assert 9 <= world.table.scans - scans <= 12  # one per taker interval: the Java lease is live
+    assert {lease.owner for lease in world.table.list_leases()} == {"a", "java-worker"}
+
+
+def test_a_release_is_announced_and_taken_at_the_next_poll() -> None:
+    world = World(4)
+    a, b = world.start("a"), world.start("b")
+    world.run(balanced(world, 2, 2), 60)
+    world.idle(2 * TAKER_INTERVAL)
+    a.renewer.release_all()
+    a.loop.leave()
+    a.up = False
+    stopped = world.now
+    taken = world.run(lambda: len(b.renewer.held()) == 4, 30)
+    assert taken - stopped <= POLL + 1e-9
+
+
+# -- the membership items of dead workers ------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_dead_workers_item_is_deleted_once_unchanged_for_the_cleanup_time() -> None:
+    table, clock = InMemoryMembershipTable(), Clock()
+    me = Membership(table, "me", failover_time=FAILOVER, forget_after=FORGET_AFTER, clock=clock)
+    table.put(Member("dead", heartbeat=7, leases=3))
+    me.poll()
+    clock.now += FAILOVER + 1
+    me.poll()
+    assert me.live() == {"me"} and "dead" in me.departed()
+    assert [m.worker_id for m in table.members()] == ["dead"]  # aged out, not forgotten yet
+    clock.now += FORGET_AFTER
+    me.poll()
+    assert table.members() == []
+
+
+def test_a_worker_that_beats_again_keeps_its_item() -> None:
+    table, clock = InMemoryMembershipTable(), Clock()
+    me = Membership(table, "me", failover_time=FAILOVER, forget_after=FORGET_AFTER, clock=clock)
+    table.put(Member("slow", heartbeat=7))
+    me.poll()
+    clock.now += FORGET_AFTER + 1
+    table.put(Member("slow", heartbeat=8))  # written after this worker's poll read heartbeat 7
+    assert not table.remove("slow", heartbeat=7)  # the conditional delete of that poll fails
+    me.poll()
+    assert me.live() == {"me", "slow"}
+    assert [m.heartbeat for m in table.members()] == [8]
+
+
+def test_needs_plan_on_announced_changes_only() -> None:
+    table, clock = InMemoryMembershipTable(), Clock()
+    me = Membership(table, "me", failover_time=FAILOVER, clock=clock)
+    table.put(Member("w", heartbeat=1, leases=2, bytes_per_second=10_000.0))
+    assert me.poll()  # joined
+    me.planned()
+    table.put(Member("w", heartbeat=2, leases=2, bytes_per_second=11_000.0))
+    assert not me.poll()  # a heartbeat, and load within the damping
+    table.put(Member("w", heartbeat=3, leases=2, bytes_per_second=20_000.0))
+    assert me.poll()  # load moved
+    me.planned()
+    for change in ({"leases": 3}, {"releases": 1}, {"created": 1}):
+        table.put(Member("w", heartbeat=4, bytes_per_second=20_000.0, **({"leases": 2} | change)))
+        assert me.poll(), change
+    table.remove("w")
+    assert me.poll() and me.live() == {"me"} and me.departed() == {"w"}
