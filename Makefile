@@ -46,7 +46,7 @@ demo: install
 	$(BIN)/kinesis-actors reliability run --local --messages 100000 --rate 2500 --shards 2 --consumers 2
 
 benchmarks: install
-	for bench in benchmarks/*.py; do $(BIN)/python $$bench || exit 1; done
+	for bench in benchmarks/[!_]*.py; do $(BIN)/python $$bench || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(EMULATORS) build dist *.egg-info docs/_build

@@ -28,9 +28,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks._shared import consumer_conf
 from kinesis_actors._aggregation import AggregateBuilder, hash_key
 from kinesis_actors._aws import add_client_hook, remove_client_hook
-from kinesis_actors._config import ConsumerConf, load_config
+from kinesis_actors._config import ConsumerConf
 from kinesis_actors._consumer import KinesisConsumer
 from kinesis_actors._models import ConsumerEvent
 from kinesis_actors.testing._local import LocalKinesis
@@ -43,17 +44,9 @@ AGGREGATE_SIZE = 51200
 
 
 def _conf(stream: str, idle_ms: int = 100) -> ConsumerConf:
-    text = f"""
-    kinesis {{
-      application-name = "bench-{uuid.uuid4().hex[:8]}"
-      bench {{
-        stream-name = "{stream}"
-        worker {{ gracefulShutdownHook = false }}
-        kcl {{ idleTimeBetweenReadsInMillis = {idle_ms}, failoverTimeMillis = 2000 }}
-      }}
-    }}
-    """
-    return ConsumerConf.from_config(load_config(text), "bench")
+    return consumer_conf(
+        stream, f"idleTimeBetweenReadsInMillis = {idle_ms}, failoverTimeMillis = 2000"
+    )
 
 
 def _shard_ranges(kinesis: Any, stream: str) -> list[tuple[str, int, int]]:

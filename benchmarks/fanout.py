@@ -33,7 +33,8 @@ _HERE = Path(__file__).resolve().parent
 # The repository first; this folder out (its asyncio.py would shadow the standard library's).
 sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from kinesis_actors import ConsumerConf, ConsumerEvent, KinesisConsumer, load_config, metrics  # noqa: E402
+from benchmarks._shared import consumer_conf  # noqa: E402
+from kinesis_actors import ConsumerConf, ConsumerEvent, KinesisConsumer, metrics  # noqa: E402
 from kinesis_actors._aws import add_client_hook, remove_client_hook  # noqa: E402
 from kinesis_actors.testing import LocalKinesis, LocalMinistack  # noqa: E402
 
@@ -43,21 +44,11 @@ MODES = ("POLLING", "FANOUT")
 
 
 def _conf(stream: str, mode: str, kinesis_endpoint: str, dynamodb_endpoint: str) -> ConsumerConf:
-    text = f"""
-    kinesis {{
-      application-name = "bench-{uuid.uuid4().hex[:8]}"
-      bench {{
-        stream-name = "{stream}"
-        worker {{ gracefulShutdownHook = false }}
-        kcl {{
-          retrievalMode = {mode}
-          kinesisEndpoint = "{kinesis_endpoint}"
-          dynamoDBEndpoint = "{dynamodb_endpoint}"
-        }}
-      }}
-    }}
-    """
-    return ConsumerConf.from_config(load_config(text), "bench")
+    return consumer_conf(
+        stream,
+        f'retrievalMode = {mode}, kinesisEndpoint = "{kinesis_endpoint}", '
+        f'dynamoDBEndpoint = "{dynamodb_endpoint}"',
+    )
 
 
 class _Calls:
