@@ -2,9 +2,9 @@
 
 A failing stream fails thousands of records and attempts a second. ``LogSummary`` logs the
 first occurrence of a condition (its key: an error code, a message type) at once, counts the
-repeats, and logs again only when the condition recurs an interval later, with the count of
-what it held back. ``flush`` reports counts still held (on stop). Field values are clipped so
-that no line grows past a couple of kilobytes.
+repeats, and logs again only when the condition recurs an interval later (the producer's
+``kpl.LogSummaryInterval``), with the count of what it held back. ``flush`` reports counts
+still held (on stop). Field values are clipped so that no line grows past a couple of kilobytes.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from typing import Any
 
 from structlog.stdlib import BoundLogger
 
-__all__ = ["DEFAULT_INTERVAL", "LogSummary", "clip"]
-
-#: Seconds between two lines of the same condition.
-DEFAULT_INTERVAL = 10.0
+__all__ = ["LogSummary", "clip"]
 
 _MAX_TEXT = 300  # characters of one field value; a line holds a handful of fields
 
@@ -47,7 +44,7 @@ class LogSummary:
     def __init__(
         self,
         log: BoundLogger,
-        interval: float = DEFAULT_INTERVAL,
+        interval: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._log = log

@@ -150,6 +150,7 @@ def test_wrong_type_fails_at_load_naming_key_and_value() -> None:
         ("RecordTtl", "50", "100 ms"),
         ("MetricsLevel", "verbose", "none, summary, detailed"),
         ("KinesisPort", "70000", "1 .. 65535"),
+        ("LogSummaryInterval", "-1", "0 ms .. 600000 ms"),
     ],
 )
 def test_out_of_range_kpl_value_names_key_value_and_range(

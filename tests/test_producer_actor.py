@@ -914,3 +914,22 @@ def test_undeliverable_replies_are_summarised(
         wait_until(lambda: actor.ask(GetStats()).sent == 50)
     lines = [e for e in logs if e["event"] == "could not deliver to reply_to"]
     assert len(lines) == 1
+
+
+@pytest.mark.parametrize(("interval_ms", "lines"), [(0, 2), (10_000, 1)])
+def test_repeated_send_failures_are_logged_once_per_log_summary_interval(
+    engine: FakeEngine,
+    start_actor: Callable[..., pykka.ActorRef[KinesisProducerActor]],
+    interval_ms: int,
+    lines: int,
+) -> None:
+    conf = producer_conf(f"kpl {{ LogSummaryInterval = {interval_ms} }}")
+    with capture_logs() as logs:
+        actor = start_actor(conf, engine_factory=lambda _conf: engine)
+        for i in range(2):
+            actor.tell(Send(event(i)))
+        engine.wait_records(2)
+        for i in range(2):
+            engine.future(i).set_exception(failed_error())
+        wait_until(lambda: actor.ask(GetStats()).failed == 2)
+    assert [e["event"] for e in logs].count("Record of a Send failed to put") == lines

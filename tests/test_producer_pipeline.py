@@ -16,6 +16,7 @@ import structlog
 from aws_kinesis_agg.deaggregator import iter_deaggregate_records
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from kinesis_actors._aggregation import MAX_HASH_KEY, decode, hash_key
 from kinesis_actors._config import KplConf
@@ -606,3 +607,21 @@ def test_any_mix_of_records_lands_once_within_every_limit(
     assert sorted(received) == sorted((key, data) for key, _, data in records)
     for future, (key, ehk, _) in zip(futures, records, strict=True):
         assert outcome(future).shard_id == h.shard_map.shard_for(hash_key(key, ehk))
+
+
+@pytest.mark.parametrize(("interval_ms", "lines"), [(0, 2), (10_000, 1)])
+def test_repeated_call_failures_are_logged_once_per_log_summary_interval(
+    interval_ms: int, lines: int
+) -> None:
+    import botocore.exceptions
+
+    error = botocore.exceptions.ClientError(
+        {"Error": {"Code": "ServiceUnavailable", "Message": "try later"}}, "PutRecords"
+    )
+    with capture_logs() as logs:
+        h = Harness(1, LogSummaryInterval=interval_ms)
+        for n in range(2):
+            h.add(f"k{n}")
+            (request,) = h.requests(flush=True)
+            h.fail_call(request, error)
+    assert [e["event"] for e in logs].count("PutRecords call failed") == lines

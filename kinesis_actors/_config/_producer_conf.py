@@ -79,6 +79,7 @@ class KplConf:
     verify_certificate: bool = setting("VerifyCertificate", boolean)
     max_user_record_size: int = setting("MaxUserRecordSize", integer(64, 10 * 1024 * 1024))
     exit_flush_timeout: float = setting("ExitFlushTimeout", duration(MS, 0.0, 600.0))
+    log_summary_interval: float = setting("LogSummaryInterval", duration(MS, 0.0, 600.0))
     credentials_provider: tuple[str, ...] = setting("AWSCredentialsProvider", credentials_providers)
     assume_role: AssumeRoleConf = section("", AssumeRoleConf)
 

@@ -95,6 +95,8 @@ _UNTHROTTLE = _UnThrottle()
 _DRAIN = _Drain()
 #: Fallback of the exit bound for an actor given an engine without one.
 _DEFAULT_EXIT_FLUSH_TIMEOUT = 5.0
+#: Fallback of ``kpl.LogSummaryInterval`` (its reference.conf default) likewise.
+_DEFAULT_LOG_SUMMARY_INTERVAL = 10.0
 
 
 def _default_engine(conf: ProducerConf) -> ProducerEngine:
@@ -193,12 +195,16 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
             name = conf.name
             stream: str | None = conf.stream_name
             exit_timeout = conf.kpl.exit_flush_timeout
+            summary_interval = conf.kpl.log_summary_interval
         elif callable(getattr(source, "add_user_record", None)):
             conf = None
             engine = source
             name = producer_name or "producer"
             stream = getattr(source, "stream_name", None)
             exit_timeout = getattr(source, "exit_flush_timeout", _DEFAULT_EXIT_FLUSH_TIMEOUT)
+            summary_interval = getattr(
+                source, "log_summary_interval", _DEFAULT_LOG_SUMMARY_INTERVAL
+            )
         else:
             raise TypeError(
                 f"expected a ProducerConf, a config tree and a name, or a KinesisProducer; "
@@ -226,7 +232,7 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         self._stop_timeout = _DEFAULT_STOP_TIMEOUT if stop_timeout is None else stop_timeout
         self._log = log.bind(producer=name, stream=stream)
         # Failures, refusals and undeliverable replies: one line per kind per interval.
-        self._summary = LogSummary(self._log)
+        self._summary = LogSummary(self._log, float(summary_interval))
         self._exit_timeout = float(exit_timeout)
         self._exiting = False
         self._cancel_exit_hook: Callable[[], None] | None = None

@@ -136,6 +136,8 @@ class KinesisProducer:
         self._executor = CallPool(kpl.max_connections, f"kinesis-producer-{self.stream_name}")
         #: How long a producer nobody stopped flushes at interpreter exit (``ExitFlushTimeout``).
         self.exit_flush_timeout = kpl.exit_flush_timeout
+        #: Seconds between two log lines of one repeated failure (``LogSummaryInterval``).
+        self.log_summary_interval = kpl.log_summary_interval
         self._engine = threading.Thread(
             target=self._run, name=f"kinesis-producer-engine-{self.stream_name}", daemon=True
         )

@@ -50,7 +50,7 @@ class Retrier:
         self._stats = stats
         self._log = log
         # Failing calls and entries: one line per error code per interval, not one per call.
-        self._failures = LogSummary(log)
+        self._failures = LogSummary(log, kpl.log_summary_interval)
         self._fail_if_throttled = kpl.fail_if_throttled
         self._retry_delay = kpl.record_max_buffered_time / 2
 
