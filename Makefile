@@ -23,8 +23,8 @@ emulators: $(STAMP)
 	$(BIN)/kinesis-actors local --install --emulators-dir $(EMULATORS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check kinesis_actors tests integration examples benchmarks
-	$(BIN)/ruff format --check kinesis_actors tests integration examples benchmarks
+	$(BIN)/ruff check kinesis_actors tests integration examples benchmarks docs
+	$(BIN)/ruff format --check kinesis_actors tests integration examples benchmarks docs
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

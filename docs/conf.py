@@ -14,7 +14,7 @@ from kinesis_actors import __version__  # noqa: E402
 
 project = "kinesis-actors"
 author = "kinesis-actors maintainers"
-copyright = "2026, kinesis-actors maintainers"  # noqa: A001
+copyright = "2026, kinesis-actors maintainers"
 version = release = __version__
 
 extensions = [

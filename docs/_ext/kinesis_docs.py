@@ -156,7 +156,10 @@ def undocumented_public_names(documented: set[str]) -> list[str]:
             if name.startswith("__"):
                 continue
             # A name re-exported at the package root is documented there once.
-            if f"kinesis_actors.{name}" not in documented and f"{module_name}.{name}" not in documented:
+            if (
+                f"kinesis_actors.{name}" not in documented
+                and f"{module_name}.{name}" not in documented
+            ):
                 missing.append(f"{module_name}.{name}")
     return missing
 
