@@ -14,6 +14,7 @@ A test gets a stream from ``make_stream``::
 
 from __future__ import annotations
 
+import io
 import re
 import threading
 import uuid
@@ -24,6 +25,7 @@ import pytest
 
 from kinesis_actors._aws import add_client_hook, remove_client_hook
 from kinesis_actors._errors import LocalBackendError
+from kinesis_actors.reliability._run import RunOptions, RunReport, run_test
 from kinesis_actors.testing._emulators import install_emulators
 from kinesis_actors.testing._limits_process import LimitsProxyProcess
 from kinesis_actors.testing._local import LocalKinesis
@@ -147,6 +149,43 @@ def make_stream(kinesis: KinesisClient, unique_name: str) -> Iterator[Callable[.
             kinesis.delete_stream(StreamName=name)
         except kinesis.exceptions.ResourceNotFoundException:
             pass
+
+
+def split_in_two(kinesis: KinesisClient, stream: str) -> str:
+    """Split the stream's first shard in the middle of its hash range and wait until the stream
+    is ACTIVE again; the parent shard's id."""
+    parent = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
+    kinesis.split_shard(StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127))
+    kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+    return parent
+
+
+def reliability_run(
+    messages: int,
+    *,
+    rate: int,
+    timeout: float,
+    shards: int = 2,
+    consumers: int = 2,
+    faults: tuple[str, ...] = (),
+    config: Path | None = None,
+    progress: io.StringIO | None = None,
+) -> RunReport:
+    """The reliability run on the servers the environment names: the session's, or the limits
+    mode in front of them."""
+    return run_test(
+        RunOptions(
+            messages=messages,
+            shards=shards,
+            consumers=consumers,
+            faults=faults,
+            local=False,
+            config=config,
+            rate=rate,
+            timeout=timeout,
+            progress=progress if progress is not None else io.StringIO(),
+        )
+    )
 
 
 @pytest.fixture(scope="session")

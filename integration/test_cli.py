@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 import structlog
 
+from integration.conftest import split_in_two
 from kinesis_actors._aggregation import encode
 from kinesis_actors._cli import main
 
@@ -86,9 +87,7 @@ def test_tail_follows_a_split_parent_first_each_key_in_order(
 
     for round_ in range(3):
         put_round(round_)
-    parent = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
-    kinesis.split_shard(StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127))
-    kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+    parent = split_in_two(kinesis, stream)
     for round_ in range(3, 6):
         put_round(round_)
     assert main(["tail", stream]) == 0

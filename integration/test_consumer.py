@@ -23,6 +23,7 @@ import pytest
 import structlog
 from aws_kinesis_agg.aggregator import RecordAggregator
 
+from integration.conftest import split_in_two
 from kinesis_actors._config import load_config
 from kinesis_actors._consumer import KinesisConsumer
 from kinesis_actors._leases import DynamoDBLeaseTable
@@ -219,9 +220,7 @@ def test_split_mid_stream_keeps_each_key_in_order(
 
         for round_ in range(5):
             put_round(round_)
-        parent = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
-        kinesis.split_shard(StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127))
-        kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+        parent = split_in_two(kinesis, stream)
         for round_ in range(5, 10):
             put_round(round_)
         wait_for(lambda: len(seen.payloads()) >= len(sent), 30, "every record processed")

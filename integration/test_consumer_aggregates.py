@@ -17,6 +17,7 @@ from typing import Any
 
 from aws_kinesis_agg.aggregator import RecordAggregator
 
+from integration.conftest import split_in_two
 from integration.test_consumer import Seen, consumer, wait_for
 from kinesis_actors import KinesisProducer, ProducerEvent, metrics
 
@@ -59,9 +60,7 @@ def test_the_library_producer_across_a_split_loses_nothing_and_duplicates_are_bo
             sent.extend(payloads)
 
         send("before", 200)
-        parent = kinesis.list_shards(StreamName=stream)["Shards"][0]["ShardId"]
-        kinesis.split_shard(StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127))
-        kinesis.get_waiter("stream_exists").wait(StreamName=stream)
+        split_in_two(kinesis, stream)
         send("after", 400)  # the first aggregates go by the stale map: misrouted, re-sent
         resent = producer.stats().wrong_shard_records
     finally:

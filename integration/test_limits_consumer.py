@@ -9,17 +9,16 @@ seed's pace (20 000 messages/s on 2 shards, aggregated) through the limits mode.
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 import uuid
 from typing import TYPE_CHECKING
 
+from integration.conftest import reliability_run
 from kinesis_actors._config import load_config
 from kinesis_actors._consumer import KinesisConsumer
 from kinesis_actors._models import ConsumerEvent, ProducerEvent
 from kinesis_actors._producer import KinesisProducer
-from kinesis_actors.reliability._run import RunOptions, run_test
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -123,17 +122,7 @@ def test_reliability_run_at_the_seeds_pace_through_the_limits_mode(
 ) -> None:
     messages = 60_000  # 3 s at the seed's 20 000 messages/s
     before = aws_limits.stats()
-    report = run_test(
-        RunOptions(
-            messages=messages,
-            shards=2,
-            consumers=2,
-            local=False,  # the session's servers through the proxy, from the environment
-            rate=20_000,
-            timeout=240,
-            progress=io.StringIO(),
-        )
-    )
+    report = reliability_run(messages, rate=20_000, timeout=240)  # through the proxy
     seen = aws_limits.stats() - before
     table = report.table()
     assert report.error is None, table

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from integration.conftest import reliability_run
+from kinesis_actors._leases import DynamoDBLeaseTable
+from kinesis_actors._leases.membership import membership_table_name
 from kinesis_actors.reliability._chaos import FAULTS
-from kinesis_actors.reliability._run import RunOptions, run_test
 from kinesis_actors.testing._local import LocalKinesis
 
 MESSAGES = 20_000
@@ -18,18 +22,7 @@ MESSAGES = 20_000
 )
 def test_nothing_is_lost(local_kinesis: LocalKinesis, faults: tuple[str, ...]) -> None:
     progress = io.StringIO()
-    report = run_test(
-        RunOptions(
-            messages=MESSAGES,
-            shards=2,
-            consumers=2,
-            faults=faults,
-            local=False,  # the session's servers, through the environment
-            rate=4000,
-            timeout=150,
-            progress=progress,
-        )
-    )
+    report = reliability_run(MESSAGES, rate=4000, timeout=150, faults=faults, progress=progress)
     table = report.table()
     assert report.error is None, table
     assert report.verdict is not None
@@ -49,3 +42,20 @@ def test_nothing_is_lost(local_kinesis: LocalKinesis, faults: tuple[str, ...]) -
         assert sum(report.injected.values()) > 0, table
     if not faults:
         assert report.verdict.duplicates == 0, table
+
+
+def test_a_lease_table_that_existed_before_the_run_outlives_its_cleanup(
+    local_kinesis: LocalKinesis, dynamodb: Any, unique_name: str, tmp_path: Path
+) -> None:
+    table = f"{unique_name}-leases"
+    DynamoDBLeaseTable(dynamodb, table).create_if_missing()
+    config = tmp_path / "existing-table.conf"
+    config.write_text(f'kinesis.testConsumer.kcl.tableName = "{table}"\n')
+    try:
+        report = reliability_run(200, rate=1000, timeout=120, shards=1, consumers=1, config=config)
+        assert report.succeeded, report.table()
+        dynamodb.describe_table(TableName=table)  # kept: it was there before the run
+        with pytest.raises(dynamodb.exceptions.ResourceNotFoundException):
+            dynamodb.describe_table(TableName=membership_table_name(table))  # the run's own
+    finally:
+        dynamodb.delete_table(TableName=table)
