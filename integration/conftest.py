@@ -160,32 +160,11 @@ def split_in_two(kinesis: KinesisClient, stream: str) -> str:
     return parent
 
 
-def reliability_run(
-    messages: int,
-    *,
-    rate: int,
-    timeout: float,
-    shards: int = 2,
-    consumers: int = 2,
-    faults: tuple[str, ...] = (),
-    config: Path | None = None,
-    progress: io.StringIO | None = None,
-) -> RunReport:
-    """The reliability run on the servers the environment names: the session's, or the limits
-    mode in front of them."""
-    return run_test(
-        RunOptions(
-            messages=messages,
-            shards=shards,
-            consumers=consumers,
-            faults=faults,
-            local=False,
-            config=config,
-            rate=rate,
-            timeout=timeout,
-            progress=progress if progress is not None else io.StringIO(),
-        )
-    )
+def reliability_run(messages: int, **options: Any) -> RunReport:
+    """The reliability run on the servers the environment names (the session's, or the limits
+    mode in front of them); ``options`` as for ``RunOptions`` (2 shards, 2 consumers)."""
+    options.setdefault("progress", io.StringIO())
+    return run_test(RunOptions(messages, local=False, **options))
 
 
 @pytest.fixture(scope="session")
