@@ -28,10 +28,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from _shared import consumer_conf  # this folder: the script's own
 from botocore.config import Config
 
 import kinesis_actors
-from kinesis_actors import ConsumerConf, KinesisConsumer, load_config
+from kinesis_actors import ConsumerConf, KinesisConsumer
 
 try:
     from kinesis_actors.testing import LocalKinesis
@@ -41,18 +42,9 @@ except ImportError:  # the layout before the public `testing` package
 __all__ = ["main", "measure"]
 
 
-def _conf(stream: str, application: str, kcl: str = "") -> ConsumerConf:
-    text = f"""
-    kinesis {{
-      application-name = "{application}"
-      idle {{
-        stream-name = "{stream}"
-        worker {{ gracefulShutdownHook = false }}
-        kcl {{ workerId = "idle-bench", maxLeasesForWorker = 100000 {", " + kcl if kcl else ""} }}
-      }}
-    }}
-    """
-    return ConsumerConf.from_config(load_config(text), "idle")
+def _conf(stream: str, kcl: str = "") -> ConsumerConf:
+    every_lease = 'workerId = "idle-bench", maxLeasesForWorker = 100000'
+    return consumer_conf(stream, f"{every_lease}, {kcl}" if kcl else every_lease)
 
 
 def _counted(client: Any, calls: Counter[str]) -> Any:
@@ -110,7 +102,7 @@ def measure(
     limits: dict[str, Any] = {"aws_limits": True} if aws_limits else {}  # older layouts lack it
     with LocalKinesis(backend="emulators", **limits) as local:
         admin_kinesis, admin_dynamodb = local.kinesis_client(), local.dynamodb_client()
-        stream, application = f"idle-{uuid.uuid4().hex[:8]}", f"idle-{uuid.uuid4().hex[:6]}"
+        stream = f"idle-{uuid.uuid4().hex[:8]}"
         admin_kinesis.create_stream(StreamName=stream, ShardCount=shards)
         admin_kinesis.get_waiter("stream_exists").wait(
             StreamName=stream, WaiterConfig={"Delay": 0.2}
@@ -120,7 +112,7 @@ def measure(
         pool = Config(max_pool_connections=max(10, shards))
         kinesis = _counted(local.kinesis_client(config=pool), calls)
         dynamodb = _counted(local.dynamodb_client(config=pool), calls)
-        conf = _conf(stream, application, kcl)
+        conf = _conf(stream, kcl)
         starts = _StartCounter()
         consumer = KinesisConsumer(lambda event: None, conf, kinesis=kinesis, dynamodb=dynamodb)
         started = time.monotonic()
