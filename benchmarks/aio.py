@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import asyncio
+import functools
 import gc
 import itertools
 import math
@@ -36,6 +37,8 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
+
+import producer_actor
 
 from kinesis_actors import (
     ConsumerConf,
@@ -123,18 +126,12 @@ def _async_path(conf: ProducerConf, events: list[ProducerEvent], tasks: int) -> 
 
 
 def run_producer(
-    records: int = 100_000,
-    payload_size: int = 100,
-    window: int = 5_000,
-    rounds: int = 3,
-    *,
-    gc_off: bool = False,
+    events: list[ProducerEvent], window: int = 5_000, rounds: int = 3, *, gc_off: bool = False
 ) -> dict[str, float]:
     """Best of ``rounds`` of each producer path, interleaved; records/s and the ratio. With
     ``gc_off`` the cyclic garbage collector is disabled while a path runs (how much of a path's
     cost is the collector walking its objects)."""
-    payload = b"x" * payload_size
-    events = [ProducerEvent(f"pk-{n}", payload) for n in range(records)]
+    records = len(events)
     conf = _producer_conf(window)
     paths: dict[str, Callable[[], float]] = {
         "engine_count": lambda: _engine_path(conf, events, window, read=False),
@@ -211,33 +208,21 @@ def _consumer_conf(stream: str) -> ConsumerConf:
     return ConsumerConf.from_config(tree, "bench")
 
 
-def _plain(stream: str, expected: int) -> float:
+def _on_kinesis_consumer(stream: str, expected: int, *, coroutine: bool) -> float:
+    """``KinesisConsumer`` with a plain function or an ``async def`` (on its own loop)."""
     count = _Count(expected)
 
-    def process_record(event: ConsumerEvent) -> None:
+    def plain(event: ConsumerEvent) -> None:
         count.record()
 
-    consumer = KinesisConsumer(process_record, _consumer_conf(stream))
+    async def async_def(event: ConsumerEvent) -> None:
+        count.record()
+
+    consumer = KinesisConsumer(async_def if coroutine else plain, _consumer_conf(stream))
     try:
         consumer.start()
         if not count.done.wait(300):
-            raise RuntimeError("plain function: not every record was processed")
-    finally:
-        consumer.stop()
-    return count.rate
-
-
-def _coroutine_own_loop(stream: str, expected: int) -> float:
-    count = _Count(expected)
-
-    async def process_record(event: ConsumerEvent) -> None:
-        count.record()
-
-    consumer = KinesisConsumer(process_record, _consumer_conf(stream))
-    try:
-        consumer.start()
-        if not count.done.wait(300):
-            raise RuntimeError("async def: not every record was processed")
+            raise RuntimeError(f"coroutine={coroutine}: not every record was processed")
     finally:
         consumer.stop()
     return count.rate
@@ -261,8 +246,8 @@ def run_consumer(records: int = 200_000, rounds: int = 3) -> dict[str, float]:
     """Best of ``rounds`` interleaved runs of each processor kind on one pre-filled 4-shard
     stream (KPL-aggregated by the engine, so processing, not fetching, dominates)."""
     paths: dict[str, Callable[[str, int], float]] = {
-        "plain": _plain,
-        "async_own_loop": _coroutine_own_loop,
+        "plain": functools.partial(_on_kinesis_consumer, coroutine=False),
+        "async_own_loop": functools.partial(_on_kinesis_consumer, coroutine=True),
         "async_callers_loop": _coroutine_callers_loop,
     }
     best = dict.fromkeys(paths, 0.0)
@@ -301,12 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         "--gc-off", action="store_true", help="producer paths with the cyclic GC disabled"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING")
-    )  # tables, not log lines
-    producer = run_producer(
-        args.records, args.payload_size, args.window, args.producer_rounds, gc_off=args.gc_off
-    )
+    # The output is tables, not log lines.
+    logging.basicConfig(level=os.environ.get("KINESIS_ACTORS_LOG_LEVEL", "WARNING"))
+    events = producer_actor._events(args.records, args.payload_size)
+    producer = run_producer(events, args.window, args.producer_rounds, gc_off=args.gc_off)
     consumer = run_consumer(args.consumer_records, args.rounds)
     window = args.window
     rows = [

@@ -203,6 +203,23 @@ def test_a_bad_record_fails_its_own_future_and_nothing_else(
     assert producer.stats().invalid_user_records == 1
 
 
+def test_a_sink_hears_of_every_record_once_with_its_tag(make_producer: Any, client: Any) -> None:
+    fail_entries(client, THROTTLED, times=3)  # some records finish after a retry
+    producer = make_producer()
+    heard: list[tuple[object, threading.Thread]] = []
+
+    def sink(futures: Any) -> None:
+        heard.extend((future.tag, threading.current_thread()) for future in futures)
+
+    bad = producer.add_user_record(event("k", ehk="-1"), sink=sink, tag="bad")
+    assert heard == [("bad", threading.current_thread())]  # failed at once, on this thread
+    futures = [producer.add_user_record(event(f"k{n}"), sink=sink, tag=n) for n in range(200)]
+    assert producer.flush_sync(timeout=10)
+    assert sorted(tag for tag, _ in heard[1:]) == list(range(200))  # type: ignore[type-var]
+    assert threading.current_thread() not in {thread for _, thread in heard[1:]}
+    assert all(f.result(0).successful for f in futures) and bad.exception(0) is not None
+
+
 @pytest.mark.parametrize(
     "good",
     [

@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
+from kinesis_actors._aio.lifecycle import AsyncStartStop
 from kinesis_actors._config import ConsumerConf, load_config, resolve_consumer_conf
 from kinesis_actors._consumer import KinesisConsumer
 from kinesis_actors._logging import get_logger
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     import pykka
     from pyhocon import ConfigTree
 
@@ -30,7 +29,7 @@ __all__ = ["AsyncKinesisConsumer"]
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-class AsyncKinesisConsumer:
+class AsyncKinesisConsumer(AsyncStartStop):
     """Consumes one stream from async code; ``process_record`` is usually ``async def``::
 
         async def process_record(event: ConsumerEvent) -> None:
@@ -123,22 +122,6 @@ class AsyncKinesisConsumer:
         if consumer is None:
             return True
         return await asyncio.get_running_loop().run_in_executor(None, consumer.stop)
-
-    async def __aenter__(self) -> Self:
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- signals ---------------------------------------------------------------------------------
 

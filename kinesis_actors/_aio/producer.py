@@ -20,19 +20,17 @@ import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any
 
 from pyhocon import ConfigTree
 
+from kinesis_actors._aio.lifecycle import AsyncStartStop
 from kinesis_actors._config import KplConf, ProducerConf, resolve_producer_conf
 from kinesis_actors._errors import ProducerStoppedError, UserRecordFailedError
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent, UserRecordResult
 from kinesis_actors._producer.engine import EngineStats, KinesisProducer
 from kinesis_actors._producer.futures import RecordFuture, outcome
-
-if TYPE_CHECKING:
-    from types import TracebackType
 
 __all__ = ["AsyncKinesisProducer", "AsyncProducerStats"]
 
@@ -72,7 +70,7 @@ def _conf(
     return resolve_producer_conf(source, producer_name, stream_name=stream_name)
 
 
-class AsyncKinesisProducer:
+class AsyncKinesisProducer(AsyncStartStop):
     """Puts records from coroutines through one `KinesisProducer` engine::
 
         async with AsyncKinesisProducer(load_config(), "orders-producer") as producer:
@@ -174,22 +172,6 @@ class AsyncKinesisProducer:
             self._submit(*self._waiting.popleft())
         await asyncio.get_running_loop().run_in_executor(None, engine.stop)
         self._drain()  # results that arrived after the last scheduled drain
-
-    async def __aenter__(self) -> Self:
-        try:
-            await self.start()
-        except BaseException:
-            await self.stop()  # a cancelled start may still have built the engine
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
 
     # -- records ---------------------------------------------------------------------------------
 
