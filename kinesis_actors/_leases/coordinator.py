@@ -45,7 +45,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import pykka
@@ -65,6 +64,7 @@ from kinesis_actors._leases.shard_sync import ShardSync
 from kinesis_actors._leases.table import DynamoDBLeaseTable, LeaseTable
 from kinesis_actors._leases.taker import LeaseTaker
 from kinesis_actors._leases.taker_loop import MIN_INTERVAL, TakerLoop
+from kinesis_actors._lifecycle import StartedOnEnter
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import Sentinel
 from kinesis_actors._stream_ref import StreamRef
@@ -88,7 +88,7 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class LeaseCoordinator:
+class LeaseCoordinator(StartedOnEnter):
     """Holds, renews, takes and releases this worker's leases. Thread-safe.
 
     Pass ``dynamodb`` (a DynamoDB lease table named ``table_name`` is used) or ``table`` (any
@@ -296,18 +296,6 @@ class LeaseCoordinator:
                 thread.join()
         self._flush()
         self._log.info("lease coordinator stopped")
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- the consumer's calls ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from pyhocon import ConfigTree
 
@@ -24,6 +24,7 @@ from kinesis_actors._aws import producer_client
 from kinesis_actors._config import KplConf, ProducerConf, resolve_producer_conf
 from kinesis_actors._errors import InvalidRecordError, ProducerStoppedError
 from kinesis_actors._exit import ENGINES, at_exit
+from kinesis_actors._lifecycle import StoppedOnExit
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent
 from kinesis_actors._producer.call_pool import CallPool
@@ -34,8 +35,6 @@ from kinesis_actors._producer.retrier import error_code
 from kinesis_actors._producer.shard_map import ShardMap, list_shards
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from mypy_boto3_kinesis import KinesisClient
     from mypy_boto3_kinesis.type_defs import ShardTypeDef
 
@@ -83,7 +82,7 @@ class EngineStats:
     outstanding_records: int
 
 
-class KinesisProducer:
+class KinesisProducer(StoppedOnExit):
     """Puts user records to one stream the way the KPL does, each with its own future.
 
     Build it from a ``ProducerConf`` or, like the Scala ``KinesisProducerKPL``, from a ``kpl``
@@ -290,17 +289,6 @@ class KinesisProducer:
             wrong_shard_records=s.wrong_shard_records,
             outstanding_records=self.outstanding_records_count(),
         )
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- engine thread ---------------------------------------------------------------------------
 

@@ -17,10 +17,11 @@ import time
 from typing import IO, TYPE_CHECKING, Final
 
 from kinesis_actors._errors import LocalBackendError
+from kinesis_actors._lifecycle import StartedOnEnter
 from kinesis_actors.testing._limits_stats import LimitsStats, fetch_stats
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    pass
 
 __all__ = ["LimitsProxyProcess"]
 
@@ -29,7 +30,7 @@ _READY_PREFIX: Final = "limits proxy listening on "
 _BOOT: Final = "import sys; from kinesis_actors.testing._limits_proxy import main; sys.exit(main())"
 
 
-class LimitsProxyProcess:
+class LimitsProxyProcess(StartedOnEnter):
     """``LimitsProxy`` as a child process; see that class for the arguments."""
 
     def __init__(
@@ -102,17 +103,6 @@ class LimitsProxyProcess:
             process.kill()
             output, _ = process.communicate()
         self.exit_report = output.strip()
-
-    def __enter__(self) -> LimitsProxyProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def endpoint(self) -> str:

@@ -30,6 +30,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Final
 
+from kinesis_actors._lifecycle import StartedOnEnter
 from kinesis_actors.testing._limits_dynamodb import DynamoDBLimits, dynamodb_error
 from kinesis_actors.testing._limits_kinesis import KinesisLimits, kinesis_error
 from kinesis_actors.testing._limits_model import AwsLimits, LimitModel
@@ -37,7 +38,7 @@ from kinesis_actors.testing._limits_stats import STATS_PATH, LimitsCounters, Lim
 from kinesis_actors.testing._limits_upstream import Reply, Upstream
 
 if TYPE_CHECKING:
-    from types import FrameType, TracebackType
+    from types import FrameType
 
 __all__ = ["LimitsProxy", "main"]
 
@@ -82,7 +83,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the counters are the record of what happened."""
 
 
-class LimitsProxy:
+class LimitsProxy(StartedOnEnter):
     """AWS's Kinesis and DynamoDB limits on loopback, in front of two local servers.
 
     Args:
@@ -141,17 +142,6 @@ class LimitsProxy:
         if self._thread is not None:
             self._thread.join(timeout=5.0)
             self._thread = None
-
-    def __enter__(self) -> LimitsProxy:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

@@ -30,6 +30,7 @@ from botocore.config import Config
 
 from kinesis_actors._aws import new_client
 from kinesis_actors._errors import LocalBackendError
+from kinesis_actors._lifecycle import StartedOnEnter
 from kinesis_actors._logging import get_logger
 from kinesis_actors.testing._backends import (
     BACKEND_MOTO,
@@ -53,7 +54,6 @@ from kinesis_actors.testing._processes import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from types import TracebackType
 
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
@@ -68,7 +68,7 @@ _log = get_logger(__name__)
 _LIMITS_PROXY: Final = "limits-proxy"
 
 
-class LocalKinesis:
+class LocalKinesis(StartedOnEnter):
     """Local Kinesis + DynamoDB servers on loopback, as a context manager.
 
     Args:
@@ -140,17 +140,6 @@ class LocalKinesis:
         self.log_dir: Path | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def __enter__(self) -> LocalKinesis:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def start(self) -> LocalKinesis:
         """Start the servers (no-op if running) and wait until they answer.
