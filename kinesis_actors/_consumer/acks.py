@@ -1,13 +1,16 @@
-"""ResponseCollector: the acknowledgements of one batch, and its checkpoint targets."""
+"""What a shard may checkpoint: the acknowledgements of one batch and its checkpoint targets
+(`ResponseCollector`), and the positions already written or in flight (`CheckpointPositions`),
+so that the same or an older position is never checkpointed twice. Pure state of the
+BatchTracker."""
 
 from __future__ import annotations
 
 import operator
 from collections.abc import Sequence
 
-from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent
+from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, Sentinel
 
-__all__ = ["ResponseCollector"]
+__all__ = ["CheckpointPositions", "ResponseCollector"]
 
 _position_key = operator.attrgetter("_key")
 #: States of a position in ``_acked`` (0: not acknowledged).
@@ -72,3 +75,32 @@ class ResponseCollector:
         """Unacknowledged records, in the batch's order."""
         acked, positions = self._acked, self._positions
         return tuple(e for e in self.events if not acked[positions[e.sequence_number._key]])
+
+
+class CheckpointPositions:
+    """The position last checkpointed and the one in flight (one at a time)."""
+
+    __slots__ = ("in_flight", "written")
+
+    def __init__(self) -> None:
+        self.written: CompoundSequenceNumber | None = None
+        self.in_flight: CompoundSequenceNumber | None = None
+
+    def is_new(self, position: CompoundSequenceNumber | None) -> bool:
+        """Above what was checkpointed (never the same or an older position twice)."""
+        return position is not None and (self.written is None or position > self.written)
+
+    def offer(self, target: CompoundSequenceNumber | None) -> bool:
+        """True if ``target`` is to be checkpointed now (it is then in flight)."""
+        if target is None or not self.is_new(target):
+            return False
+        if self.in_flight is not None and target <= self.in_flight:
+            return False
+        self.in_flight = target
+        return True
+
+    def answered(self, position: CompoundSequenceNumber | Sentinel, success: bool) -> None:
+        """The checkpoint in flight was answered (``NotReady`` is a failure)."""
+        self.in_flight = None
+        if success and isinstance(position, CompoundSequenceNumber) and self.is_new(position):
+            self.written = position

@@ -34,8 +34,8 @@ from kinesis_actors import metrics
 from kinesis_actors._actors import tell
 from kinesis_actors._config import WorkerConf
 from kinesis_actors._consumer._support import FailureReporter, positions
-from kinesis_actors._consumer.acks import ResponseCollector
-from kinesis_actors._consumer.dead_letter import SKIPPED, UNACKNOWLEDGED, DeadLetter, SkippedRecords
+from kinesis_actors._consumer.acks import CheckpointPositions, ResponseCollector
+from kinesis_actors._consumer.dead_letter import DeadLetter, SkipLedger
 from kinesis_actors._consumer.executor import BlockingExecutor
 from kinesis_actors._consumer.failures import describe_error
 from kinesis_actors._consumer.messages import (
@@ -139,15 +139,13 @@ class BatchTracker(pykka.ThreadingActor):
         self._batch_reply_to: pykka.ActorRef[Any] | None = None
         self._batch = 0
         self._attempt = 0
-        #: Records acknowledged with ``successful=False`` in this batch (logged when it ends).
-        self._skipped: list[CompoundSequenceNumber] = []
-        #: The last error reported for a record of this batch, by position: its ``lastError``.
-        self._last_errors: dict[tuple[int, int], str] = {}
+        #: The batch's skipped records (logged when it ends) and last errors (``lastError``).
+        self._skips = SkipLedger(shard_id)
         self._timer: Cancellable | None = None
-        # Checkpoint positions: processed (target), written, and in flight.
+        # Checkpoint positions: processed (the target carried across batches), written and in
+        # flight.
         self._latest: CompoundSequenceNumber | None = None
-        self._last_checkpointed: CompoundSequenceNumber | None = None
-        self._checkpoint_in_flight: CompoundSequenceNumber | None = None
+        self._checkpoints = CheckpointPositions()
         #: NothingToCheckpoint was sent: tell CheckpointWanted once something newer is processed.
         self._checkpointer_paused = False
         # Shutdown.
@@ -207,7 +205,7 @@ class BatchTracker(pykka.ThreadingActor):
             self._on_checkpoint_result(message)
         elif isinstance(message, NotReady):
             self._log.debug("checkpointer not ready", sequence_number=str(message.checkpoint))
-            self._checkpoint_in_flight = None
+            self._checkpoints.in_flight = None
         elif isinstance(message, GracefulShutdown):
             self._shutdown(message)
         else:
@@ -220,7 +218,7 @@ class BatchTracker(pykka.ThreadingActor):
         self._state = _State.PROCESSING
         self._collector = ResponseCollector(message.events, self._latest)
         self._batch_reply_to = message.reply_to
-        self._last_errors = {}
+        self._skips.clear()
         self._batch += 1
         self._attempt = 0
         self._send(message.events)
@@ -247,16 +245,15 @@ class BatchTracker(pykka.ThreadingActor):
                 # A late ack of an earlier, already completed or forgiven batch: not counted.
                 self._log.debug("ack outside the current batch ignored", seq=str(sequence_number))
             elif not successful:
-                self._skipped.append(sequence_number)
+                self._skips.skipped.append(sequence_number)
         if collector.done and self._state is _State.PROCESSING:
             self._batch_done(collector, ())
         self._resume_checkpointer()
 
     def _on_failures(self, failures: tuple[tuple[CompoundSequenceNumber, str], ...]) -> None:
-        # A record not of this batch is never looked up; the dict is reset per batch.
+        # A record not of this batch is never looked up; the ledger is cleared per batch.
         if self._collector is not None:
-            for sequence_number, error in failures:
-                self._last_errors[sequence_number._key] = error
+            self._skips.failed(failures)
 
     def _on_timeout(self, message: _BatchTimeout) -> None:
         collector = self._collector
@@ -299,7 +296,9 @@ class BatchTracker(pykka.ThreadingActor):
     ) -> None:
         """Every record acknowledged or ``forgiven`` by the tolerance: complete the batch, after
         the dead-letter path kept its skipped records if there is one."""
-        skipped = self._skipped_records(collector, forgiven)
+        attempts, timeout = self._attempt + 1, self._conf.batch_timeout
+        why = f"not acknowledged after {attempts} attempt(s) of {timeout:g} s each"
+        skipped = self._skips.groups(collector.events, forgiven, why)
         if self._dead_letter is None or not skipped:
             self._complete_batch(collector.latest_event, ProcessingComplete())
             return
@@ -318,26 +317,6 @@ class BatchTracker(pykka.ThreadingActor):
         assert self._executor is not None
         self._executor.call(work, deliver)
 
-    def _skipped_records(
-        self, collector: ResponseCollector, forgiven: tuple[ConsumerEvent, ...]
-    ) -> list[SkippedRecords]:
-        groups: list[SkippedRecords] = []
-        last_errors = self._last_errors
-
-        def group(events: tuple[ConsumerEvent, ...], reason: str, why: str) -> None:
-            errors = tuple(last_errors.get(e.sequence_number._key) for e in events)
-            groups.append(SkippedRecords(events, self._shard_id, reason, why, errors))
-
-        if self._skipped:
-            keys = {seq._key for seq in self._skipped}
-            events = tuple(e for e in collector.events if e.sequence_number._key in keys)
-            group(events, SKIPPED, "acknowledged with EventProcessed(successful=False)")
-        if forgiven:
-            attempts, timeout = self._attempt + 1, self._conf.batch_timeout
-            why = f"not acknowledged after {attempts} attempt(s) of {timeout:g} s each"
-            group(forgiven, UNACKNOWLEDGED, why)
-        return groups
-
     def _on_dead_lettered(self, message: _DeadLettered) -> None:
         collector = self._collector
         if collector is None or self._state is not _State.DEAD_LETTERING:
@@ -347,7 +326,8 @@ class BatchTracker(pykka.ThreadingActor):
         if message.error is None:
             self._complete_batch(collector.latest_event, ProcessingComplete())
             return
-        failed = tuple(e for group in self._skipped_records(collector, ()) for e in group.events)
+        groups = self._skips.groups(collector.events, (), "")
+        failed = tuple(e for group in groups for e in group.events)
         failed += collector.unconfirmed
         self._log.error(
             "dead-letter path failed: the skipped records are not checkpointed past",
@@ -363,21 +343,21 @@ class BatchTracker(pykka.ThreadingActor):
         self, latest: CompoundSequenceNumber | None, reply: ProcessingComplete
     ) -> None:
         self._cancel_timer()
-        if self._skipped:
+        skipped = self._skips.skipped
+        if skipped:
             # One line per batch, however many records the processor skipped.
             self._log.warning(
                 "Skipping messages due to client failure",
-                skipped=len(self._skipped),
-                first=str(self._skipped[0]),
-                last=str(self._skipped[-1]),
+                skipped=len(skipped),
+                first=str(skipped[0]),
+                last=str(skipped[-1]),
             )
-            self._skipped = []
         if self._collector is not None:
             acknowledged = len(self._collector.events) - self._collector.pending
             metrics.count("RecordsProcessed", acknowledged, shard_id=self._shard_id)
         self._latest = latest
         self._collector = None
-        self._last_errors = {}
+        self._skips.clear()
         self._resume_checkpointer()
         self._state = _State.READY
         tell(self._batch_reply_to, reply)
@@ -403,41 +383,28 @@ class BatchTracker(pykka.ThreadingActor):
             return self._collector.latest_confirmed
         return self._latest
 
-    def _is_new(self, position: CompoundSequenceNumber | None) -> bool:
-        return position is not None and (
-            self._last_checkpointed is None or position > self._last_checkpointed
-        )
-
     def _offer_checkpoint(self) -> None:
         target = self._processed()
-        if not self._is_new(target):
+        if not self._checkpoints.is_new(target):
             if not self._checkpointer_paused:
                 self._checkpointer_paused = True
                 tell(self._checkpointer, NothingToCheckpoint())
             return
-        in_flight = self._checkpoint_in_flight
-        if in_flight is not None and target is not None and target <= in_flight:
-            return
-        self._checkpoint_in_flight = target
-        self._checkpointer_paused = False  # it leaves READY; its notifications restart after
-        assert target is not None
-        tell(self._checkpointer, Checkpoint(target, reply_to=self.actor_ref))
+        if self._checkpoints.offer(target):
+            self._checkpointer_paused = False  # it leaves READY; its notifications restart after
+            assert target is not None
+            tell(self._checkpointer, Checkpoint(target, reply_to=self.actor_ref))
 
     def _resume_checkpointer(self) -> None:
         """Something newer than the last checkpoint was processed: end the pause, if any."""
-        if self._checkpointer_paused and self._is_new(self._processed()):
+        if self._checkpointer_paused and self._checkpoints.is_new(self._processed()):
             self._checkpointer_paused = False
             tell(self._checkpointer, CheckpointWanted())
 
     def _on_checkpoint_result(self, message: CheckpointResult) -> None:
-        self._checkpoint_in_flight = None
         position = message.sequence_number
-        if not isinstance(position, CompoundSequenceNumber):
-            return
-        if message.success:
-            if self._is_new(position):
-                self._last_checkpointed = position
-        else:
+        self._checkpoints.answered(position, message.success)
+        if not message.success and isinstance(position, CompoundSequenceNumber):
             self._log.warning("Failed to checkpoint", sequence_number=str(position))
 
     # -- shutdown -------------------------------------------------------------------------------
@@ -457,7 +424,7 @@ class BatchTracker(pykka.ThreadingActor):
         final: CompoundSequenceNumber | Sentinel | None = None
         if message.reason is ShutdownReason.SHARD_END:
             final = Sentinel.SHARD_END
-        elif message.reason is ShutdownReason.REQUESTED and self._is_new(target):
+        elif message.reason is ShutdownReason.REQUESTED and self._checkpoints.is_new(target):
             final = target
         if final is None:
             if message.reason is ShutdownReason.REQUESTED:
@@ -482,10 +449,10 @@ class BatchTracker(pykka.ThreadingActor):
     def _while_shutting_down(self, message: Any) -> None:
         if (
             isinstance(message, CheckpointResult | NotReady)
-            and self._checkpoint_in_flight is not None
+            and self._checkpoints.in_flight is not None
         ):
             # The answer to the checkpoint sent before the shutdown: the forced one comes next.
-            self._checkpoint_in_flight = None
+            self._checkpoints.in_flight = None
         elif isinstance(message, CheckpointResult) and self._final_checkpoint is not None:
             if not message.success:
                 self._log.warning(

@@ -20,14 +20,14 @@ import base64
 import concurrent.futures
 import inspect
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pykka
 
 from kinesis_actors._errors import DeadLetterError
-from kinesis_actors._models import ConsumerEvent, ProducerEvent
+from kinesis_actors._models import CompoundSequenceNumber, ConsumerEvent, ProducerEvent
 
 if TYPE_CHECKING:
     from kinesis_actors._producer import KinesisProducer
@@ -38,6 +38,7 @@ __all__ = [
     "DeadLetter",
     "DeadLetterStream",
     "OnSkipped",
+    "SkipLedger",
     "SkippedRecords",
     "chain",
     "dead_letter_record",
@@ -78,6 +79,50 @@ class SkippedRecords:
 
 #: Keeps skipped records somewhere safe; blocking; returns when they are, raises otherwise.
 DeadLetter = Callable[[SkippedRecords], None]
+
+
+class SkipLedger:
+    """What the BatchTracker knows of its batch in flight's failures (pure state): the records
+    the processor skipped, in order, and the last error reported for each record."""
+
+    __slots__ = ("_last_errors", "_shard_id", "skipped")
+
+    def __init__(self, shard_id: str) -> None:
+        self._shard_id = shard_id
+        #: Records acknowledged with ``EventProcessed(successful=False)``.
+        self.skipped: list[CompoundSequenceNumber] = []
+        self._last_errors: dict[tuple[int, int], str] = {}
+
+    def clear(self) -> None:
+        self.skipped = []
+        self._last_errors = {}
+
+    def failed(self, failures: Iterable[tuple[CompoundSequenceNumber, str]]) -> None:
+        for sequence_number, error in failures:
+            self._last_errors[sequence_number._key] = error
+
+    def groups(
+        self,
+        events: Sequence[ConsumerEvent],
+        forgiven: tuple[ConsumerEvent, ...],
+        forgiven_why: str,
+    ) -> list[SkippedRecords]:
+        """The batch's skipped records (of ``events``, the batch) by reason: those the processor
+        skipped, then those the tolerance ``forgave`` (``forgiven_why`` says how)."""
+        groups: list[SkippedRecords] = []
+        last_errors = self._last_errors
+
+        def group(records: tuple[ConsumerEvent, ...], reason: str, why: str) -> None:
+            errors = tuple(last_errors.get(e.sequence_number._key) for e in records)
+            groups.append(SkippedRecords(records, self._shard_id, reason, why, errors))
+
+        if self.skipped:
+            keys = {seq._key for seq in self.skipped}
+            skipped = tuple(e for e in events if e.sequence_number._key in keys)
+            group(skipped, SKIPPED, "acknowledged with EventProcessed(successful=False)")
+        if forgiven:
+            group(forgiven, UNACKNOWLEDGED, forgiven_why)
+        return groups
 
 
 def dead_letter_record(
