@@ -71,6 +71,9 @@ def lease_writer(coordinator: LeaseCheckpointer, shard_id: str, token: str) -> C
 
 
 class _State(enum.Enum):
+    """READY takes a checkpoint; CHECKPOINTING writes one; WAITING keeps
+    ``checkpointer.intervalMillis`` between two writes."""
+
     READY = "ready"
     CHECKPOINTING = "checkpointing"
     WAITING = "waiting"
@@ -91,6 +94,8 @@ class _Written:
 
 @dataclass(frozen=True)
 class _RetryShardEnd:
+    """Timer: write this forced SHARD_END checkpoint again (it failed; children wait on it)."""
+
     checkpoint: Checkpoint
 
 

@@ -77,16 +77,20 @@ class StopConsumer:
 
 @dataclass(frozen=True)
 class _Restart:
+    """Timer: the backoff after a crash of this lease's shard is over; start it again."""
+
     lease: HeldLease
 
 
 @dataclass(frozen=True)
 class _StopDeadline:
-    pass
+    """Timer: the shards had their time to report back on a stop; stop without the others."""
 
 
 @dataclass(frozen=True)
 class _CoordinatorStopped:
+    """The lease coordinator stopped (on its own thread), with ``error`` if that failed."""
+
     error: BaseException | None
 
 

@@ -229,6 +229,8 @@ class Checkpoint:
 
 @dataclass(frozen=True)
 class CheckpointResult:
+    """The answer to a ``Checkpoint``: was ``sequence_number`` written to the lease table."""
+
     sequence_number: CompoundSequenceNumber | Sentinel
     success: bool
 
