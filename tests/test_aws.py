@@ -8,6 +8,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ParamValidationError
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
 from kinesis_actors._aws import (
@@ -93,6 +94,31 @@ def test_standard_endpoint_variables_keep_working(monkeypatch: pytest.MonkeyPatc
     assert producer_client(KplConf.from_config({"Region": "us-east-1"})).meta.endpoint_url == (
         "http://127.0.0.1:1111"
     )
+
+
+def test_consumer_clients_send_a_fixed_user_agent_and_dynamodb_calls_skip_validation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    conf = ConsumerConf.from_config(
+        load_config("kinesis.c { stream-name = s, kcl.regionName = us-east-1 }"), "c"
+    )
+    kinesis, dynamodb = consumer_clients(conf.kcl)
+    agents: list[str] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        agents.append(request.headers["User-Agent"].decode())
+        return AWSResponse(request.url, 200, {}, _Raw(b"{}"))
+
+    for client in (kinesis, dynamodb):
+        client.meta.events.register_first("before-send", answer)
+    dynamodb.get_item(TableName="x", Key={})  # botocore's validation wants >= 3 characters
+    with pytest.raises(ParamValidationError):
+        kinesis.get_records(ShardIterator="")  # the Kinesis client still validates
+    kinesis.get_records(ShardIterator="it")
+    assert len(agents) == 2 and len(set(agents)) == 1
+    assert agents[0].startswith("kinesis-actors/")
 
 
 def test_client_hooks_see_every_client() -> None:
