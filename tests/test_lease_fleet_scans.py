@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kinesis_actors._leases import InMemoryLeaseTable, Lease, LeaseRenewer, LeaseTaker
-from kinesis_actors._leases.lease import LeaseEvent
+from kinesis_actors._leases.lease import LeaseEvent, LeaseHandoffRequested
 from kinesis_actors._leases.membership import InMemoryMembershipTable, Member, Membership
 from kinesis_actors._leases.taker_loop import TakerLoop
 from kinesis_actors._models import Sentinel
@@ -96,9 +96,10 @@ class Worker:
     def __init__(self, world: World, worker_id: str) -> None:
         self.world = world
         self.up = True
-        self.events: list[LeaseEvent] = []
+        #: (virtual time, message) for every message to the subscriber.
+        self.events: list[tuple[float, LeaseEvent]] = []
         self.renewer = LeaseRenewer(
-            world.table, worker_id, failover_time=FAILOVER, notify=self.events.append,
+            world.table, worker_id, failover_time=FAILOVER, notify=self.notify,
             fence_margin=EPSILON, clock=world.clock,
         )  # fmt: skip
         taker = LeaseTaker(world.table, worker_id, failover_time=FAILOVER, clock=world.clock)
@@ -109,12 +110,15 @@ class Worker:
         self.loop = TakerLoop(
             renewer=self.renewer, taker=taker, membership=self.membership, table_name="leases",
             failover_time=FAILOVER, taker_interval=TAKER_INTERVAL, poll_interval=POLL,
-            safety_interval=SAFETY, stopped=threading.Event(), notify=self.events.append,
+            safety_interval=SAFETY, stopped=threading.Event(), notify=self.notify,
             flush=lambda: None, wake_fence=lambda: None, worker_id=worker_id, clock=world.clock,
         )  # fmt: skip
         self.membership.beat()
         world.at(world.now, self.step)
         world.at(world.now + RENEWER_INTERVAL, self.renew)
+
+    def notify(self, event: LeaseEvent) -> None:
+        self.events.append((self.world.now, event))
 
     def step(self) -> None:
         if self.up:
@@ -183,6 +187,20 @@ def test_a_lease_held_by_a_worker_without_membership_brings_back_the_kcl_cadence
     world.idle(10 * TAKER_INTERVAL)
     assert 9 <= world.table.scans - scans <= 12  # one per taker interval: the Java lease is live
     assert {lease.owner for lease in world.table.list_leases()} == {"a", "java-worker"}
+
+
+def test_an_owner_learns_of_a_hand_off_request_at_its_next_poll() -> None:
+    world = World(4)
+    a = world.start("a")
+    world.run(lambda: world.held() == {"a": 4}, 60)
+    renewals = int(world.now / RENEWER_INTERVAL) + 1  # a started at 0 and renews on a grid
+    world.idle(renewals * RENEWER_INTERVAL + 0.01 - world.now)  # just after a renewal
+    world.start("b")
+    joined = world.now
+    asked = world.run(lambda: any(isinstance(e, LeaseHandoffRequested) for _, e in a.events), 10)
+    # b's heartbeat names the leases it asked for; a renews them at its next poll and sees the
+    # request, instead of at its next renewal.
+    assert asked - joined <= 2 * POLL < RENEWER_INTERVAL
 
 
 def test_a_release_is_announced_and_taken_at_the_next_poll() -> None:

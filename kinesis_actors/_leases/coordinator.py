@@ -357,12 +357,15 @@ class LeaseCoordinator(StartedOnEnter):
     def release(self, shard_id: str, concurrency_token: str) -> bool:
         """Hand one held lease over now (after its final checkpoint); True if freed.
 
-        Any worker may take it at its next quick taker run; this worker leaves it alone for a
-        taker interval so that another one gets it.
+        During a hand-off another worker asked for, this completes it (that worker holds the
+        lease now). Otherwise the lease is free: the fleet hears of it at its next membership
+        poll, and this worker leaves it alone for a taker interval so that another one gets it.
         """
+        held = self._renewer.lease(shard_id)
+        handed_over = held is not None and held.checkpoint_owner == self._worker_id
         released = self._renewer.release(shard_id, concurrency_token)
         if released:
-            self._taker_loop.released(shard_id)  # the others re-plan at their next poll
+            self._taker_loop.released(shard_id, keep_free=not handed_over)
         return released
 
     # -- threads ---------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ in a small side table named after the lease table, ``<lease table>-Workers``, cr
 ``recordsPerSecond``      N    idem, records
 ``releases``              N    leases released so far
 ``created``               N    times this worker created leases or finished a shard
+``handoffRequests``       SS   shards this worker asked other workers to hand over (only
+                               while some are pending): their owners renew them at once,
+                               and so learn of the request within a poll
 ``updatedAt``             N    wall-clock epoch milliseconds of the heartbeat (for people)
 ========================= ==== ==========================================================
 
@@ -77,6 +80,7 @@ class Member:
     records_per_second: float = 0.0
     releases: int = 0
     created: int = 0
+    requested: frozenset[str] = frozenset()
 
     def announces_change_since(self, before: Member) -> bool:
         """Whether the lease table may have changed for the plan since ``before`` was seen."""
@@ -128,9 +132,11 @@ class DynamoDBMembershipTable(DynamoDBTable, MembershipTable):
         super().__init__(dynamodb, table_name, hash_key="workerId", kind="membership table")
 
     def put(self, member: Member) -> None:
-        item = {"workerId": {"S": member.worker_id}}
+        item: dict[str, Any] = {"workerId": {"S": member.worker_id}}
         item |= {name: {"N": str(getattr(member, field))} for name, field in _NUMBERS.items()}
         item |= {name: {"N": f"{getattr(member, field):.3f}"} for name, field in _RATES.items()}
+        if member.requested:
+            item["handoffRequests"] = {"SS": sorted(member.requested)}
         item["updatedAt"] = {"N": str(int(time.time() * 1000))}
         with self._errors("PutItem"):
             self._dynamodb.put_item(TableName=self._name, Item=item)
@@ -161,6 +167,7 @@ class DynamoDBMembershipTable(DynamoDBTable, MembershipTable):
                         f: int(item.get(n, {}).get("N", "0")) for n, f in _NUMBERS.items()
                     }
                     values |= {f: float(item.get(n, {}).get("N", "0")) for n, f in _RATES.items()}
+                    values["requested"] = frozenset(item.get("handoffRequests", {}).get("SS", ()))
                     found.append(Member(str(item["workerId"]["S"]), **values))
         return found
 
@@ -253,6 +260,18 @@ class Membership:
         """This worker freed a lease: tell the fleet now (a heartbeat with ``releases`` + 1)."""
         self._write(releases=1)
 
+    def requesting(self, shard_ids: frozenset[str]) -> None:
+        """This worker's pending hand-off requests; a heartbeat now if they changed."""
+        with self._lock:
+            changed = shard_ids != self._me.requested
+        if changed:
+            self._write(requested=shard_ids)
+
+    def asked_for(self) -> frozenset[str]:
+        """Shards other live members asked to be handed over (as their heartbeats say)."""
+        with self._lock:
+            return frozenset().union(*(m.requested for _, m in self._fleet.members))
+
     def leases_created(self) -> None:
         """This worker created leases or finished a shard: the others re-plan at their poll."""
         self._write(created=1)
@@ -264,6 +283,7 @@ class Membership:
         rates: tuple[float, float] | None = None,
         releases: int = 0,
         created: int = 0,
+        requested: frozenset[str] | None = None,
     ) -> None:
         with self._write_lock:
             with self._lock:
@@ -276,6 +296,7 @@ class Membership:
                     records_per_second=me.records_per_second if rates is None else rates[1],
                     releases=me.releases + releases,
                     created=me.created + created,
+                    requested=me.requested if requested is None else requested,
                 )
                 member = self._me
             self._table.put(member)

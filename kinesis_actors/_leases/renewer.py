@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from kinesis_actors import metrics
@@ -207,6 +207,13 @@ class LeaseRenewer:
         """Renew every held lease once; drop those lost or expired."""
         with self._lock:
             entries = list(self._held.values())
+        for entry in entries:
+            self._renew(entry)
+
+    def renew_now(self, shard_ids: Collection[str]) -> None:
+        """Renew these held leases now (another worker asked for them: learn it at once)."""
+        with self._lock:
+            entries = [entry for shard_id, entry in self._held.items() if shard_id in shard_ids]
         for entry in entries:
             self._renew(entry)
 

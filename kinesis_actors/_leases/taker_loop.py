@@ -79,6 +79,8 @@ class TakerLoop:
         self._clock = clock
         self._plan_now = threading.Event()
         self._next_scan = clock()
+        #: Held shards whose hand-off requests (seen in heartbeats) were answered by a renewal.
+        self._answered: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         #: shard id -> monotonic time this worker released it (not retaken for a taker interval).
         self._released: dict[str, float] = {}
@@ -92,10 +94,13 @@ class TakerLoop:
         """Announce this worker (and its load) in the membership table."""
         self._try(lambda: self._membership.beat(*self._renewer.load()), "membership heartbeat")
 
-    def released(self, shard_id: str) -> None:
-        """This worker released a lease: leave it alone for a taker interval, tell the fleet."""
-        with self._lock:
-            self._released[shard_id] = self._clock()
+    def released(self, shard_id: str, *, keep_free: bool = True) -> None:
+        """This worker released a lease: tell the fleet. ``keep_free`` (a plain release, not a
+        completed hand-off): leave it alone for a taker interval, so that another worker gets
+        it."""
+        if keep_free:
+            with self._lock:
+                self._released[shard_id] = self._clock()
         self._try(self._membership.released, "membership heartbeat")
 
     def leases_created(self) -> None:
@@ -132,6 +137,7 @@ class TakerLoop:
         """Poll, scan and plan if needed, check hand-offs; seconds until the next step, or None
         when the coordinator failed (lease table gone)."""
         self._poll_membership()
+        self._answer_requests()
         now = self._clock()
         if (
             self._plan_now.is_set()
@@ -157,6 +163,16 @@ class TakerLoop:
             return
         if self._membership.live() != live:
             self._log.info("fleet changed", workers=sorted(self._membership.live()))
+
+    def _answer_requests(self) -> None:
+        """Renew held leases other workers asked for, so the hand-off starts now rather than at
+        the next renewal (the renewal shows the request, as KCL 3.x owners learn it)."""
+        asked = self._membership.asked_for() & self._renewer.held_shard_ids()
+        new = asked - self._answered
+        self._answered = asked
+        if new:
+            self._renewer.renew_now(new)
+            self._flush()
 
     def _take(self) -> float:
         """One planning run; returns when the next is due."""
@@ -186,6 +202,8 @@ class TakerLoop:
         if run.taken:
             self._renewer.adopt(run.taken, started)
             self._gained()
+        if run.requested:
+            self._announce_requests()
         if run.contended:  # a lost race leaves part of the plan undone: re-plan at the next poll
             return retry
         return self._taker.rescan_at(
@@ -193,6 +211,12 @@ class TakerLoop:
             self._membership.departed(),
             interval=self._taker_interval,
             quiet_interval=self._safety_interval,
+        )
+
+    def _announce_requests(self) -> None:
+        self._try(
+            lambda: self._membership.requesting(self._taker.pending_handoffs),
+            "membership heartbeat",
         )
 
     def _gained(self) -> None:
@@ -214,6 +238,7 @@ class TakerLoop:
             self._renewer.adopt(stolen, started)
         if handed or stolen:
             self._gained()
+        self._announce_requests()
 
     def _table_missing(self, error: LeaseTableMissingError, at: float) -> None:
         if self._missing_since is None:
