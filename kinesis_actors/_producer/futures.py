@@ -100,10 +100,10 @@ def _call(fn: Callable[[Any], object], arg: object, future: RecordFuture) -> Non
 
 def finish_all(futures: Sequence[RecordFuture], results: Sequence[UserRecordResult]) -> None:
     """Resolve many futures at once: one lock for those nobody waits on, the stdlib for others;
-    each sink gets its futures of the batch in one call."""
+    a sink gets its futures of the batch in one call (one per run, were sinks interleaved)."""
     with_callbacks: list[RecordFuture] = []
     watched: list[tuple[RecordFuture, UserRecordResult]] = []
-    sunk: dict[FinishedSink, list[RecordFuture]] | None = None
+    sunk: list[tuple[FinishedSink, list[RecordFuture]]] = []  # by sink, usually just one
     with _LOCK:
         for future, result in zip(futures, results, strict=True):
             if future._condition_made:
@@ -113,17 +113,14 @@ def finish_all(futures: Sequence[RecordFuture], results: Sequence[UserRecordResu
             future._state = FINISHED
             sink = future._sink
             if sink is not None:
-                if sunk is None:
-                    sunk = {sink: [future]}
-                elif sink in sunk:
-                    sunk[sink].append(future)
+                if sunk and sunk[-1][0] is sink:
+                    sunk[-1][1].append(future)
                 else:
-                    sunk[sink] = [future]
+                    sunk.append((sink, [future]))
             if future._done_callbacks:
                 with_callbacks.append(future)
-    if sunk is not None:
-        for sink, batch in sunk.items():
-            _call(sink, batch, batch[0])
+    for sink, batch in sunk:
+        _call(sink, batch, batch[0])
     for future in with_callbacks:
         Future._invoke_callbacks(future)  # type: ignore[attr-defined]  # not the sink again
     for future, result in watched:
