@@ -245,9 +245,10 @@ class Worker:
         self.loop = TakerLoop(
             renewer=self.renewer, taker=self.taker, membership=self.membership,
             table_name=sim.table.name, failover_time=FAILOVER, taker_interval=TAKER_INTERVAL,
-            poll_interval=POLL_INTERVAL, safety_interval=SAFETY_SCAN_INTERVAL,
-            stopped=threading.Event(), notify=self.events.append, flush=lambda: None,
-            wake_fence=lambda: None, worker_id=worker_id, clock=sim.clock,
+            renewer_interval=RENEWER_INTERVAL, poll_interval=POLL_INTERVAL,
+            safety_interval=SAFETY_SCAN_INTERVAL, stopped=threading.Event(),
+            notify=self.events.append, flush=lambda: None, wake_fence=lambda: None,
+            worker_id=worker_id, clock=sim.clock,
         )  # fmt: skip
         if sim.style == "ours":
             self.membership.beat()

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from kinesis_actors import KinesisConsumer, KinesisProducer, ProducerEvent, load_config
 from kinesis_actors._cli.leases import lease_lags
 from kinesis_actors._cli.tail import read_stream
-from kinesis_actors._leases.table import DynamoDBLeaseTable
+from kinesis_actors._leases.dynamodb_leases import DynamoDBLeaseTable
 from kinesis_actors.testing import LocalKinesis, LocalMinistack
 
 RECORDS = 20

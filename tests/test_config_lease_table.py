@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 from kinesis_actors._cli.leases import format_billing
 from kinesis_actors._config import ConsumerConf, load_config
 from kinesis_actors._errors import ConfigError, LeaseTableMissingError
-from kinesis_actors._leases.table import DynamoDBLeaseTable
+from kinesis_actors._leases.dynamodb_leases import DynamoDBLeaseTable
 
 
 def lease_table(kcl: str) -> Any:

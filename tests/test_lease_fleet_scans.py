@@ -109,8 +109,8 @@ class Worker:
         )  # fmt: skip
         self.loop = TakerLoop(
             renewer=self.renewer, taker=taker, membership=self.membership, table_name="leases",
-            failover_time=FAILOVER, taker_interval=TAKER_INTERVAL, poll_interval=POLL,
-            safety_interval=SAFETY, stopped=threading.Event(), notify=self.notify,
+            failover_time=FAILOVER, taker_interval=TAKER_INTERVAL,
+            renewer_interval=RENEWER_INTERVAL, poll_interval=POLL, safety_interval=SAFETY, stopped=threading.Event(), notify=self.notify,
             flush=lambda: None, wake_fence=lambda: None, worker_id=worker_id, clock=world.clock,
         )  # fmt: skip
         self.membership.beat()

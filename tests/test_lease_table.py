@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from kinesis_actors._errors import DependencyError, InvalidStateError, ThrottlingError
 from kinesis_actors._leases import DynamoDBLeaseTable, InMemoryLeaseTable, Lease, LeaseTable
-from kinesis_actors._leases.table import item_to_lease, lease_to_item
+from kinesis_actors._leases.items import item_to_lease, lease_to_item
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 #: A realistic Kinesis sequence number: 56 digits, too long for a DynamoDB number.

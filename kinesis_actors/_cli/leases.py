@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import botocore.exceptions
 
 from kinesis_actors._aws import client_config, new_client
+from kinesis_actors._leases.dynamodb_leases import DynamoDBLeaseTable
 from kinesis_actors._leases.lease import Lease
-from kinesis_actors._leases.table import DynamoDBLeaseTable
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 from kinesis_actors._stream_ref import StreamRef
 

@@ -6,11 +6,10 @@ and `kinesis_actors._leases.LeaseCoordinator` satisfies them as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from kinesis_actors._leases.lease import Checkpoint, HeldLease
+    from kinesis_actors._leases.lease import Checkpoint, ChildShards, HeldLease
 
 __all__ = ["Coordinator", "LeaseCheckpointer"]
 
@@ -28,10 +27,7 @@ class LeaseCheckpointer(Protocol):
         """Record that everything up to and including ``checkpoint`` is processed."""
 
     def shard_ended(
-        self,
-        shard_id: str,
-        concurrency_token: str,
-        child_shards: Sequence[Mapping[str, Any]] | None = None,
+        self, shard_id: str, concurrency_token: str, child_shards: ChildShards | None = None
     ) -> tuple[str, ...]:
         """Checkpoint SHARD_END and create the children's leases (idempotent)."""
 

@@ -9,6 +9,7 @@ describes the interface the consumer uses).
 from __future__ import annotations
 
 from kinesis_actors._leases.coordinator import LeaseCoordinator, Subscriber, default_worker_id
+from kinesis_actors._leases.dynamodb_leases import DynamoDBLeaseTable
 from kinesis_actors._leases.lease import (
     Checkpoint,
     HeldLease,
@@ -20,7 +21,7 @@ from kinesis_actors._leases.lease import (
 from kinesis_actors._leases.memory import InMemoryLeaseTable
 from kinesis_actors._leases.renewer import LeaseRenewer
 from kinesis_actors._leases.shard_sync import ShardInfo, ShardSync, plan_new_leases
-from kinesis_actors._leases.table import DynamoDBLeaseTable, LeaseTable
+from kinesis_actors._leases.table import LeaseTable
 from kinesis_actors._leases.taker import LeaseTaker
 
 __all__ = [

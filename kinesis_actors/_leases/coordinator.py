@@ -44,14 +44,15 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Self
 
 import pykka
 
 from kinesis_actors._actors import tell
 from kinesis_actors._errors import KinesisActorsError, ShutdownError
-from kinesis_actors._leases.lease import Checkpoint, HeldLease, LeaseEvent
+from kinesis_actors._leases.dynamodb_leases import DynamoDBLeaseTable
+from kinesis_actors._leases.lease import Checkpoint, ChildShards, HeldLease, LeaseEvent
 from kinesis_actors._leases.membership import (
     DynamoDBMembershipTable,
     InMemoryMembershipTable,
@@ -61,7 +62,7 @@ from kinesis_actors._leases.membership import (
 )
 from kinesis_actors._leases.renewer import LeaseRenewer
 from kinesis_actors._leases.shard_sync import ShardSync
-from kinesis_actors._leases.table import DynamoDBLeaseTable, LeaseTable
+from kinesis_actors._leases.table import LeaseTable
 from kinesis_actors._leases.taker import LeaseTaker
 from kinesis_actors._leases.taker_loop import MIN_INTERVAL, TakerLoop
 from kinesis_actors._lifecycle import StartedOnEnter
@@ -171,6 +172,7 @@ class LeaseCoordinator(StartedOnEnter):
             table_name=table.name,
             failover_time=kcl.failover_time,
             taker_interval=kcl.taker_interval,
+            renewer_interval=kcl.renewer_interval,
             poll_interval=poll_interval,
             safety_interval=kcl.lease_table_safety_scan_interval,
             stopped=self._taking_stopped,
@@ -316,10 +318,7 @@ class LeaseCoordinator(StartedOnEnter):
             self._flush()
 
     def shard_ended(
-        self,
-        shard_id: str,
-        concurrency_token: str,
-        child_shards: Sequence[Mapping[str, Any]] | None = None,
+        self, shard_id: str, concurrency_token: str, child_shards: ChildShards | None = None
     ) -> tuple[str, ...]:
         """Checkpoint SHARD_END and create the children's leases; returns the children's ids.
 

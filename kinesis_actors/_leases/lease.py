@@ -8,12 +8,15 @@ so a shard worker bound to an earlier acquisition cannot checkpoint over a newer
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 __all__ = [
     "Checkpoint",
+    "ChildShards",
     "CoordinatorFailed",
     "HeldLease",
     "Lease",
@@ -25,6 +28,9 @@ __all__ = [
 
 #: A lease's checkpoint: a record position, or a sentinel (initial position, SHARD_END).
 Checkpoint = CompoundSequenceNumber | Sentinel
+
+#: The ``ChildShards`` of a GetRecords (or SubscribeToShard) response, as boto3 returns them.
+ChildShards = Sequence[Mapping[str, Any]]
 
 
 @dataclass(frozen=True)

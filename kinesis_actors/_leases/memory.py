@@ -38,14 +38,23 @@ class InMemoryLeaseTable(InMemoryTable[Lease], LeaseTable):
             self._items()[lease.shard_id] = lease
 
     def _update_if(
-        self, shard_id: str, check: Callable[[Lease], bool], update: Callable[[Lease], Lease]
+        self,
+        shard_id: str,
+        check: Callable[[Lease], bool],
+        *,
+        bump: bool = False,
+        **fields: object,
     ) -> Lease | None:
-        """Apply ``update`` to the stored lease if ``check`` holds for it, atomically."""
+        """If ``check`` holds for the stored lease, set ``fields`` (a callable value is applied
+        to the stored lease) and, with ``bump``, raise the counter; atomically."""
         with self._lock:
             current = self._items().get(shard_id)
             if current is None or not check(current):
                 return None
-            new = update(current)
+            values = {name: v(current) if callable(v) else v for name, v in fields.items()}
+            if bump:
+                values["counter"] = current.counter + 1
+            new = dataclasses.replace(current, **values)  # type: ignore[arg-type]
             self._items()[shard_id] = new
             return new
 
@@ -57,93 +66,79 @@ class InMemoryLeaseTable(InMemoryTable[Lease], LeaseTable):
             return True
 
     def _renew_once(self, lease: Lease, rates: Rates | None) -> Lease | None:
-        def renewed(current: Lease) -> Lease:
-            new = dataclasses.replace(current, counter=current.counter + 1)
-            if rates is None:
-                return new
-            return dataclasses.replace(new, bytes_per_second=rates[0], records_per_second=rates[1])
-
+        measured = {} if rates is None else {"bytes_per_second": rates[0]}
+        if rates is not None:
+            measured["records_per_second"] = rates[1]
         return self._update_if(
-            lease.shard_id, lambda current: current.counter == lease.counter, renewed
+            lease.shard_id, lambda current: current.counter == lease.counter, bump=True, **measured
         )
 
     def request_handoff(self, lease: Lease, next_owner: str) -> Lease | None:
+        if lease.owner is None:
+            return None
         return self._update_if(
             lease.shard_id,
-            lambda current: (
-                lease.owner is not None
-                and current.owner == lease.owner
-                and current.checkpoint_owner is None
-            ),
-            lambda current: dataclasses.replace(
-                current, owner=next_owner, checkpoint_owner=current.owner
-            ),
+            lambda current: current.owner == lease.owner and current.checkpoint_owner is None,
+            owner=next_owner,
+            checkpoint_owner=lease.owner,
         )
 
     def _take_once(self, lease: Lease, owner: str) -> Lease | None:
         return self._update_if(
             lease.shard_id,
             lambda current: current.counter == lease.counter,
-            lambda current: dataclasses.replace(
-                current,
-                owner=owner,
-                counter=current.counter + 1,
-                owner_switches_since_checkpoint=current.owner_switches_since_checkpoint
-                + (current.owner != owner),
-                checkpoint_owner=None,
+            bump=True,
+            owner=owner,
+            owner_switches_since_checkpoint=lambda current: (
+                current.owner_switches_since_checkpoint + (current.owner != owner)
             ),
+            checkpoint_owner=None,
         )
 
     def cancel_handoff(self, lease: Lease) -> bool:
+        if lease.checkpoint_owner is None:
+            return False
         cancelled = self._update_if(
             lease.shard_id,
             lambda current: (
-                lease.checkpoint_owner is not None
-                and current.owner == lease.owner
-                and current.checkpoint_owner == lease.checkpoint_owner
+                (current.owner, current.checkpoint_owner) == (lease.owner, lease.checkpoint_owner)
             ),
-            lambda current: dataclasses.replace(
-                current, owner=current.checkpoint_owner, checkpoint_owner=None
-            ),
+            owner=lease.checkpoint_owner,
+            checkpoint_owner=None,
         )
         return cancelled is not None
 
     def _checkpoint_once(self, lease: Lease, checkpoint: Checkpoint) -> Lease | None:
+        if lease.actual_owner is None:
+            return None
+        finishing = checkpoint == Sentinel.SHARD_END
         return self._update_if(
             lease.shard_id,
             lambda current: (
-                lease.actual_owner is not None
-                and current.counter == lease.counter
-                and current.actual_owner == lease.actual_owner
-                and (checkpoint == Sentinel.SHARD_END or not current.finished)
+                (current.counter, current.actual_owner) == (lease.counter, lease.actual_owner)
+                and (finishing or not current.finished)
             ),
-            lambda current: dataclasses.replace(
-                current,
-                counter=current.counter + 1,
-                checkpoint=checkpoint,
-                owner_switches_since_checkpoint=0,
-                pending_checkpoint=None,
-            ),
+            bump=True,
+            checkpoint=checkpoint,
+            owner_switches_since_checkpoint=0,
+            pending_checkpoint=None,
         )
 
     def release(self, lease: Lease) -> bool:
-        if lease.checkpoint_owner is not None:
-            handed = self._update_if(
+        if lease.checkpoint_owner is not None:  # a hand-off: the next owner holds it now
+            released = self._update_if(
                 lease.shard_id,
                 lambda current: current.checkpoint_owner == lease.checkpoint_owner,
-                lambda current: dataclasses.replace(
-                    current,
-                    checkpoint_owner=None,
-                    counter=current.counter + 1,
-                    owner_switches_since_checkpoint=current.owner_switches_since_checkpoint + 1,
-                ),
+                bump=True,
+                checkpoint_owner=None,
+                owner_switches_since_checkpoint=lambda c: c.owner_switches_since_checkpoint + 1,
             )
-            return handed is not None
-        released = self._update_if(
-            lease.shard_id,
-            lambda current: lease.owner is not None and current.owner == lease.owner,
-            lambda current: dataclasses.replace(current, owner=None, counter=current.counter + 1),
-        )
+        elif lease.owner is None:
+            return False
+        else:
+            released = self._update_if(
+                lease.shard_id, lambda current: current.owner == lease.owner, bump=True, owner=None
+            )
         return released is not None
 
     def add_child_shard_ids(self, shard_id: str, child_shard_ids: tuple[str, ...]) -> None:
@@ -151,10 +146,7 @@ class InMemoryLeaseTable(InMemoryTable[Lease], LeaseTable):
             self._update_if(
                 shard_id,
                 lambda current: True,
-                lambda current: dataclasses.replace(
-                    current,
-                    child_shard_ids=tuple(sorted({*current.child_shard_ids, *child_shard_ids})),
-                ),
+                child_shard_ids=lambda c: tuple(sorted({*c.child_shard_ids, *child_shard_ids})),
             )
 
     def delete_finished(self, shard_id: str) -> bool:

@@ -31,7 +31,7 @@ import botocore.exceptions
 
 from kinesis_actors._aws import error_code, list_all_shards
 from kinesis_actors._errors import DependencyError, StreamNotFoundError
-from kinesis_actors._leases.lease import Checkpoint, Lease
+from kinesis_actors._leases.lease import Checkpoint, ChildShards, Lease
 from kinesis_actors._leases.table import LeaseTable
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import Sentinel
@@ -236,7 +236,7 @@ class ShardSync:
         return created
 
     def create_children(
-        self, parent: Lease, child_shards: Sequence[Mapping[str, Any]] | None = None
+        self, parent: Lease, child_shards: ChildShards | None = None
     ) -> tuple[str, ...]:
         """Create the leases of a finished shard's children; returns the children's ids.
 

@@ -12,7 +12,8 @@ scans the lease table and plans only when something can have changed:
   does, while any lease is free, expired, or held by a worker without a membership item (a Java
   KCL worker), or ``leaseTableSafetyScanMillis`` after it when every lease is accounted for by
   the heartbeats;
-* a run lost a race (re-plan at the next poll), or the lease table is missing.
+* a run lost a race (re-plan at the next poll), the lease table is missing, or this worker's
+  renewals are late (a deleted lease table is found by a scan).
 
 Between scans it reads the leases it asked a hand-off for, and adopts those handed over.
 """
@@ -55,6 +56,7 @@ class TakerLoop:
         table_name: str,
         failover_time: float,
         taker_interval: float,
+        renewer_interval: float,
         poll_interval: float,
         safety_interval: float,
         stopped: threading.Event,
@@ -70,6 +72,7 @@ class TakerLoop:
         self._table_name = table_name
         self._failover_time = failover_time
         self._taker_interval = max(taker_interval, MIN_INTERVAL)
+        self._renewer_interval = renewer_interval
         self._poll_interval = max(poll_interval, MIN_INTERVAL)
         self._safety_interval = max(safety_interval, self._taker_interval)
         self._stopped = stopped
@@ -81,6 +84,8 @@ class TakerLoop:
         self._next_scan = clock()
         #: Held shards whose hand-off requests (seen in heartbeats) were answered by a renewal.
         self._answered: frozenset[str] = frozenset()
+        #: The held leases' first deadline when renewals were last found late.
+        self._late_deadline: float | None = None
         self._lock = threading.Lock()
         #: shard id -> monotonic time this worker released it (not retaken for a taker interval).
         self._released: dict[str, float] = {}
@@ -141,6 +146,7 @@ class TakerLoop:
         now = self._clock()
         if (
             self._plan_now.is_set()
+            or self._renewals_failing(now)
             or self._membership.needs_plan()
             or now >= self._next_scan
             or self._missing_since is not None
@@ -163,6 +169,17 @@ class TakerLoop:
             return
         if self._membership.live() != live:
             self._log.info("fleet changed", workers=sorted(self._membership.live()))
+
+    def _renewals_failing(self, now: float) -> bool:
+        """True once per held lease whose renewal is two renewal intervals late: renewals fail
+        (DynamoDB unreachable, or the table deleted, which only a scan reports)."""
+        deadline = self._renewer.next_deadline()
+        if deadline is None or deadline == self._late_deadline:
+            return False
+        if deadline - now > self._failover_time - 2 * self._renewer_interval:
+            return False
+        self._late_deadline = deadline
+        return True
 
     def _answer_requests(self) -> None:
         """Renew held leases other workers asked for, so the hand-off starts now rather than at
