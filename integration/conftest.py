@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_kinesis import KinesisClient
 
+    from integration.test_consumer import WorkerProcess
+
 _HERE = Path(__file__).resolve().parent
 
 #: Variables that could send boto3 somewhere else than the emulators; unset for the session.
@@ -223,3 +225,13 @@ def aws_calls() -> Iterator[AwsCalls]:
     add_client_hook(calls.hook)
     yield calls
     remove_client_hook(calls.hook)
+
+
+@pytest.fixture
+def workers() -> Iterator[list[WorkerProcess]]:
+    """Consumer worker processes a test starts (``integration.test_consumer.WorkerProcess``),
+    killed after it."""
+    started: list[WorkerProcess] = []
+    yield started
+    for worker in started:
+        worker.kill()

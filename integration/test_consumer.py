@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +85,6 @@ class WorkerProcess:
             self.process.wait(5)
 
 
-@pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.kill()
-
-
 def owners(local: LocalKinesis, table: str) -> dict[str, str | None]:
     try:
         leases = DynamoDBLeaseTable(local.dynamodb_client(), table).list_leases()
@@ -113,6 +105,40 @@ def put(kinesis: Any, stream: str, count: int, prefix: str) -> list[str]:
     return payloads
 
 
+def start_two_sharing(
+    local: LocalKinesis,
+    table: str,
+    start: Callable[[], WorkerProcess],
+    workers: list[WorkerProcess],
+    timeout: float,
+) -> tuple[WorkerProcess, WorkerProcess]:
+    """Worker a takes both leases of a 2-shard stream, then worker b steals one of them."""
+    a = start()
+    workers.append(a)
+    wait_for(lambda: len(owners(local, table)) == 2, timeout, "leases created and taken")
+    b = start()
+    workers.append(b)
+    wait_for(lambda: len(set(owners(local, table).values())) == 2, timeout, "one shard each")
+    # The worker the lease was stolen from learns it at its next renewal (failover / 3); until
+    # then it may still process that shard (the KCL's zombie window).
+    time.sleep(1.0)
+    return a, b
+
+
+def put_and_split_exactly_once(
+    kinesis: Any, stream: str, a: WorkerProcess, b: WorkerProcess, timeout: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """200 records, each processed once by a or b, each worker on its own shard; their records."""
+    first = put(kinesis, stream, 200, "first")
+    wait_for(lambda: len(a.records()) + len(b.records()) >= 200, timeout, "first records done")
+    time.sleep(0.3)
+    by_a, by_b = a.records(), b.records()
+    assert sorted(r["data"] for r in by_a + by_b) == sorted(first)  # each exactly once
+    assert by_a and by_b
+    assert not {r["shard"] for r in by_a} & {r["shard"] for r in by_b}
+    return by_a, by_b
+
+
 def test_two_processes_share_two_shards_and_hand_over(
     local_kinesis: LocalKinesis,
     kinesis: Any,
@@ -122,23 +148,10 @@ def test_two_processes_share_two_shards_and_hand_over(
     stream = make_stream(2)
     application = f"app-{uuid.uuid4().hex[:6]}"
     table = f"{application}-{stream}"
-    a = WorkerProcess(stream, application)
-    workers.append(a)
-    wait_for(lambda: len(owners(local_kinesis, table)) == 2, 20, "leases created and taken")
-    b = WorkerProcess(stream, application)
-    workers.append(b)
-    wait_for(lambda: len(set(owners(local_kinesis, table).values())) == 2, 20, "one shard each")
-    # The worker the lease was stolen from learns it at its next renewal (failover / 3); until
-    # then it may still process that shard (the KCL's zombie window).
-    time.sleep(1.0)
-
-    first = put(kinesis, stream, 200, "first")
-    wait_for(lambda: len(a.records()) + len(b.records()) >= 200, 20, "first records processed")
-    time.sleep(0.3)
-    by_a, by_b = a.records(), b.records()
-    assert sorted(r["data"] for r in by_a + by_b) == sorted(first)  # each exactly once
-    assert by_a and by_b
-    assert not {r["shard"] for r in by_a} & {r["shard"] for r in by_b}
+    a, b = start_two_sharing(
+        local_kinesis, table, lambda: WorkerProcess(stream, application), workers, 20
+    )
+    _, by_b = put_and_split_exactly_once(kinesis, stream, a, b, 20)
 
     survivor = owners(local_kinesis, table)[by_b[0]["shard"]]
     assert a.stop() == 0  # graceful: final checkpoint, lease released

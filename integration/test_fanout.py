@@ -12,12 +12,21 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from integration.test_consumer import Seen, WorkerProcess, owners, put, wait_for
+from integration.test_consumer import (
+    Seen,
+    WorkerProcess,
+    owners,
+    put,
+    put_and_split_exactly_once,
+    start_two_sharing,
+    wait_for,
+)
 from kinesis_actors import FanoutError, StreamNotFoundError, metrics
 from kinesis_actors._aws import add_client_hook, remove_client_hook
 from kinesis_actors._config import load_config
@@ -87,49 +96,52 @@ def make_fanout_stream(
         ministack_kinesis.delete_stream(StreamName=name)
 
 
+@dataclass(frozen=True)
+class Fanout:
+    """The session's ministack (Kinesis, at ``endpoint``) and dynalite (leases, in ``local``),
+    and a factory of ministack streams deleted after the test."""
+
+    local: LocalKinesis
+    endpoint: str
+    kinesis: KinesisClient
+    stream: Callable[[int], str]
+
+
 @pytest.fixture
-def workers() -> Iterator[list[WorkerProcess]]:
-    started: list[WorkerProcess] = []
-    yield started
-    for worker in started:
-        worker.kill()
-
-
-def test_two_processes_share_the_shards_and_a_sigkilled_ones_shard_resumes_at_its_checkpoint(
+def fanout(
     local_kinesis: LocalKinesis,
     local_ministack: LocalMinistack,
     ministack_kinesis: KinesisClient,
     make_fanout_stream: Callable[[int], str],
+) -> Fanout:
+    return Fanout(local_kinesis, local_ministack.endpoint, ministack_kinesis, make_fanout_stream)
+
+
+def test_two_processes_share_the_shards_and_a_sigkilled_ones_shard_resumes_at_its_checkpoint(
+    fanout: Fanout,
     workers: list[WorkerProcess],
 ) -> None:
-    stream = make_fanout_stream(2)
+    stream = fanout.stream(2)
     app = application()
     table = f"{app}-{stream}"
-    env = {"AWS_ENDPOINT_URL_KINESIS": local_ministack.endpoint}
-    a = WorkerProcess(stream, app, "--retrieval-mode", "FANOUT", env=env)
-    workers.append(a)
-    wait_for(lambda: len(owners(local_kinesis, table)) == 2, 30, "leases created and taken")
-    b = WorkerProcess(stream, app, "--retrieval-mode", "FANOUT", env=env)
-    workers.append(b)
-    wait_for(lambda: len(set(owners(local_kinesis, table).values())) == 2, 30, "one shard each")
-    time.sleep(1.0)  # the zombie window: the previous owner learns of the steal at its renewal
-
-    first = put(ministack_kinesis, stream, 200, "first")
-    wait_for(lambda: len(a.records()) + len(b.records()) >= 200, 30, "first records processed")
-    time.sleep(0.3)
-    by_a, by_b = a.records(), b.records()
-    assert sorted(r["data"] for r in by_a + by_b) == sorted(first)  # each exactly once
-    assert by_a and by_b
-    assert not {r["shard"] for r in by_a} & {r["shard"] for r in by_b}
+    env = {"AWS_ENDPOINT_URL_KINESIS": fanout.endpoint}
+    a, b = start_two_sharing(
+        fanout.local,
+        table,
+        lambda: WorkerProcess(stream, app, "--retrieval-mode", "FANOUT", env=env),
+        workers,
+        30,
+    )
+    by_a, by_b = put_and_split_exactly_once(fanout.kinesis, stream, a, b, 30)
 
     a.kill()  # SIGKILL: no final checkpoint, no release; b takes the lease when it expires
-    survivor = owners(local_kinesis, table)[by_b[0]["shard"]]
+    survivor = owners(fanout.local, table)[by_b[0]["shard"]]
     wait_for(
-        lambda: set(owners(local_kinesis, table).values()) == {survivor},
+        lambda: set(owners(fanout.local, table).values()) == {survivor},
         30,
         "the survivor owns both shards",
     )
-    second = put(ministack_kinesis, stream, 200, "second")
+    second = put(fanout.kinesis, stream, 200, "second")
     wait_for(
         lambda: {r["data"] for r in b.records()} >= set(second), 30, "records after the takeover"
     )
@@ -190,16 +202,13 @@ def test_subscriptions_that_end_or_are_taken_over_are_renewed_with_nothing_lost_
 
 
 def test_a_split_mid_stream_starts_the_children_only_after_the_parents_shard_end(
-    local_kinesis: LocalKinesis,
-    local_ministack: LocalMinistack,
-    ministack_kinesis: KinesisClient,
-    make_fanout_stream: Callable[[int], str],
+    fanout: Fanout,
 ) -> None:
     """ministack deletes a parent's unread records at a split (AWS keeps them), so the parent's
     records are processed before the split here; UpdateShardCount there rebuilds the stream
     without parents, so the split is a SplitShard."""
-    stream, app = make_fanout_stream(1), application()
-    table = DynamoDBLeaseTable(local_kinesis.dynamodb_client(), f"{app}-{stream}")
+    stream, app = fanout.stream(1), application()
+    table = DynamoDBLeaseTable(fanout.local.dynamodb_client(), f"{app}-{stream}")
     parent = "shardId-000000000000"
     parent_at_first_child_record: list[object] = []
     seen = Seen()
@@ -212,15 +221,15 @@ def test_a_split_mid_stream_starts_the_children_only_after_the_parents_shard_end
                 parent_at_first_child_record.append(leases[parent].checkpoint)
         seen(event)
 
-    running = fanout_consumer(local_ministack.endpoint, stream, app, process)
+    running = fanout_consumer(fanout.endpoint, stream, app, process)
     running.start()
     try:
-        before = put(ministack_kinesis, stream, 100, "before")
+        before = put(fanout.kinesis, stream, 100, "before")
         wait_for(lambda: len(seen.payloads()) >= 100, 30, "the parent's records processed")
-        ministack_kinesis.split_shard(
+        fanout.kinesis.split_shard(
             StreamName=stream, ShardToSplit=parent, NewStartingHashKey=str(2**127)
         )
-        after = put(ministack_kinesis, stream, 100, "after")
+        after = put(fanout.kinesis, stream, 100, "after")
         wait_for(lambda: len(seen.payloads()) >= 200, 30, "the children's records processed")
         time.sleep(0.3)
         assert Counter(seen.payloads()) == Counter(before + after)
@@ -261,21 +270,18 @@ class _StatusRewrite:
 
 
 def test_start_waits_for_an_active_consumer_and_fails_typed_when_it_never_is(
-    local_kinesis: LocalKinesis,
-    local_ministack: LocalMinistack,
-    ministack_kinesis: KinesisClient,
-    make_fanout_stream: Callable[[int], str],
+    fanout: Fanout,
 ) -> None:
-    stream = make_fanout_stream(1)
+    stream = fanout.stream(1)
     hook = _StatusRewrite(times=3)
     add_client_hook(hook)
     seen = Seen()
     try:
-        running = fanout_consumer(local_ministack.endpoint, stream, application(), seen)
+        running = fanout_consumer(fanout.endpoint, stream, application(), seen)
         done = running.start()
         try:
             assert hook.rewritten == 3 and not done.done()  # start() returned once ACTIVE
-            sent = put(ministack_kinesis, stream, 20, "x")
+            sent = put(fanout.kinesis, stream, 20, "x")
             wait_for(lambda: len(seen.payloads()) >= 20, 30, "records processed")
             assert sorted(seen.payloads()) == sorted(sent)
         finally:
@@ -287,7 +293,7 @@ def test_start_waits_for_an_active_consumer_and_fails_typed_when_it_never_is(
     add_client_hook(never)
     try:
         stuck = fanout_consumer(
-            local_ministack.endpoint,
+            fanout.endpoint,
             stream,
             application(),
             seen,
@@ -322,21 +328,18 @@ class _NotServed:
 
 
 def test_a_protocol_failure_falls_back_to_polling_or_fails_the_consumer_when_told_not_to(
-    local_kinesis: LocalKinesis,
-    local_ministack: LocalMinistack,
-    ministack_kinesis: KinesisClient,
-    make_fanout_stream: Callable[[int], str],
+    fanout: Fanout,
 ) -> None:
-    stream = make_fanout_stream(2)
+    stream = fanout.stream(2)
     hook = _NotServed()
     add_client_hook(hook)
     metrics.in_memory().reset()
     try:
         seen = Seen()
-        running = fanout_consumer(local_ministack.endpoint, stream, application(), seen)
+        running = fanout_consumer(fanout.endpoint, stream, application(), seen)
         running.start()
         try:
-            sent = put(ministack_kinesis, stream, 100, "polled")
+            sent = put(fanout.kinesis, stream, 100, "polled")
             wait_for(lambda: len(seen.payloads()) >= 100, 30, "records read by polling")
             time.sleep(0.3)
             assert Counter(seen.payloads()) == Counter(sent)
@@ -345,7 +348,7 @@ def test_a_protocol_failure_falls_back_to_polling_or_fails_the_consumer_when_tol
             running.stop()
 
         strict = fanout_consumer(
-            local_ministack.endpoint,
+            fanout.endpoint,
             stream,
             application(),
             Seen(),
@@ -358,23 +361,20 @@ def test_a_protocol_failure_falls_back_to_polling_or_fails_the_consumer_when_tol
 
 
 def test_the_stream_consumer_is_kept_on_stop_unless_deregistration_is_asked_for(
-    local_kinesis: LocalKinesis,
-    local_ministack: LocalMinistack,
-    ministack_kinesis: KinesisClient,
-    make_fanout_stream: Callable[[int], str],
+    fanout: Fanout,
 ) -> None:
-    stream = make_fanout_stream(1)
-    arn = ministack_kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
+    stream = fanout.stream(1)
+    arn = fanout.kinesis.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"][
         "StreamARN"
     ]
 
     def consumers() -> set[str]:
-        listed = ministack_kinesis.list_stream_consumers(StreamARN=arn)["Consumers"]
+        listed = fanout.kinesis.list_stream_consumers(StreamARN=arn)["Consumers"]
         return {c["ConsumerName"] for c in listed}
 
     kept, dropped = application(), application()
     for app, extra in ((kept, ""), (dropped, "deregisterConsumerOnStop = true")):
-        running = fanout_consumer(local_ministack.endpoint, stream, app, Seen(), extra=extra)
+        running = fanout_consumer(fanout.endpoint, stream, app, Seen(), extra=extra)
         done = running.start()
         assert app in consumers()
         assert running.stop()

@@ -29,10 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import pykka
-
 from kinesis_actors import metrics
-from kinesis_actors._actors import tell
 from kinesis_actors._aws import (
     Subscription,
     error_code,
@@ -355,16 +352,12 @@ class FanoutShardReader:
 
 
 def fanout_reader(
-    kinesis: KinesisClient,
-    lease: HeldLease,
-    kcl: KclConf,
-    shard: pykka.ActorRef[Any],
-    ready: object,
+    kinesis: KinesisClient, lease: HeldLease, kcl: KclConf, on_ready: Callable[[], object]
 ) -> FanoutShardReader | None:
-    """The shard's reader with ``kcl.retrievalMode = FANOUT`` (None with POLLING); it tells
-    ``shard`` the ``ready`` message when a batch arrives that the shard asked for."""
+    """The shard's reader with ``kcl.retrievalMode = FANOUT`` (None with POLLING); it calls
+    ``on_ready`` (on its own thread) when a batch arrives that the shard asked for."""
     if kcl.retrieval_mode != "FANOUT":
         return None
     if kcl.consumer_arn is None:
         raise FanoutError("FANOUT without a stream consumer ARN (the consumer resolves it)")
-    return FanoutShardReader(kinesis, kcl.consumer_arn, lease, kcl, lambda: tell(shard, ready))
+    return FanoutShardReader(kinesis, kcl.consumer_arn, lease, kcl, on_ready)

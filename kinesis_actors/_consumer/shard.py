@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pykka
@@ -160,7 +161,9 @@ class ShardConsumer(pykka.ThreadingActor):
         self._stream = conf.stream
         self._reader = ShardReader(kinesis, conf.stream, lease, conf.kcl)
         #: FANOUT: the subscription (None: polling, also after a fallback to polling).
-        self._fanout = fanout_reader(kinesis, lease, conf.kcl, self.actor_ref, _Fetch())
+        self._fanout = fanout_reader(
+            kinesis, lease, conf.kcl, partial(tell, self.actor_ref, _Fetch())
+        )
         self._prefetch = conf.kcl.data_fetching_strategy == "PREFETCH_CACHED"
         self._log = log.bind(shard_id=lease.shard_id)
         self._tracker: pykka.ActorRef[Any] | None = None
