@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from kinesis_actors._config import ConsumerConf, load_config
@@ -9,9 +11,9 @@ from kinesis_actors._consumer.pacing import MAX_THROTTLE_BACKOFF, ReadPacer
 from kinesis_actors._errors import ConfigError
 
 
-def _pacer(kcl: str = "") -> ReadPacer:
+def _pacer(kcl: str = "", phase: Callable[[], float] | None = None) -> ReadPacer:
     text = f"kinesis {{ c {{ stream-name = s, kcl {{ {kcl} }} }} }}"
-    return ReadPacer(ConsumerConf.from_config(load_config(text), "c").kcl)
+    return ReadPacer(ConsumerConf.from_config(load_config(text), "c").kcl, phase)
 
 
 def test_defaults_read_once_a_second_whether_the_read_was_empty_or_not() -> None:
@@ -92,3 +94,16 @@ def test_out_of_range_pacing_keys_are_refused_with_their_path(kcl: str) -> None:
     key = kcl.split(" ", maxsplit=1)[0]
     with pytest.raises(ConfigError, match=f"kinesis.c.kcl.{key}"):
         _pacer(kcl)
+
+
+def test_the_first_empty_read_shifts_the_phase_once_so_idle_shards_do_not_poll_in_step() -> None:
+    pacer = _pacer(phase=lambda: 0.25)
+    pacer.started(10.0)
+    pacer.read(records=5, full=False)  # records: never delayed
+    assert pacer.next_read_at() == pytest.approx(11.0)
+    pacer.started(11.0)
+    pacer.read(records=0, full=False)  # the first empty read: a quarter interval later, once
+    assert pacer.next_read_at() == pytest.approx(12.25)
+    pacer.started(12.25)
+    pacer.read(records=0, full=False)
+    assert pacer.next_read_at() == pytest.approx(13.25)

@@ -8,11 +8,19 @@ consumer's share of the read limit (``readsPerSecondPerShard``). A throttled rea
 exponentially from ``taskBackoffTimeMillis``, never sooner than the read interval. Opt-in idle
 backoff (``idleReadBackoffMaxMillis``): after some empty reads in a row the interval doubles up to
 a bound, and snaps back at the first record. Pure state; the ShardConsumer owns one per shard.
+
+Phase: the shards of a consumer start reading together (their leases are taken in one go), so at
+the read interval they would all poll in step, and the BlockingExecutor would need a thread per
+shard at each step. With ``phase`` (the ShardConsumer passes ``random.random``), the first empty
+read of a shard waits a random fraction of one more interval, once: the reads of idle shards are
+then spread over the interval, and a few threads serve them all. A shard with records is never
+delayed (only an empty read shifts, and only once).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
@@ -36,13 +44,16 @@ class ReadPacer:
         "_empty_reads",
         "_interval",
         "_last_start",
+        "_phase",
         "_read_interval",
         "_task_backoff",
         "_throttles",
     )
 
-    def __init__(self, kcl: KclConf) -> None:
+    def __init__(self, kcl: KclConf, phase: Callable[[], float] | None = None) -> None:
         self._read_interval = kcl.read_interval
+        #: Draws the one-time shift, a fraction in [0, 1) of the interval (None: none or done).
+        self._phase = phase
         # after a full read: within the share of the read limit (never slower than usual)
         self._catch_up_interval = min(self._read_interval, 1.0 / kcl.reads_per_second_per_shard)
         self._task_backoff = kcl.task_backoff_time
@@ -78,6 +89,9 @@ class ReadPacer:
         else:
             self._empty_reads += 1
             self._interval = self._idle_interval()
+            if self._phase is not None:
+                self._interval += self._read_interval * self._phase()
+                self._phase = None
 
     def _idle_interval(self) -> float:
         beyond = self._empty_reads - self._backoff_after

@@ -26,6 +26,7 @@ or ``ShardActorCrashed``.
 from __future__ import annotations
 
 import enum
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -77,6 +78,8 @@ log = get_logger(__name__)
 
 
 class ShardState(enum.Enum):
+    """The KCL's lifecycle of a shard on this worker, in order."""
+
     WAITING_ON_PARENTS = "WAITING_ON_PARENTS"
     INITIALIZING = "INITIALIZING"
     PROCESSING = "PROCESSING"
@@ -176,7 +179,7 @@ class ShardConsumer(pykka.ThreadingActor):
         self._batch_in_flight = False
         self._at_end = False
         self._failed = False
-        self._pacer = ReadPacer(conf.kcl)
+        self._pacer = ReadPacer(conf.kcl, phase=random.random)  # idle shards out of step
         self._child_shards: ChildShards = None
 
     # -- lifecycle ------------------------------------------------------------------------------
