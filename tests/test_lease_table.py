@@ -15,6 +15,12 @@ from moto import mock_aws
 from kinesis_actors._errors import DependencyError, InvalidStateError, ThrottlingError
 from kinesis_actors._leases import DynamoDBLeaseTable, InMemoryLeaseTable, Lease, LeaseTable
 from kinesis_actors._leases.items import item_to_lease, lease_to_item
+from kinesis_actors._leases.membership import (
+    DynamoDBMembershipTable,
+    InMemoryMembershipTable,
+    Member,
+    MembershipTable,
+)
 from kinesis_actors._models import CompoundSequenceNumber, Sentinel
 
 #: A realistic Kinesis sequence number: 56 digits, too long for a DynamoDB number.
@@ -366,3 +372,27 @@ def test_graceful_handoff_keeps_the_owner_checkpointing_until_it_hands_over(
     assert (handed.owner, handed.checkpoint_owner) == ("new", None)
     assert handed.counter == checkpointed.counter + 1
     assert handed.checkpoint == CompoundSequenceNumber(SEQ_56)
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def members_table(request: pytest.FixtureRequest) -> MembershipTable:
+    if request.param == "memory":
+        return InMemoryMembershipTable()
+    request.getfixturevalue("aws_env")
+    table = DynamoDBMembershipTable(boto3.client("dynamodb", region_name="us-east-1"), "l-Workers")
+    table.create_if_missing()
+    return table
+
+
+def test_membership_items_round_trip_and_dead_items_go_only_if_unchanged(
+    members_table: MembershipTable,
+) -> None:
+    member = Member("w1", 7, leases=3, bytes_per_second=1.5, records_per_second=2.25,
+                    releases=1, created=2, requested=frozenset({"shardId-1", "shardId-2"}))  # fmt: skip
+    members_table.put(member)
+    members_table.put(Member("w2", 1))
+    assert sorted(members_table.members(), key=lambda m: m.worker_id) == [member, Member("w2", 1)]
+    assert not members_table.remove("w1", heartbeat=6)  # it beat since: stays
+    assert members_table.remove("w1", heartbeat=7)
+    assert members_table.remove("w2")  # a graceful leave: unconditional
+    assert members_table.members() == []
