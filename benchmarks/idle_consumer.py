@@ -203,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--shards must be >= 1, --seconds > 0 and --settle >= 0")
     baseline = None
     if args.compare:
-        env = dict(os.environ, PYTHONPATH=args.compare)
+        # -P keeps this checkout off the path; this folder stays on it for the shared helpers.
+        path = os.pathsep.join([args.compare, str(Path(__file__).parent)])
+        env = dict(os.environ, PYTHONPATH=path)
         command = [sys.executable, "-P", __file__, "--json", f"--shards={args.shards}"]
         command += [f"--seconds={args.seconds}", f"--settle={args.settle}"]
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
