@@ -248,3 +248,30 @@ def test_consumer_clients_parse_timestamps_to_utc_and_other_clients_do_not() -> 
     default = _get_records_via(plain, GET_RECORDS_BODY)["Records"][0]
     assert default["ApproximateArrivalTimestamp"] == record["ApproximateArrivalTimestamp"]
     assert default["ApproximateArrivalTimestamp"].tzinfo is not UTC
+
+
+def test_kcl_user_agent_goes_before_the_library_s_on_both_consumer_clients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    conf = ConsumerConf.from_config(
+        load_config(
+            'kinesis.c { stream-name = s, kcl { regionName = us-east-1, userAgent = "my-app/2" } }'
+        ),
+        "c",
+    )
+    assert conf.kcl.user_agent == "my-app/2"
+    agents: list[str] = []
+
+    def answer(request: Any, **_: Any) -> AWSResponse:
+        agents.append(request.headers["User-Agent"].decode())
+        return AWSResponse(request.url, 200, {}, _Raw(b"{}"))
+
+    kinesis, dynamodb = consumer_clients(conf.kcl)
+    for client in (kinesis, dynamodb):
+        client.meta.events.register_first("before-send", answer)
+    dynamodb.get_item(TableName="x", Key={})
+    kinesis.get_records(ShardIterator="it")
+    assert len(agents) == 2
+    assert all(agent.startswith("my-app/2 kinesis-actors/") for agent in agents)

@@ -111,12 +111,17 @@ _CONSUMER_USER_AGENT = (
 )
 
 
-def _consumer_config(config: botocore.config.Config, *, validate: bool) -> botocore.config.Config:
-    """``config`` with the consumer's fixed user agent; without botocore's client-side
-    parameter validation unless ``validate`` (the lease code builds every input of its DynamoDB
-    calls itself, and DynamoDB validates them anyway)."""
+def _consumer_config(
+    config: botocore.config.Config, kcl: KclConf, *, validate: bool
+) -> botocore.config.Config:
+    """``config`` with the consumer's fixed user agent (``kcl.userAgent`` first, as the KCL puts
+    it); without botocore's client-side parameter validation unless ``validate`` (the lease code
+    builds every input of its DynamoDB calls itself, and DynamoDB validates them anyway)."""
+    user_agent = _CONSUMER_USER_AGENT
+    if kcl.user_agent is not None:
+        user_agent = f"{kcl.user_agent} {user_agent}"
     return config.merge(
-        botocore.config.Config(user_agent=_CONSUMER_USER_AGENT, parameter_validation=validate)
+        botocore.config.Config(user_agent=user_agent, parameter_validation=validate)
     )
 
 
@@ -150,13 +155,16 @@ def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, Dy
         # Each subscribed shard holds a connection for minutes (pools grow lazily to this).
         kinesis_config = client_config(tries=tries, max_pool_connections=_FANOUT_CONNECTIONS)
     kinesis: KinesisClient = _engine_client(
-        "kinesis", session, kcl.kinesis_endpoint, _consumer_config(kinesis_config, validate=True)
+        "kinesis",
+        session,
+        kcl.kinesis_endpoint,
+        _consumer_config(kinesis_config, kcl, validate=True),
     )
     dynamodb: DynamoDBClient = _engine_client(
         "dynamodb",
         dynamodb_session,
         kcl.dynamodb_endpoint,
-        _consumer_config(config, validate=False),
+        _consumer_config(config, kcl, validate=False),
     )
     return kinesis, dynamodb
 

@@ -153,7 +153,7 @@ class KclConf:
     IGNORED_KEYS: ClassVar[frozenset[str]] = frozenset(
         {
             "shardSyncStrategyType", "validateSequenceNumberBeforeCheckpointing",
-            "callProcessRecordsEvenForEmptyRecordList", "maxLeaseRenewalThreads", "userAgent",
+            "callProcessRecordsEvenForEmptyRecordList", "maxLeaseRenewalThreads",
             "timeoutInSeconds",
             "shutdownGraceMillis", "retryGetRecordsInSeconds", "maxGetRecordsThreadPool",
             "maxPendingProcessRecordsInput", "maxCacheByteSize", "maxRecordsCount",
@@ -216,6 +216,8 @@ class KclConf:
         "skipShardSyncAtStartupIfLeasesExist", boolean
     )
     table_name: str | None = setting("tableName", string, unset=None)
+    #: Put before the library's own user agent on the consumer's Kinesis and DynamoDB calls.
+    user_agent: str | None = setting("userAgent", string, unset=None)
     data_fetching_strategy: str = setting(
         "dataFetchingStrategy", choice("PREFETCH_CACHED", "DEFAULT")
     )
