@@ -311,7 +311,9 @@ def test_a_hanging_callback_cannot_block_shutdown(pipeline: Pipeline) -> None:
         wait_for(lambda: b"hang" in seen, what="callback hanging")
         started = time.monotonic()
         assert consumer.stop()
-        assert time.monotonic() - started < 2.0
+        # stop() returned while the callback still hangs (it returns only once released)
+        assert seen[-1] == b"hang" and not release.is_set()
+        assert time.monotonic() - started < 30  # a hang guard, not a timing
         assert pipeline.checkpoint() == seq(1000)  # what was acknowledged before the hang
     finally:
         release.set()
@@ -350,7 +352,19 @@ def test_two_consumers_share_the_shards(pipeline: Pipeline) -> None:
             lambda: sum(1 for lease_ in world.table.list_leases() if lease_.owner) == 2,
             what="both leases owned",
         )
-        time.sleep(1.0)  # a few taker runs: the second consumer steals one shard
+        wait_for(  # the second consumer takes one shard over (a hand-off, then a completed one)
+            lambda: (
+                len(
+                    {
+                        lease_.owner
+                        for lease_ in world.table.list_leases()
+                        if lease_.owner and lease_.checkpoint_owner is None
+                    }
+                )
+                == 2
+            ),
+            what="one lease each",
+        )
         for n in range(20):
             world.kinesis.put(world.shard_ids[n % 2], b"%d" % n)
         wait_for(lambda: sum(len(r.payloads()) for r in recorders) == 20, what="all records")

@@ -245,10 +245,9 @@ def test_shutdown_is_not_held_up_by_a_hanging_read(make_world: Callable[..., Wor
     world.kinesis.gate.clear()
     world.start()
     wait_for(lambda: world.kinesis.calls, what="a read started")
-    started = time.monotonic()
     world.shard.tell(StopShard(ShutdownReason.REQUESTED))
-    world.finished(timeout=1.0)
-    assert time.monotonic() - started < 1.0
+    world.finished(timeout=10.0)  # a hang guard
+    assert not world.kinesis.gate.is_set()  # stopped while the read still hangs
 
 
 def test_stop_while_waiting_on_parents(make_world: Callable[..., World]) -> None:
