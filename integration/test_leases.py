@@ -122,8 +122,9 @@ def test_killed_worker_loses_its_leases_within_failover_plus_a_taker_interval(
         timeout=FAILOVER + TAKER_INTERVAL + 10,
         what="orphans taken",
     )
-    # A late heartbeat makes the others scan (observing the victim's last counters); its leases
-    # are taken when they can first count as expired, failover time after that scan.
+    # A late heartbeat makes the others scan; the victim's new counters are back-dated to its last
+    # heartbeat (written right after its last renewal), so its leases are taken about failover
+    # time after that heartbeat.
     assert taken_at - killed_at <= FAILOVER + TAKER_INTERVAL
     # They had to expire: counted from the victim's last renewal, up to failover / 3 before.
     assert taken_at - killed_at > FAILOVER - FAILOVER / 3

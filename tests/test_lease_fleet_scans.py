@@ -96,13 +96,19 @@ class Worker:
     def __init__(self, world: World, worker_id: str) -> None:
         self.world = world
         self.up = True
+        #: False: renewals go on, heartbeats are not written (the membership table fails).
+        self.beats = True
+        self.last_beat = world.now
         #: (virtual time, message) for every message to the subscriber.
         self.events: list[tuple[float, LeaseEvent]] = []
         self.renewer = LeaseRenewer(
             world.table, worker_id, failover_time=FAILOVER, notify=self.notify,
             fence_margin=EPSILON, clock=world.clock,
         )  # fmt: skip
-        taker = LeaseTaker(world.table, worker_id, failover_time=FAILOVER, clock=world.clock)
+        taker = LeaseTaker(
+            world.table, worker_id, failover_time=FAILOVER, renewer_interval=RENEWER_INTERVAL,
+            clock=world.clock,
+        )  # fmt: skip
         self.membership = Membership(
             world.members, worker_id, failover_time=FAILOVER, suspect_after=SUSPECT_AFTER,
             forget_after=FORGET_AFTER, clock=world.clock,
@@ -130,7 +136,9 @@ class Worker:
         if self.up:
             self.renewer.renew_all()
             self.renewer.fence_expired()
-            self.loop.heartbeat()
+            if self.beats:
+                self.loop.heartbeat()
+                self.last_beat = self.world.now
             self.world.at(self.world.now + RENEWER_INTERVAL, self.renew)
 
     def crash(self) -> None:
@@ -142,18 +150,63 @@ def balanced(world: World, *counts: int) -> Callable[[], bool]:
     return lambda: sorted(world.held().values()) == sorted(counts)
 
 
-def test_killed_workers_leases_move_about_failover_time_after_its_last_renewal() -> None:
+def test_killed_workers_leases_move_about_failover_time_after_its_last_heartbeat() -> None:
     world = World(4)
     a, b = world.start("a"), world.start("b")
     world.run(balanced(world, 2, 2), 60)
-    world.idle(7.3)  # some phase between renewals
-    b.crash()
-    killed = world.now
-    taken = world.run(lambda: len(a.renewer.held()) == 4, 30)
-    # Not before the victim's leases could expire (its last renewal is up to a renewal interval
-    # before the kill); within failover of a scan made once its heartbeat was found late.
-    assert FAILOVER - RENEWER_INTERVAL < taken - killed <= FAILOVER + SUSPECT_AFTER + 2 * POLL
-    assert a.membership.live() == frozenset({"a"})
+    for phase in (7.3, 5.1, 6.2):  # some phases between renewals and polls
+        world.idle(phase)
+        b.crash()
+        taken = world.run(lambda: len(a.renewer.held()) == 4, 30)
+        # Not before the victim's leases could expire; found within a poll of its last heartbeat
+        # (written right after its last renewal), then failover time (not a late-heartbeat
+        # delay plus failover time).
+        assert FAILOVER < taken - b.last_beat <= FAILOVER + POLL + 0.01
+        assert a.membership.live() == frozenset({"a"})
+        b = world.start(f"b{phase}")
+        world.run(balanced(world, 2, 2), 60)
+
+
+def test_a_member_whose_heartbeats_fail_but_renewals_go_on_keeps_its_leases() -> None:
+    world = World(4)
+    world.start("a")
+    b = world.start("b")
+    world.run(balanced(world, 2, 2), 60)
+    b.beats = False
+    scans = world.table.scans
+    # Suspect, aged out, then its item forgotten (a Java-KCL-like owner): never robbed.
+    world.idle(FORGET_AFTER + 3 * TAKER_INTERVAL)
+    assert world.table.scans - scans > 3  # a scanned: it suspected b
+    assert world.held() == {"a": 2, "b": 2}
+    assert {type(event).__name__ for _, event in b.events} == {"LeasesGained"}
+
+
+def test_leases_of_an_owner_without_membership_need_failover_time_unchanged() -> None:
+    world = World(1)
+    java_leases = ("shardId-java-1",)  # its fair share: no hand-off is asked of it
+    for shard_id in java_leases:
+        world.table.put(Lease(shard_id, "java-worker", 1, Sentinel.TRIM_HORIZON))
+    renewing = [True]
+    renewed = [0.0]
+
+    def java_renews() -> None:
+        if not renewing[0]:
+            return
+        for shard_id in java_leases:
+            lease = world.table.get_lease(shard_id)
+            assert lease is not None and world.table.renew(lease) is not None
+        renewed[0] = world.now
+        world.at(world.now + RENEWER_INTERVAL, java_renews)
+
+    world.at(0.0, java_renews)
+    a = world.start("a")
+    world.idle(2 * TAKER_INTERVAL + 0.3)
+    assert world.held() == {"a": 1}
+    renewing[0] = False  # the Java worker dies
+    taken = world.run(lambda: len(a.renewer.held()) == 2, 30)
+    # Its last counters were first observed by a scan after its last renewal: failover time
+    # after that scan, on the KCL's taker cadence.
+    assert taken - renewed[0] > FAILOVER + RENEWER_INTERVAL
 
 
 def test_a_quiet_fleet_scans_the_lease_table_only_for_safety() -> None:

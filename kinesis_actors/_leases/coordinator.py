@@ -143,6 +143,7 @@ class LeaseCoordinator(StartedOnEnter):
             table,
             self._worker_id,
             failover_time=kcl.failover_time,
+            renewer_interval=kcl.renewer_interval,
             max_leases_for_worker=kcl.max_leases_for_worker,
             damping=kcl.lease_balance_damping,
             handoff_timeout=kcl.lease_handoff_timeout,
@@ -160,8 +161,8 @@ class LeaseCoordinator(StartedOnEnter):
             self._worker_id,
             failover_time=kcl.failover_time,
             # A heartbeat later than a renewal interval and a poll, plus a tenth of the failover
-            # time for scheduling: this member's leases may be expiring (scan now, so that their
-            # counters are observed soon after its last renewal).
+            # time for scheduling: this member's leases may be expiring (scan now; their new
+            # counters are back-dated to its last heartbeat, see LeaseTaker).
             suspect_after=kcl.renewer_interval + poll_interval + kcl.failover_time / 10,
             forget_after=kcl.dead_worker_cleanup_time,
         )

@@ -21,9 +21,12 @@ in a small side table named after the lease table, ``<lease table>-Workers``, cr
 Liveness is judged as lease expiry is, by local observation and never by clocks: a member whose
 ``heartbeat`` did not change for ``failover_time`` on this worker's monotonic clock has aged out;
 one first seen counts as live. One whose heartbeat is late (unchanged for ``suspect_after``) is a
-suspect: its leases may be about to expire. A worker that stops gracefully deletes its item: it
-leaves at once. The item of a worker that did not (a crash) is deleted by whichever worker first
-sees it unchanged for ``forget_after``, conditional on the heartbeat still being the one seen.
+suspect: its leases may be about to expire. A worker beats right after each renewal round, so the
+time its heartbeat was last seen to change bounds its last renewal if it is dead
+(`Membership.last_heard`, the evidence the taker back-dates lease counters with). A worker that
+stops gracefully deletes its item: it leaves at once. The item of a worker that did not (a crash)
+is deleted by whichever worker first sees it unchanged for ``forget_after``, conditional on the
+heartbeat still being the one seen.
 
 The heartbeats say when the lease table can have changed in a way that matters for the plan (a
 worker joined, left, aged out, is late, holds more or fewer leases, released or created leases,
@@ -242,6 +245,8 @@ class Membership:
         self._seen: dict[str, _Seen] = {}
         #: Workers seen before that aged out or left -> when this worker first found them gone.
         self._departed: dict[str, float] = {}
+        #: Worker -> local time its heartbeat was last seen to change (kept while departed).
+        self._heard: dict[str, float] = {}
         self._fleet = _Fleet(frozenset({worker_id}))
         self._planned = self._fleet
         self._lock = threading.Lock()
@@ -336,6 +341,8 @@ class Membership:
                 if worker_id not in live
                 and (self._forget_after is None or now - since <= self._forget_after)
             }
+            heard = {w: at for w, at in self._heard.items() if w in self._departed}
+            self._heard = heard | {w: entry.changed_at for w, entry in seen.items()}
             self._fleet = _Fleet(
                 live,
                 suspects,
@@ -381,6 +388,16 @@ class Membership:
         counts = {w: m.leases for w, m in fleet.members if w not in fleet.suspects}
         counts[self._worker_id] = me.leases
         return counts
+
+    def last_heard(self) -> dict[str, float]:
+        """Departed members and suspects -> local time their heartbeat was last seen to change.
+
+        A member beats right after each renewal round, so a dead one renewed its leases last
+        before that time: the evidence `LeaseTaker` back-dates their counters with.
+        """
+        with self._lock:
+            doubtful = frozenset(self._departed) | self._fleet.suspects
+            return {w: self._heard[w] for w in sorted(doubtful) if w in self._heard}
 
     def departed(self) -> frozenset[str]:
         """Members whose leases may be expiring: aged out, left (recently), or suspects."""

@@ -4,7 +4,19 @@ Expiry is judged only by local observation, never by timestamps in the table: a 
 when its counter has not changed for ``failover_time`` on this worker's monotonic clock, across
 scans. A lease first seen free counts as expired at once; a lease first seen owned counts as
 fresh, so a newly started worker needs two scans more than ``failover_time`` apart to declare
-another worker dead (the KCL's rule; crash failover is unchanged).
+another worker dead (the KCL's rule, kept for owners without a membership item: Java KCL
+workers).
+
+A member of the fleet writes its heartbeat right after each renewal round, so its heartbeat is
+evidence of its renewals. When a scan finds a counter not seen before on a lease whose owner is
+departed or a suspect (its heartbeat is late: `Membership.last_heard`), the counter was written
+before that member's heartbeat was last seen to change, if the member is dead: its change is
+back-dated to that local time, but never earlier than ``failover_time - renewer_interval``
+before the scan. So a crashed member's leases expire about ``failover_time`` after its last
+heartbeat, not a late-heartbeat delay plus ``failover_time``; and a second scan at least one
+renewer interval later must still find the counter unchanged, which a live owner (renewing every
+renewer interval, whatever became of its heartbeats) never lets happen. The take stays
+conditional on the counter.
 
 Each run (`LeaseTaker.take_leases`) is given the live workers (fleet membership), adds the owners
 of live leases (Java KCL workers have no membership item), and plans with
@@ -64,8 +76,9 @@ class TakerRun:
 class LeaseTaker:
     """Scans the table, tracks counter changes, takes leases and requests hand-offs.
 
-    Single-threaded: the coordinator calls it from its taker thread only. ``clock`` is a
-    monotonic clock in seconds, injectable for tests.
+    Single-threaded: the coordinator calls it from its taker thread only. ``renewer_interval``
+    (default a third of ``failover_time``) bounds how far a counter is back-dated. ``clock`` is
+    a monotonic clock in seconds, injectable for tests.
     """
 
     def __init__(
@@ -74,6 +87,7 @@ class LeaseTaker:
         worker_id: str,
         *,
         failover_time: float,
+        renewer_interval: float | None = None,
         max_leases_for_worker: int = 2**31 - 1,
         damping: float = 0.5,
         handoff_timeout: float | None = None,
@@ -83,6 +97,11 @@ class LeaseTaker:
         self._table = table
         self._worker_id = worker_id
         self._failover_time = failover_time
+        # A counter is back-dated by at most this much: a rescan one renewer interval later
+        # must still find it unchanged.
+        self._max_backdate = failover_time - (
+            failover_time / 3 if renewer_interval is None else renewer_interval
+        )
         self._max_leases_for_worker = max_leases_for_worker
         self._damping = damping
         self._handoff_timeout = failover_time if handoff_timeout is None else handoff_timeout
@@ -104,17 +123,20 @@ class LeaseTaker:
         *,
         exclude: Collection[str] = (),
         keep_free: Collection[str] = (),
+        last_heard: Mapping[str, float] | None = None,
     ) -> TakerRun:
         """Scan, plan with the live ``workers``, take and request what the plan gives this one.
 
         Leases in ``exclude`` (held already) are never taken or requested, nor those in
         ``keep_free`` (just released by this worker) while they are still free: once another
         worker holds one, it is this worker's again if the plan says so (its new owner died).
+        ``last_heard``: departed or suspect members -> local time their heartbeat was last seen
+        to change (`Membership.last_heard`), to back-date their leases' new counters.
         """
         started = self._clock()
         leases = self._table.list_leases()
         now = self._clock()
-        self._observe(leases, now)
+        self._observe(leases, now, last_heard or {})
         available = {
             shard_id
             for shard_id, observation in self._seen.items()
@@ -256,18 +278,25 @@ class LeaseTaker:
         metrics.count("LeaseHandoffRequests", 1, worker=self._worker_id)
         return True
 
-    def _observe(self, leases: list[Lease], now: float) -> None:
+    def _observe(self, leases: list[Lease], now: float, last_heard: Mapping[str, float]) -> None:
         seen: dict[str, _Observation] = {}
         for lease in leases:
             before = self._seen.get(lease.shard_id)
+            changed_at: float | None
             if before is not None and before.lease.counter == lease.counter:
                 changed_at = before.changed_at
             elif before is None and lease.owner is None:
                 changed_at = None
             else:
-                changed_at = now
+                heard = last_heard.get(lease.actual_owner or "")
+                changed_at = now if heard is None else self._backdated(heard, now)
             seen[lease.shard_id] = _Observation(lease, changed_at)
         self._seen = seen
+
+    def _backdated(self, heard: float, now: float) -> float:
+        """When a new counter of a departed or suspect member was written at the latest, if it
+        is dead (its last heartbeat), but no earlier than the bound a live owner is safe with."""
+        return min(now, max(heard, now - self._max_backdate))
 
     def _expired(self, observation: _Observation, now: float) -> bool:
         changed_at = observation.changed_at

@@ -204,7 +204,10 @@ class TakerLoop:
         retry = started + self._poll_interval
         try:
             run = self._taker.take_leases(
-                self._membership.live(), exclude=self._renewer.held_shard_ids(), keep_free=released
+                self._membership.live(),
+                exclude=self._renewer.held_shard_ids(),
+                keep_free=released,
+                last_heard=self._membership.last_heard(),
             )
         except LeaseTableMissingError as exc:
             self._table_missing(exc, started)
