@@ -19,6 +19,7 @@ import botocore.config
 import botocore.exceptions
 
 from kinesis_actors._aws.credentials import default_region, session_for
+from kinesis_actors._aws.direct import direct_dynamodb, remember_direct_path
 from kinesis_actors._aws.timestamps import with_fast_timestamps
 from kinesis_actors._errors import ConfigError
 from kinesis_actors._version import __version__
@@ -138,7 +139,9 @@ def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, Dy
     to UTC datetimes without dateutil (``utc_timestamp``): the same instants, several times
     faster on the GetRecords path. Both clients send a fixed user agent, and the DynamoDB one
     (leases, membership, checkpoints: about one call per lease per ``failover / 3``) skips
-    client-side parameter validation (`_consumer_config`).
+    client-side parameter validation (`_consumer_config`). Unless a client hook is registered
+    (it is to see every call), the DynamoDB client gets a direct path for the lease table's
+    UpdateItems (`kinesis_actors._aws.direct`).
     """
     session = with_fast_timestamps(
         session_for(kcl.credentials_provider, kcl.region_name, assume_role=kcl.assume_role)
@@ -160,12 +163,18 @@ def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, Dy
         kcl.kinesis_endpoint,
         _consumer_config(kinesis_config, kcl, validate=True),
     )
+    observed = bool(_client_hooks)
     dynamodb: DynamoDBClient = _engine_client(
         "dynamodb",
         dynamodb_session,
         kcl.dynamodb_endpoint,
         _consumer_config(config, kcl, validate=False),
     )
+    if not observed:
+        direct = direct_dynamodb(
+            dynamodb, dynamodb_session, verify=None, user_agent=_CONSUMER_USER_AGENT
+        )
+        remember_direct_path(dynamodb, direct)
     return kinesis, dynamodb
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kinesis_actors._aws.direct import direct_path_of
 from kinesis_actors._leases.dynamodb import DynamoDBTable
 from kinesis_actors._leases.items import (
     checkpoint_attributes,
@@ -32,10 +33,15 @@ _PENDING_ATTRIBUTES = (
 
 
 class DynamoDBLeaseTable(DynamoDBTable, LeaseTable):
-    """A lease table in DynamoDB (or dynalite), through a shared, thread-safe boto3 client."""
+    """A lease table in DynamoDB (or dynalite), through a shared, thread-safe boto3 client.
+
+    Its UpdateItems (renewals above all: one per lease per ``failover / 3``) take the client's
+    direct path when the consumer's client factory built one (`kinesis_actors._aws.direct`).
+    """
 
     def __init__(self, dynamodb: DynamoDBClient, table_name: str) -> None:
         super().__init__(dynamodb, table_name, hash_key="leaseKey", kind="lease table")
+        self._direct = direct_path_of(dynamodb)
 
     def list_leases(self) -> list[Lease]:
         leases: list[Lease] = []
@@ -65,9 +71,12 @@ class DynamoDBLeaseTable(DynamoDBTable, LeaseTable):
         return done is not None
 
     def _update(self, operation: str, shard_id: str, **kwargs: Any) -> Lease | None:
+        update_item = (
+            self._dynamodb.update_item if self._direct is None else self._direct.update_item
+        )
         response = self._conditional(
             operation,
-            lambda: self._dynamodb.update_item(
+            lambda: update_item(
                 TableName=self._name,
                 Key={"leaseKey": {"S": shard_id}},
                 ReturnValues="ALL_NEW",

@@ -1,0 +1,236 @@
+"""Lease renewals sent without botocore's request pipeline (and every other call through it).
+
+A consumer renews each lease it holds every ``failover / 3`` with one conditional UpdateItem:
+60 calls a second for 200 leases at the default 10 s, about 0.9 ms of CPU each through
+botocore (its HTTP layers, request objects, event hooks, endpoint rules and parser), over
+5 % of a core for a consumer that reads nothing. `DirectDynamoDB` sends the same request for a
+third of that: the JSON body, signed by botocore's own ``SigV4Auth`` with the session's
+credentials (``get_frozen_credentials`` refreshes them as botocore does), posted over one
+kept-alive ``http.client`` connection per thread to the client's endpoint
+(``client.meta.endpoint_url``: the configured one, or the regional, FIPS or dual-stack endpoint
+botocore resolved; not an account-based one, which only routes), with the client's timeouts and
+botocore's CA bundle.
+
+Only a plain success is answered here (HTTP 200 whose CRC32 matches, as botocore checks for
+DynamoDB). Any other status, a connection error or a timeout sends the call once more through the
+botocore client, which then retries, parses and raises as it always does, so the library's error
+translation and retry rules are unchanged (a retried conditional write is recognised by the
+lease code's re-read, as after a botocore retry).
+
+`direct_dynamodb` builds one only where it cannot differ from the botocore client: no proxy
+(``Config.proxies``, ``proxies_config`` or the environment's, which stay botocore's to handle),
+no client certificate, and nothing that wants to see or answer each request: no client hook
+(fault injection, instrumentation) and no ``before-send`` handler registered with botocore
+itself (moto, stubs).
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import ssl
+import threading
+import weakref
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import boto3
+import botocore.auth
+import botocore.awsrequest
+import botocore.handlers
+import botocore.httpsession
+import botocore.session
+import botocore.utils
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["DirectDynamoDB", "direct_dynamodb", "direct_path_of", "remember_direct_path"]
+
+_PATHS: weakref.WeakKeyDictionary[Any, DirectDynamoDB] = weakref.WeakKeyDictionary()
+
+
+class DirectDynamoDB:
+    """UpdateItem on one DynamoDB endpoint, signed and sent directly; botocore for the rest.
+
+    Thread-safe: each thread keeps its own connection. ``client`` is the botocore client of the
+    same endpoint, region and credentials: its answer is the one kept for anything but a plain
+    success.
+    """
+
+    def __init__(
+        self,
+        client: DynamoDBClient,
+        credentials: botocore.credentials.Credentials,
+        *,
+        verify: bool | str,
+        user_agent: str,
+    ) -> None:
+        meta = client.meta
+        config: Any = meta.config  # botocore's stubs lack most of Config's attributes
+        self._client = client
+        self._credentials = credentials
+        self._url = meta.endpoint_url.rstrip("/") + "/"
+        parts = urlsplit(self._url)
+        self._https = parts.scheme == "https"
+        self._host = parts.hostname or ""
+        self._port = parts.port
+        self._path = parts.path or "/"
+        self._region = meta.region_name
+        model = meta.service_model
+        self._signing_name = model.signing_name
+        self._target_prefix = model.metadata["targetPrefix"]
+        self._content_type = f"application/x-amz-json-{model.metadata['jsonVersion']}"
+        self._user_agent = user_agent
+        self._connect_timeout: float = config.connect_timeout
+        self._read_timeout: float = config.read_timeout
+        self._context = _ssl_context(verify) if self._https else None
+        self._local = threading.local()
+
+    def update_item(self, **params: Any) -> dict[str, Any]:
+        """What ``client.update_item(**params)`` returns (without ``ResponseMetadata`` when
+        answered directly), or raises."""
+        try:
+            body = json.dumps(params).encode()
+        except TypeError:  # bytes (a B attribute): botocore's serialiser encodes them
+            body = None
+        answer = None
+        if body is not None:
+            try:
+                answer = self._post(f"{self._target_prefix}.UpdateItem", body)
+            except (OSError, http.client.HTTPException, ValueError):
+                self._close()
+        if answer is None:
+            return dict(self._client.update_item(**params))
+        if "Attributes" in answer:
+            answer["Attributes"] = {k: _decoded(v) for k, v in answer["Attributes"].items()}
+        return answer
+
+    def _post(self, target: str, body: bytes) -> dict[str, Any] | None:
+        request = botocore.awsrequest.AWSRequest(
+            method="POST",
+            url=self._url,
+            data=body,
+            headers={
+                "X-Amz-Target": target,
+                "Content-Type": self._content_type,
+                "User-Agent": self._user_agent,
+            },
+        )
+        signer = botocore.auth.SigV4Auth(
+            self._credentials.get_frozen_credentials(), self._signing_name, self._region
+        )
+        signer.add_auth(request)
+        connection = self._connection()
+        connection.request("POST", self._path, body=body, headers=dict(request.headers.items()))
+        response = connection.getresponse()
+        data = response.read()
+        if response.will_close:
+            self._close()
+        crc32 = response.getheader("x-amz-crc32")
+        if response.status != 200 or (crc32 is not None and int(crc32) != zlib.crc32(data)):
+            return None
+        parsed: dict[str, Any] = json.loads(data)
+        return parsed
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._context is not None:
+                connection = http.client.HTTPSConnection(
+                    self._host, self._port, timeout=self._connect_timeout, context=self._context
+                )
+            else:
+                connection = http.client.HTTPConnection(
+                    self._host, self._port, timeout=self._connect_timeout
+                )
+            connection.connect()
+            if connection.sock is not None:
+                connection.sock.settimeout(self._read_timeout)
+            self._local.connection = connection
+        return connection
+
+    def _close(self) -> None:
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            connection.close()
+
+
+def _decoded(value: dict[str, Any]) -> dict[str, Any]:
+    """An AttributeValue as botocore parses it: binary (B, BS) base64-decoded, at any depth."""
+    if "B" in value:
+        return {"B": base64.b64decode(value["B"])}
+    if "BS" in value:
+        return {"BS": [base64.b64decode(member) for member in value["BS"]]}
+    if "M" in value:
+        return {"M": {k: _decoded(v) for k, v in value["M"].items()}}
+    if "L" in value:
+        return {"L": [_decoded(member) for member in value["L"]]}
+    return value
+
+
+def _ssl_context(verify: bool | str) -> ssl.SSLContext:
+    """A TLS context that trusts what botocore's would for ``verify``: its default bundle
+    (certifi's when installed), a CA bundle file or folder, or nothing checked (False)."""
+    if verify is False:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    path = str(botocore.httpsession.get_cert_path(True) if verify is True else verify)
+    if Path(path).is_dir():
+        return ssl.create_default_context(capath=path)
+    return ssl.create_default_context(cafile=path)
+
+
+def direct_dynamodb(
+    client: DynamoDBClient, session: boto3.Session, *, verify: bool | str | None, user_agent: str
+) -> DirectDynamoDB | None:
+    """A direct path beside ``client`` (made from ``session`` with ``verify``), or None where it
+    could differ from the client: a proxy or client certificate, no credentials, or a
+    ``before-send`` handler registered with botocore (moto, a stub). Client hooks are the
+    caller's to check (`kinesis_actors._aws.clients`)."""
+    config: Any = client.meta.config
+    if config.proxies or config.proxies_config or config.client_cert:
+        return None
+    if botocore.utils.get_environ_proxies(client.meta.endpoint_url):
+        return None
+    if any(event.startswith("before-send") for event, *_ in botocore.handlers.BUILTIN_HANDLERS):
+        return None
+    credentials = session.get_credentials()
+    if credentials is None:
+        return None
+    return DirectDynamoDB(
+        client, credentials, verify=_resolved_verify(session, verify), user_agent=user_agent
+    )
+
+
+def _resolved_verify(session: boto3.Session, verify: bool | str | None) -> bool | str:
+    """``verify`` as botocore resolves it for a client: the argument, else the profile's or
+    ``AWS_CA_BUNDLE``'s ``ca_bundle``, else ``REQUESTS_CA_BUNDLE``, else the default bundle."""
+    if verify is not None:
+        return verify
+    profile = session.profile_name if session.profile_name != "default" else None
+    bundle = botocore.session.Session(profile=profile).get_config_variable("ca_bundle")
+    if bundle:
+        return str(bundle)
+    return os.environ.get("REQUESTS_CA_BUNDLE") or True
+
+
+def remember_direct_path(client: Any, direct: DirectDynamoDB | None) -> None:
+    """Keep ``direct`` as ``client``'s direct path (for as long as the client lives)."""
+    if direct is not None:
+        _PATHS[client] = direct
+
+
+def direct_path_of(client: Any) -> DirectDynamoDB | None:
+    """The direct path built beside ``client`` by the consumer's client factory, if any."""
+    try:
+        return _PATHS.get(client)
+    except TypeError:  # not weakly referenceable: not a botocore client (a test's double)
+        return None
