@@ -9,7 +9,9 @@ settings except ``kcl.retrievalMode`` (and ``gracefulShutdownHook = false``).
    ministack pushes a new record ~0.2 s after the put (its internal poll), AWS in ~70 ms.
 2. Drain: records/s from the first record processed to the last of a pre-filled 2-shard stream.
 3. Idle cost: CPU time of the consumer process as a share of one core while it holds
-   ``--idle-shards`` idle shards (target FANOUT <= 5 %), and its AWS calls per second.
+   ``--idle-shards`` idle shards (target FANOUT <= 5 %), by thread (``--idle-only`` measures
+   this alone, in both modes). No client hook counts calls here: one would turn off the lease
+   table's direct DynamoDB path (``kinesis_actors._aws.direct``) and so measure something else.
 
 ministack never throttles: polling's 5 GetRecords/s per shard and fan-out's 2 MiB/s per shard
 are not enforced here, so the drain rates are upper bounds of this machine, not of AWS.
@@ -24,10 +26,8 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 # The repository first; this folder out (its asyncio.py would shadow the standard library's).
@@ -35,7 +35,6 @@ sys.path[:] = [str(_HERE.parent)] + [p for p in sys.path if Path(p or ".").resol
 
 from benchmarks._shared import consumer_conf  # noqa: E402
 from kinesis_actors import ConsumerConf, ConsumerEvent, KinesisConsumer, metrics  # noqa: E402
-from kinesis_actors._aws import add_client_hook, remove_client_hook  # noqa: E402
 from kinesis_actors.testing import LocalKinesis, LocalMinistack  # noqa: E402
 
 __all__ = ["main"]
@@ -51,23 +50,10 @@ def _conf(stream: str, mode: str, kinesis_endpoint: str, dynamodb_endpoint: str)
     )
 
 
-class _Calls:
-    """Counts the API calls of every client the library creates, by operation."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-
-    def __call__(self, service: str, client: Any) -> None:
-        client.meta.events.register("before-call", self._count)
-
-    def _count(self, model: Any, **_: Any) -> None:
-        with self._lock:
-            self.counts[model.name] += 1
-
-    def snapshot(self) -> Counter[str]:
-        with self._lock:
-            return Counter(self.counts)
+def _shards_polled() -> int:
+    """Shards with a ``MillisBehindLatest`` gauge: those whose first GetRecords has returned."""
+    gauges = metrics.in_memory().snapshot()["gauges"]
+    return sum(1 for label in gauges if label.startswith("MillisBehindLatest"))
 
 
 def _thread_cpu() -> dict[str, float]:
@@ -182,8 +168,6 @@ class _Bench:
 
     def idle(self, mode: str, shards: int, seconds: float, settle: float) -> dict[str, float]:
         stream = self.stream(shards)
-        calls = _Calls()
-        add_client_hook(calls)
         metrics.in_memory().reset()
         consumer = self.consumer(stream, mode, lambda event: None)
         started = time.monotonic()
@@ -192,26 +176,22 @@ class _Bench:
             if mode == "FANOUT":
                 reading = lambda: metrics.in_memory().total("FanoutSubscriptionsOpened") >= shards  # noqa: E731
             else:
-                reading = lambda: calls.snapshot()["GetShardIterator"] >= shards  # noqa: E731
+                reading = lambda: _shards_polled() >= shards  # noqa: E731
             _wait(reading, 600, f"all {shards} shards read")
             ready = time.monotonic() - started
             time.sleep(settle)
-            before = calls.snapshot()
             threads = threading.active_count()
             parts = _thread_cpu()
             cpu, wall = time.process_time(), time.monotonic()
             time.sleep(seconds)
             cpu, wall = time.process_time() - cpu, time.monotonic() - wall
             parts = {k: v - parts.get(k, 0.0) for k, v in _thread_cpu().items()}
-            after = calls.snapshot()
         finally:
             consumer.stop()
-            remove_client_hook(calls)
         return {
             "cpu": cpu / wall,
             "reading": parts.get("reading", 0.0) / wall,
             "leases": parts.get("leases", 0.0) / wall,
-            "calls": sum((after - before).values()) / wall,
             "threads": float(threads),
             "ready": ready,
         }
@@ -231,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-shards", type=int, default=200)
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--settle-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--idle-only", action="store_true", help="measure only the idle cost (3.), both modes"
+    )
     args = parser.parse_args(argv)
     with LocalMinistack() as ministack, LocalKinesis(backend="emulators") as local:
         os.environ.update(local.environ())  # dummy credentials and region for the consumers
@@ -240,22 +223,23 @@ def main(argv: list[str] | None = None) -> int:
         drained: dict[str, float] = {}
         idle: dict[str, dict[str, float]] = {}
         for mode in MODES:
-            p50[mode], p99[mode] = bench.latency(
-                mode, args.latency_records, args.interval_ms / 1000
-            )
-            drained[mode] = bench.drain(mode, args.drain_records)
+            if not args.idle_only:
+                p50[mode], p99[mode] = bench.latency(
+                    mode, args.latency_records, args.interval_ms / 1000
+                )
+                drained[mode] = bench.drain(mode, args.drain_records)
             idle[mode] = bench.idle(mode, args.idle_shards, args.idle_seconds, args.settle_seconds)
     print("\nFan-out vs polling (ministack 1.5.33 for Kinesis, dynalite for leases, loopback)")
     print(f"  {'':<46} {'POLLING':>10} {'FANOUT':>10} {'FANOUT/POLLING':>9}")
-    _row("put-to-process p50, ms", p50, "10.0f")
-    _row("put-to-process p99, ms", p99, "10.0f")
-    _row(f"drain {args.drain_records} records (2 shards), records/s", drained, "10.0f")
+    if not args.idle_only:
+        _row("put-to-process p50, ms", p50, "10.0f")
+        _row("put-to-process p99, ms", p99, "10.0f")
+        _row(f"drain {args.drain_records} records (2 shards), records/s", drained, "10.0f")
     shards = args.idle_shards
     for key, name, fmt, scale in (
         ("cpu", "CPU, % of one core", "10.1f", 100.0),
         ("reading", "  of it: reading threads, %", "10.1f", 100.0),
         ("leases", "  of it: lease threads, %", "10.1f", 100.0),
-        ("calls", "AWS calls/s", "10.1f", 1.0),
         ("threads", "threads", "10.0f", 1.0),
         ("ready", "s until every shard is read", "10.1f", 1.0),
     ):

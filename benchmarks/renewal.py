@@ -8,10 +8,15 @@ the lease table, round-robin over ``--leases`` leases, with:
 
 * baseline: a DynamoDB client as botocore makes it (client-side parameter validation, a
   User-Agent rebuilt for every request);
-* library: the consumer's own DynamoDB client (``consumer_clients``).
+* botocore, tuned: the consumer's DynamoDB client with its direct path off (as when a client
+  hook is registered): no validation, a fixed User-Agent;
+* library: the consumer's DynamoDB client as ``consumer_clients`` builds it, whose lease
+  UpdateItems take the direct path (``kinesis_actors._aws.direct``: botocore's SigV4 signer,
+  one kept-alive ``http.client`` connection, JSON).
 
-Then one more run of the library's client under ``cProfile`` (timed by thread CPU) splits a
-renewal into parts; the profiler's own overhead is spread over them, so the shares, not the
+Rounds of ``--renewals`` / 5 alternate between the three; the figure is the median round. Then
+one more run of the library's client under ``cProfile`` (timed by thread CPU) splits a renewal
+into parts; the profiler's own overhead is spread over them, so the shares, not the
 microseconds, are what to read there.
 """
 
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +33,14 @@ from pathlib import Path
 
 from _shared import consumer_conf  # this folder: the script's own
 
-from kinesis_actors._aws import client_config, consumer_clients, new_client
+from kinesis_actors._aws import (
+    add_client_hook,
+    client_config,
+    consumer_clients,
+    new_client,
+    remove_client_hook,
+)
+from kinesis_actors._aws.direct import direct_path_of
 from kinesis_actors._leases import DynamoDBLeaseTable
 from kinesis_actors._leases.lease import Lease
 from kinesis_actors._models import Sentinel
@@ -35,13 +48,14 @@ from kinesis_actors.testing import LocalKinesis
 
 __all__ = ["main"]
 
-#: Parts of a renewal, each the cumulative time of one botocore function (none calls another).
+#: Parts of a direct renewal, each the cumulative time of one function (none calls another).
 _PARTS: tuple[tuple[str, str], ...] = (
-    ("SigV4 signing", "auth.py:add_auth"),
-    ("endpoint rules", "client.py:_resolve_endpoint_ruleset"),
-    ("request serialisation", "client.py:_convert_to_request_dict"),
-    ("HTTP send + receive (urllib3, http.client)", "httpsession.py:send"),
-    ("response parsing", "parsers.py:parse"),
+    ("SigV4 signing (botocore)", "auth.py:add_auth"),
+    ("credentials (get_frozen_credentials)", "credentials.py:get_frozen_credentials"),
+    ("HTTP send (http.client)", "client.py:request"),
+    ("HTTP receive and read (http.client)", "client.py:getresponse"),
+    ("JSON encode", "__init__.py:dumps"),
+    ("JSON decode", "__init__.py:loads"),
 )
 
 
@@ -56,11 +70,18 @@ def _renewals(table: DynamoDBLeaseTable, leases: list[Lease]) -> Callable[[int],
     return renew
 
 
-def _cpu_per_call(renew: Callable[[int], None], count: int) -> float:
-    renew(min(count, 50))  # connections and caches warm
-    started = time.thread_time()
-    renew(count)
-    return (time.thread_time() - started) / count
+def _cpu_per_call(renewals: dict[str, Callable[[int], None]], count: int) -> dict[str, float]:
+    """Median CPU seconds per renewal of each, over 5 alternating rounds of ``count`` / 5."""
+    for renew in renewals.values():
+        renew(50)  # connections and caches warm
+    rounds: dict[str, list[float]] = {name: [] for name in renewals}
+    size = max(count // 5, 1)
+    for _ in range(5):
+        for name, renew in renewals.items():
+            started = time.thread_time()
+            renew(size)
+            rounds[name].append((time.thread_time() - started) / size)
+    return {name: statistics.median(values) for name, values in rounds.items()}
 
 
 def _parts(renew: Callable[[int], None], count: int) -> list[tuple[str, float]]:
@@ -75,10 +96,10 @@ def _parts(renew: Callable[[int], None], count: int) -> list[tuple[str, float]]:
             cumulative[key] = cumulative.get(key, 0.0) + entry.totaltime
     total = cumulative["table.py:renew"]
     rows = [(label, cumulative.get(key, 0.0) / total) for label, key in _PARTS]
-    # The parts do not contain one another; what is left is botocore's event hooks, request
-    # objects and retry checks, and the lease code itself.
+    # The parts do not contain one another; what is left is the request object, headers and
+    # the lease code itself.
     rest = max(0.0, 1.0 - sum(share for _, share in rows))
-    return [*rows, ("the rest (hooks, request objects, retry checks, lease code)", rest)]
+    return [*rows, ("the rest (request object, headers, lease code)", rest)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,6 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.update(local.environ())  # dummy credentials and region
         conf = consumer_conf("renewal-bench", f'dynamoDBEndpoint = "{local.dynamodb_endpoint}"')
         _, library = consumer_clients(conf.kcl)
+        assert direct_path_of(library) is not None, "no direct path (moto imported? a proxy?)"
+        add_client_hook(_no_hook)  # a registered hook turns the direct path off
+        try:
+            _, tuned = consumer_clients(conf.kcl)
+        finally:
+            remove_client_hook(_no_hook)
         baseline = new_client(
             "dynamodb", endpoint_url=local.dynamodb_endpoint, config=client_config(tries=3)
         )
@@ -108,21 +135,36 @@ def main(argv: list[str] | None = None) -> int:
             )
             table.create_lease(lease)
             leases.append(lease)
-        per_call = {}
-        for name, client in (("baseline", baseline), ("library", library)):
-            renew = _renewals(DynamoDBLeaseTable(client, conf.table_name), leases)
-            per_call[name] = _cpu_per_call(renew, args.renewals)
+        clients = {"baseline": baseline, "tuned": tuned, "library": library}
+        per_call = _cpu_per_call(
+            {
+                name: _renewals(DynamoDBLeaseTable(client, conf.table_name), leases)
+                for name, client in clients.items()
+            },
+            args.renewals,
+        )
         parts = _parts(_renewals(table, leases), args.renewals // 3)
-    base, lib = per_call["baseline"], per_call["library"]
+    base, tuned_cpu, lib = per_call["baseline"], per_call["tuned"], per_call["library"]
     print(f"\nLease renewal (conditional UpdateItem, ALL_NEW) on dynalite, {args.leases} leases")
-    print(f"  {'':<44} {'baseline':>10} {'library':>10} {'library/baseline':>9}")
-    print(f"  {'CPU per renewal, us':<44} {base * 1e6:10.0f} {lib * 1e6:10.0f} {lib / base:8.2f}x")
-    share = f"CPU at {args.rate:g} renewals/s, % of one core"
-    print(f"  {share:<44} {base * args.rate * 100:10.1f} {lib * args.rate * 100:10.1f}")
-    print("\n  Where the library's renewal goes (cProfile by thread CPU; shares)")
+    print(f"  {'':<40} {'baseline':>9} {'botocore':>9} {'library':>9} {'library/baseline':>9}")
+    print(f"  {'':<40} {'':>9} {'tuned':>9} {'(direct)':>9}")
+    print(
+        f"  {'CPU per renewal, us (median of 5)':<40} {base * 1e6:9.0f} {tuned_cpu * 1e6:9.0f}"
+        f" {lib * 1e6:9.0f} {lib / base:8.2f}x"
+    )
+    share = f"CPU at {args.rate:g} renewals/s, % of a core"
+    print(
+        f"  {share:<40} {base * args.rate * 100:9.1f} {tuned_cpu * args.rate * 100:9.1f}"
+        f" {lib * args.rate * 100:9.1f}"
+    )
+    print("\n  Where the library's (direct) renewal goes (cProfile by thread CPU; shares)")
     for label, fraction in parts:
         print(f"  {label:<60} {fraction * 100:5.0f} %  ~{fraction * lib * 1e6:4.0f} us")
     return 0
+
+
+def _no_hook(service: str, client: object) -> None:
+    """A client hook that does nothing (its presence alone turns the direct path off)."""
 
 
 if __name__ == "__main__":
