@@ -42,6 +42,24 @@ def _credentials(access_key: str, expires_in: timedelta) -> dict[str, str]:
     }
 
 
+def _direct(
+    endpoint: str,
+    credentials: botocore.credentials.Credentials | None = None,
+    *,
+    tries: int = 3,
+    user_agent: str = "test",
+) -> tuple[Any, DirectDynamoDB]:
+    """A botocore client of ``endpoint`` and a direct path beside it."""
+    client = new_client(
+        "dynamodb",
+        region=REGION,
+        endpoint_url=endpoint,
+        config=client_config(tries=tries, connect_timeout=2),
+    )
+    credentials = credentials or botocore.credentials.Credentials("AKID", "secret")
+    return client, DirectDynamoDB(client, credentials, verify=True, user_agent=user_agent)
+
+
 def _lease(n: int) -> Lease:
     return Lease(
         f"shardId-{n:012d}",
@@ -57,16 +75,8 @@ def test_every_lease_write_leaves_what_botocore_reads_back(
     local_kinesis: LocalKinesis, unique_name: str
 ) -> None:
     reader = local_kinesis.dynamodb_client()
-    writer = new_client(
-        "dynamodb",
-        region=REGION,
-        endpoint_url=local_kinesis.dynamodb_endpoint,
-        config=client_config(tries=3),
-    )
-    credentials = botocore.credentials.Credentials("AKIDLOCAL", "secret")
-    remember_direct_path(
-        writer, DirectDynamoDB(writer, credentials, verify=True, user_agent="test")
-    )
+    writer, direct = _direct(local_kinesis.dynamodb_endpoint)
+    remember_direct_path(writer, direct)
     table = DynamoDBLeaseTable(writer, unique_name)
     plain = DynamoDBLeaseTable(reader, unique_name)
     table.create_if_missing()
@@ -180,8 +190,7 @@ def test_requests_are_signed_with_refreshed_credentials_over_one_connection(
     credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
         _credentials("AKIDOLD", timedelta(seconds=30)), refresh, "test"
     )
-    client = new_client("dynamodb", region=REGION, endpoint_url=server.endpoint)
-    direct = DirectDynamoDB(client, credentials, verify=True, user_agent="kinesis-actors/test")
+    _, direct = _direct(server.endpoint, credentials, user_agent="kinesis-actors/test")
     server.script = [(200, {"Attributes": {"leaseKey": {"S": "k"}}})] * 5
     for _ in range(5):
         answer = direct.update_item(TableName="t", Key={"leaseKey": {"S": "k"}})
@@ -199,14 +208,7 @@ def test_requests_are_signed_with_refreshed_credentials_over_one_connection(
 
 
 def test_anything_but_a_plain_success_is_answered_by_botocore(server: _Server) -> None:
-    client = new_client(
-        "dynamodb",
-        region=REGION,
-        endpoint_url=server.endpoint,
-        config=client_config(tries=2),
-    )
-    credentials = botocore.credentials.Credentials("AKID", "secret")
-    direct = DirectDynamoDB(client, credentials, verify=True, user_agent="test")
+    _, direct = _direct(server.endpoint, tries=2)
     failed = {
         "__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
         "message": "The conditional request failed",
@@ -228,20 +230,12 @@ def test_anything_but_a_plain_success_is_answered_by_botocore(server: _Server) -
 def test_a_closed_connection_is_replaced_and_no_server_is_botocores_error(
     server: _Server,
 ) -> None:
-    credentials = botocore.credentials.Credentials("AKID", "s")
-    client = new_client("dynamodb", region=REGION, endpoint_url=server.endpoint)
-    direct = DirectDynamoDB(client, credentials, verify=True, user_agent="test")
+    _, direct = _direct(server.endpoint)
     server.close_each = True
     assert [direct.update_item(TableName="t") for _ in range(3)] == [{}, {}, {}]
     assert len(server.requests) == 3  # each on a new connection, none sent twice
     assert len({port for port, _, _ in server.requests}) == 3
 
-    nowhere = new_client(
-        "dynamodb",
-        region=REGION,
-        endpoint_url="http://127.0.0.1:9",  # discard: nothing listens
-        config=client_config(tries=1, connect_timeout=2),
-    )
-    unreachable = DirectDynamoDB(nowhere, credentials, verify=True, user_agent="test")
+    _, unreachable = _direct("http://127.0.0.1:9", tries=1)  # discard: nothing listens
     with pytest.raises(botocore.exceptions.EndpointConnectionError):
         unreachable.update_item(TableName="t", Key={"leaseKey": {"S": "k"}})  # then botocore

@@ -1,10 +1,11 @@
 """The AWS boundary: boto3 clients, credentials, error codes, the throttling test, pagination.
 
 One concept per module: :mod:`.clients` (the one client factory and client hooks),
-:mod:`.credentials` (provider chains, assume-role), :mod:`.timestamps` (fast response
-timestamps), :mod:`.errors` (error codes, throttling, fatal PutRecords errors, one-line
-descriptions), :mod:`.pagination` (ListShards) and :mod:`.subscription` (SubscribeToShard).
-This package re-exports what the rest of the library uses.
+:mod:`.credentials` (provider chains, assume-role), :mod:`.direct` (the lease table's direct
+DynamoDB path), :mod:`.timestamps` (fast response timestamps), :mod:`.errors` (error codes,
+throttling, fatal PutRecords errors, one-line descriptions), :mod:`.pagination` (ListShards)
+and :mod:`.subscription` (SubscribeToShard). This package re-exports what the rest of the
+library uses.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kinesis_actors._aws.clients import (
     remove_client_hook,
 )
 from kinesis_actors._aws.credentials import session_for
+from kinesis_actors._aws.direct import direct_path_of
 from kinesis_actors._aws.errors import (
     describe_aws_error,
     error_code,
@@ -37,6 +39,7 @@ __all__ = [
     "consumer_clients",
     "consumer_producer_client",
     "describe_aws_error",
+    "direct_path_of",
     "error_code",
     "error_message",
     "is_fatal_put_error",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kinesis_actors._aws.direct import direct_path_of
+from kinesis_actors._aws import direct_path_of
 from kinesis_actors._leases.dynamodb import DynamoDBTable
 from kinesis_actors._leases.items import (
     checkpoint_attributes,
