@@ -40,8 +40,9 @@ from kinesis_actors._exit import ACTORS, at_exit
 from kinesis_actors._log_summary import LogSummary
 from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent, UserRecordResult
+from kinesis_actors._producer.engine import KinesisProducer
 from kinesis_actors._producer.engine_protocol import ProducerEngine
-from kinesis_actors._producer.futures import outcome
+from kinesis_actors._producer.futures import FinishedSink, outcome
 from kinesis_actors._producer.handoff import EngineFuture, Handoff
 from kinesis_actors._producer.messages import (
     GetStats,
@@ -100,8 +101,6 @@ _DEFAULT_LOG_SUMMARY_INTERVAL = 10.0
 
 
 def _default_engine(conf: ProducerConf) -> ProducerEngine:
-    from kinesis_actors._producer.engine import KinesisProducer
-
     return KinesisProducer(conf)
 
 
@@ -242,6 +241,9 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         self._queue: deque[_Entry] = deque()
         self._in_flight: dict[EngineFuture, _Entry] = {}
         self._on_done = self._handoff.put  # one bound method shared by every engine future
+        # A KinesisProducer hands finished records over a batch at a time (its sink), with no
+        # done callback to register per record nor to call per record; see ``_bind_engine``.
+        self._sink: FinishedSink | None = None
         self._timer: Cancellable | None = None
         self._start_error: BaseException | None = None
         self._sent = 0
@@ -254,6 +256,7 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         """Build the engine here, on the actor's thread, so creating the actor has no I/O."""
         self._cancel_exit_hook = at_exit(self._stop_at_exit, ACTORS)
         if self._engine is not None:
+            self._bind_engine(self._engine)
             self._log.debug("producer actor started on a given engine")
             return
         assert self._conf is not None
@@ -266,6 +269,7 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
             self._log.exception("producer engine failed to start; the actor stops")
             self.stop()
             return
+        self._bind_engine(self._engine)
         self._log.info(
             "producer actor started",
             max_outstanding_requests=(
@@ -273,6 +277,10 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
             ),
             failed_send_retries=self._retries,
         )
+
+    def _bind_engine(self, engine: ProducerEngine) -> None:
+        if isinstance(engine, KinesisProducer):
+            self._sink = self._handoff.put_all  # one bound method: the engine batches by it
 
     def on_stop(self) -> None:
         self._shutdown()
@@ -475,12 +483,15 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         assert self._engine is not None
         message = entry.message if isinstance(entry, _Pending) else entry
         try:
-            future = self._engine.add_user_record(message.producer_event)
+            if self._sink is not None:
+                future = self._engine.add_user_record(message.producer_event, sink=self._sink)
+            else:
+                future = self._engine.add_user_record(message.producer_event)
+                future.add_done_callback(self._on_done)
         except Exception as exc:  # ProducerStoppedError, or an engine bug: fail this send only
             self._fail(entry, exc)
             return
         self._in_flight[future] = entry
-        future.add_done_callback(self._on_done)
 
     # -- outcomes -----------------------------------------------------------------------------
 

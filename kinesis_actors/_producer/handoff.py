@@ -2,7 +2,8 @@
 
 The engine finishes futures on its own thread; the actor's state may only be touched by the
 actor's thread. ``Handoff`` carries the finished futures across in batches, so a batch of
-records costs the actor one wake-up message, not one per record.
+records costs the actor one wake-up message, not one per record. A ``KinesisProducer`` hands
+it each finished batch in one call (its sink); other engines call ``put`` once per future.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import pykka
@@ -39,8 +41,12 @@ class Handoff:
         self._wakeup = wakeup
 
     def put(self, future: EngineFuture) -> None:
-        """The done callback of every engine future (engine thread): queue it, wake the actor."""
-        self._items.append(future)
+        """The done callback of an engine future (engine thread): queue it, wake the actor."""
+        self.put_all((future,))
+
+    def put_all(self, futures: Iterable[EngineFuture]) -> None:
+        """The engine's sink (engine thread): queue a batch of finished futures, wake the actor."""
+        self._items.extend(futures)
         if self._closed:
             self._arrived.set()
             return
