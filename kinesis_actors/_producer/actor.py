@@ -42,7 +42,7 @@ from kinesis_actors._logging import get_logger
 from kinesis_actors._models import ProducerEvent, UserRecordResult
 from kinesis_actors._producer.engine import KinesisProducer
 from kinesis_actors._producer.engine_protocol import ProducerEngine
-from kinesis_actors._producer.futures import FinishedSink, outcome
+from kinesis_actors._producer.futures import FinishedSink, outcome, succeeded
 from kinesis_actors._producer.handoff import EngineFuture, Handoff
 from kinesis_actors._producer.messages import (
     GetStats,
@@ -243,7 +243,8 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         self._on_done = self._handoff.put  # one bound method shared by every engine future
         # A KinesisProducer hands finished records over a batch at a time (its sink), with no
         # done callback to register per record nor to call per record; see ``_bind_engine``.
-        self._sink: FinishedSink | None = None
+        self._sinking_engine: KinesisProducer | None = None
+        self._sink: FinishedSink = self._handoff.put_all  # one bound method: batched by it
         self._timer: Cancellable | None = None
         self._start_error: BaseException | None = None
         self._sent = 0
@@ -280,7 +281,7 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
 
     def _bind_engine(self, engine: ProducerEngine) -> None:
         if isinstance(engine, KinesisProducer):
-            self._sink = self._handoff.put_all  # one bound method: the engine batches by it
+            self._sinking_engine = engine
 
     def on_stop(self) -> None:
         self._shutdown()
@@ -483,8 +484,10 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         assert self._engine is not None
         message = entry.message if isinstance(entry, _Pending) else entry
         try:
-            if self._sink is not None:
-                future = self._engine.add_user_record(message.producer_event, sink=self._sink)
+            if self._sinking_engine is not None:
+                future = self._sinking_engine.add_user_record(
+                    message.producer_event, sink=self._sink
+                )
             else:
                 future = self._engine.add_user_record(message.producer_event)
                 future.add_done_callback(self._on_done)
@@ -504,17 +507,20 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
                 if entry is None:
                     continue  # already settled (stop timeout)
                 # The common case inline: a told send that succeeded.
-                result, error = outcome(future)
+                result = succeeded(future)
                 if (
-                    error is None
-                    and result is not None
+                    result is not None
                     and type(entry) is SendWithCallback
-                    and entry.reply_to is not None
+                    and (reply_to := entry.reply_to) is not None
                 ):
                     sent += 1
-                    self._tell(entry.reply_to, SendSuccessful(entry.message_id, result))
+                    reply = SendSuccessful(entry.message_id, result)
+                    try:
+                        reply_to.tell(reply)
+                    except Exception as exc:  # its actor is gone (ActorDeadError), or worse
+                        self._undelivered(reply_to, reply, exc)
                 else:
-                    self._complete_entry(entry, result, error)
+                    self._complete_entry(entry, *outcome(future))
         finally:
             self._sent += sent
         if self._state is _State.THROTTLING and batch:
@@ -598,17 +604,26 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         try:
             delivered = tell(ref, message)
         except Exception as exc:
-            delivered, error = False, f"{type(exc).__name__}: {exc}"
-        else:
-            error = "ActorDeadError: the actor is not running"
+            self._undelivered(ref, message, exc)
+            return
         if not delivered:
-            self._summary.warning(
-                ("undeliverable", type(message).__name__, error),
-                "could not deliver to reply_to",
-                reply_to=str(ref),
-                message_type=type(message).__name__,
-                error=error,
-            )
+            self._undelivered(ref, message, None)
+
+    def _undelivered(
+        self, ref: pykka.ActorRef[Any], message: object, exc: BaseException | None
+    ) -> None:
+        """Summarise a reply that could not be told (``exc`` None or ActorDeadError: it is gone)."""
+        if exc is None or isinstance(exc, pykka.ActorDeadError):
+            error = "ActorDeadError: the actor is not running"
+        else:
+            error = f"{type(exc).__name__}: {exc}"
+        self._summary.warning(
+            ("undeliverable", type(message).__name__, error),
+            "could not deliver to reply_to",
+            reply_to=str(ref),
+            message_type=type(message).__name__,
+            error=error,
+        )
 
     # -- stopping -----------------------------------------------------------------------------
 
@@ -660,7 +675,7 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
                     engine.stop()
             except Exception:
                 self._log.exception("engine stop failed")
-            self._engine = None  # no retries once the engine is gone
+            self._engine = self._sinking_engine = None  # no retries once the engine is gone
             self._await_in_flight(min(deadline, time.monotonic() + 1.0))
         if self._in_flight:
             reason = ProducerStoppedError(

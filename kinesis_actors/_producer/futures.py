@@ -15,7 +15,7 @@ carries what the adapter needs back (e.g. the ``asyncio.Future`` awaiting the re
 
 This is the one module that touches ``concurrent.futures`` internals (``_state``, ``_result``,
 ``_exception``, ``_condition``, ``_invoke_callbacks``); everything else reads futures through
-``outcome`` or the public API.
+``outcome``, ``succeeded`` or the public API.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 if TYPE_CHECKING:
     from kinesis_actors._models import UserRecordResult
 
-__all__ = ["FinishedSink", "RecordFuture", "finish_all", "outcome"]
+__all__ = ["FinishedSink", "RecordFuture", "finish_all", "outcome", "succeeded"]
 
 #: Receives futures just finished, one batch per call, on the finishing thread: must be quick.
+#: Each call gets a sequence of its own, which the sink may keep.
 FinishedSink: TypeAlias = Callable[[Sequence["RecordFuture"]], object]
 
 #: Guards the switch of every RecordFuture from "nobody waits" to "condition made".
@@ -142,3 +143,13 @@ def outcome(
         return None, CancelledError("the engine cancelled the record")
     error = future.exception()
     return (None, error) if error is not None else (future.result(), None)
+
+
+def succeeded(future: Future[UserRecordResult]) -> UserRecordResult | None:
+    """The result of a ``RecordFuture`` that finished with one, else None (then ask ``outcome``).
+
+    The per-record test of a consumer of many finished futures: no condition, no tuple.
+    """
+    if type(future) is RecordFuture and future._state == FINISHED and future._exception is None:
+        return future._result
+    return None

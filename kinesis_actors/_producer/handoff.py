@@ -11,7 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import Any
 
 import pykka
@@ -32,7 +32,7 @@ class Handoff:
     """
 
     def __init__(self, ref: pykka.ActorRef[Any], wakeup: object) -> None:
-        self._items: deque[EngineFuture] = deque()
+        self._items: deque[Sequence[EngineFuture]] = deque()
         self._lock = threading.Lock()
         self._wakeup_sent = False
         self._closed = False
@@ -44,9 +44,13 @@ class Handoff:
         """The done callback of an engine future (engine thread): queue it, wake the actor."""
         self.put_all((future,))
 
-    def put_all(self, futures: Iterable[EngineFuture]) -> None:
-        """The engine's sink (engine thread): queue a batch of finished futures, wake the actor."""
-        self._items.extend(futures)
+    def put_all(self, futures: Sequence[EngineFuture]) -> None:
+        """The engine's sink (engine thread): queue a batch of finished futures, wake the actor.
+
+        The batch is kept whole (the engine hands over a new sequence each time and never
+        touches it again): one append per batch, not one per record.
+        """
+        self._items.append(futures)
         if self._closed:
             self._arrived.set()
             return
@@ -66,7 +70,7 @@ class Handoff:
         popleft = self._items.popleft
         while True:
             try:
-                items.append(popleft())
+                items.extend(popleft())
             except IndexError:
                 return items
 
