@@ -315,7 +315,17 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
                 and type(message.producer_event) is ProducerEvent
                 and type(message.message_id) is str
             ):
-                self._accept(message)
+                engine = self._sinking_engine
+                if engine is None or self._throttling is not None:
+                    self._accept(message)
+                    return None
+                # ``_dispatch`` inline for the common case: a KinesisProducer, no throttle.
+                try:
+                    future = engine.add_user_record(message.producer_event, sink=self._sink)
+                except Exception as exc:  # ProducerStoppedError, or an engine bug
+                    self._fail(message, exc)
+                else:
+                    self._in_flight[future] = message
                 return None
             if cls is _Drain:
                 self._complete_batch(self._handoff.take_all())
