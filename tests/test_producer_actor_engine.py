@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections import Counter
 from typing import Any
@@ -71,3 +72,47 @@ def test_stop_releases_the_engine_threads() -> None:
     after = {t for t in threading.enumerate() if t.name.startswith("kinesis-producer")}
     assert after <= before
     assert not pykka.ActorRegistry.get_all()
+
+
+class _Replies(pykka.ThreadingActor):
+    """A service actor: keeps every reply it is told."""
+
+    def __init__(self, replies: queue.Queue[Any]) -> None:
+        super().__init__()
+        self.replies = replies
+
+    def on_receive(self, message: Any) -> Any:
+        self.replies.put(message)
+        return None
+
+
+def test_told_sends_through_the_engine_sink_are_answered_once_even_when_stopped_at_once() -> None:
+    # No throttle: a told SendWithCallback goes straight to the engine, whose sink (not a done
+    # callback per record) hands the finished records back to the actor.
+    stream = InMemoryKinesis(shard_count=2)
+    client: Any = stream
+    replies: queue.Queue[Any] = queue.Queue()
+    service = _Replies.start(replies)
+    actor = KinesisProducerActor.start(
+        conf(), engine_factory=lambda c: KinesisProducer(c, client=client)
+    )
+    try:
+        for n in range(2000):
+            key = "" if n == 777 else f"k{n % 50}"
+            actor.tell(SendWithCallback(ProducerEvent(key, f"r{n}"), f"m{n}", reply_to=service))
+        assert actor.stop() is True  # flushes: every send is answered before the stop returns
+        got = []
+        while len(got) < 2000:
+            got.append(replies.get(timeout=30))
+    finally:
+        actor.stop()
+        service.stop()
+    ids = Counter(reply.message_id for reply in got)
+    assert set(ids.values()) == {1} and len(ids) == 2000
+    [failed] = [reply for reply in got if isinstance(reply, SendFailed)]
+    assert (failed.message_id, type(failed.reason)) == ("m777", PartitionKeyError)
+    assert replies.empty()
+    stored = sum(
+        1 for record in stream.records() for _ in deaggregate(record.data, record.partition_key)
+    )
+    assert stored == 1999
