@@ -52,6 +52,14 @@ class ScriptedEngine:
         self.records.append((event, future))
         return future
 
+    def add_user_records(
+        self, events: list[ProducerEvent], tags: list[object], sink: FinishedSink
+    ) -> None:
+        if self.refuse:
+            raise ProducerStoppedError("engine failed")
+        for event, tag in zip(events, tags, strict=True):
+            self.add_user_record(event, sink=sink, tag=tag)
+
     def finish(self, count: int | None = None, error: BaseException | None = None) -> None:
         """Finish the first ``count`` unfinished records from another thread."""
         pending = [f for _, f in self.records if not f.done()][:count]
@@ -161,6 +169,7 @@ def test_waiting_records_enter_the_engine_in_order_as_slots_free() -> None:
     async def main() -> list[str]:
         async with aio:
             futures = [aio.put_nowait(ProducerEvent("k", f"{n}")) for n in range(5)]
+            await asyncio.sleep(0)  # those with a slot enter the engine together
             engine = engines[0]
             assert (len(engine.records), aio.stats().waiting) == (2, 3)
             engine.finish(1)

@@ -220,6 +220,31 @@ def test_a_sink_hears_of_every_record_once_with_its_tag(make_producer: Any, clie
     assert all(f.result(0).successful for f in futures) and bad.exception(0) is not None
 
 
+def test_records_added_together_each_reach_the_sink_once_with_their_tag(
+    make_producer: Any,
+) -> None:
+    producer = make_producer()
+    heard: list[tuple[object, BaseException | None]] = []
+
+    def sink(futures: Any) -> None:
+        heard.extend((future.tag, future.exception(0)) for future in futures)
+
+    events = [event(f"k{n}") for n in range(100)]
+    events[7] = event("k", ehk="-1")
+    events[9] = "not an event"  # type: ignore[call-overload]
+    producer.add_user_records(events, list(range(100)), sink)
+    assert producer.flush_sync(timeout=10)
+    assert sorted(tag for tag, _ in heard) == list(range(100))  # type: ignore[type-var]
+    failed = {tag: type(error) for tag, error in heard if error is not None}
+    assert failed == {7: ExplicitHashKeyError, 9: TypeError}
+    stats = producer.stats()
+    assert (stats.invalid_user_records, stats.user_records_put) == (1, 98)
+    producer.stop()
+    with pytest.raises(ProducerStoppedError):
+        producer.add_user_records([event("late")], ["late"], sink)
+    assert "late" not in [tag for tag, _ in heard]
+
+
 @pytest.mark.parametrize(
     "good",
     [

@@ -16,6 +16,7 @@ engine and gives it back when its result reaches the loop; records beyond the pr
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,8 @@ __all__ = ["AsyncKinesisProducer", "AsyncProducerStats"]
 _Waiter = asyncio.Future[UserRecordResult]
 #: Slots of a producer without ``max-outstanding-requests``.
 _UNLIMITED = 2**62
+#: Results a drain settles before it lets the loop run (the tasks it woke, then the next chunk).
+_DRAIN_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,10 @@ class AsyncKinesisProducer(AsyncStartStop):
         # Loop thread only: records waiting for a slot, and their count in the engine.
         self._waiting: deque[tuple[ProducerEvent, _Waiter]] = deque()
         self._in_engine = 0
+        # Loop thread only: records that took a slot in this loop iteration, entering the
+        # engine together at its end.
+        self._entering: list[ProducerEvent] = []
+        self._entering_waiters: list[_Waiter] = []
         self._idle: asyncio.Event | None = None
         self._flushes = 0
         self._dropped_results = 0
@@ -122,6 +129,7 @@ class AsyncKinesisProducer(AsyncStartStop):
         # Engine threads -> loop thread: batches of finished records, and whether a drain is
         # scheduled.
         self._finished: deque[Sequence[RecordFuture]] = deque()
+        self._batch_start = 0  # how far the drains got into the first batch of ``_finished``
         self._handoff_lock = threading.Lock()
         self._drain_scheduled = False
 
@@ -169,9 +177,10 @@ class AsyncKinesisProducer(AsyncStartStop):
             return
         # Accepted records enter the engine now, beyond the limit: no new ones can come.
         while self._waiting:
-            self._submit(*self._waiting.popleft())
+            self._take_slot(*self._waiting.popleft())
+        self._enter()
         await asyncio.get_running_loop().run_in_executor(None, engine.stop)
-        self._drain()  # results that arrived after the last scheduled drain
+        self._deliver(sys.maxsize)  # every result left, before the loop may close
 
     # -- records ---------------------------------------------------------------------------------
 
@@ -188,7 +197,7 @@ class AsyncKinesisProducer(AsyncStartStop):
             raise TypeError(f"expected a ProducerEvent, got {type(event).__name__}")
         waiter: _Waiter = loop.create_future()
         if self._in_engine < self._slots and not self._waiting:
-            self._submit(event, waiter)
+            self._take_slot(event, waiter)
         else:
             self._waiting.append((event, waiter))
         return waiter
@@ -205,6 +214,7 @@ class AsyncKinesisProducer(AsyncStartStop):
             return
         self._flushes += 1
         try:
+            self._enter()
             self._engine.flush()
             await self._idle.wait()
         finally:
@@ -229,27 +239,60 @@ class AsyncKinesisProducer(AsyncStartStop):
 
     # -- loop thread -----------------------------------------------------------------------------
 
-    def _submit(self, event: ProducerEvent, waiter: _Waiter) -> None:
-        assert self._engine is not None and self._idle is not None
-        try:
-            self._engine.add_user_record(event, sink=self._sink, tag=waiter)
-        except Exception as exc:  # the engine stopped by itself (it failed)
-            self._settle_error(waiter, exc)
-            return
+    def _take_slot(self, event: ProducerEvent, waiter: _Waiter) -> None:
+        """Give the record a slot; it enters the engine with the others of this loop iteration."""
         if not self._in_engine:
+            assert self._idle is not None
             self._idle.clear()
         self._in_engine += 1
+        entering = self._entering
+        entering.append(event)
+        self._entering_waiters.append(waiter)
+        if len(entering) == 1:
+            assert self._loop is not None
+            self._loop.call_soon(self._enter)
+
+    def _enter(self) -> None:
+        """Hand the records that took a slot since the last call to the engine in one call."""
+        events, waiters = self._entering, self._entering_waiters
+        if not events:
+            return
+        self._entering, self._entering_waiters = [], []
+        assert self._engine is not None
+        try:
+            self._engine.add_user_records(events, waiters, self._sink)
+        except Exception as exc:  # the engine stopped by itself (it failed)
+            self._in_engine -= len(events)
+            for waiter in waiters:
+                self._settle_error(waiter, exc)
+            if self._in_engine == 0 and not self._waiting and self._idle is not None:
+                self._idle.set()
+            return
 
     def _drain(self) -> None:
-        """Deliver the results the engine finished, then let waiting records into free slots."""
+        """Deliver a chunk of the finished results, then come back for the rest in a later
+        loop iteration (the tasks woken by this chunk run, and put again, in between)."""
         with self._handoff_lock:
             self._drain_scheduled = False
+        self._deliver(_DRAIN_CHUNK)
+        if self._finished:
+            with self._handoff_lock:
+                if self._drain_scheduled:
+                    return
+                self._drain_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._drain)
+
+    def _deliver(self, limit: int) -> None:
+        """Settle up to ``limit`` finished records' waiters, then let waiting records into the
+        slots they freed."""
         finished = self._finished
         count = 0
-        while finished:
-            batch = finished.popleft()
-            count += len(batch)
-            for future in batch:
+        while finished and count < limit:
+            batch = finished[0]
+            start = self._batch_start
+            end = min(len(batch), start + limit - count)
+            for future in batch[start:end] if start or end < len(batch) else batch:
                 waiter: _Waiter = future.tag
                 result, error = outcome(future)
                 if waiter.done():
@@ -258,10 +301,16 @@ class AsyncKinesisProducer(AsyncStartStop):
                     waiter.set_result(result)  # type: ignore[arg-type]
                 else:
                     waiter.set_exception(error)
+            count += end - start
+            if end == len(batch):
+                finished.popleft()
+                self._batch_start = 0
+            else:
+                self._batch_start = end
         self._in_engine -= count
         waiting = self._waiting
         while waiting and self._in_engine < self._slots:
-            self._submit(*waiting.popleft())
+            self._take_slot(*waiting.popleft())
         if count and self._flushes and self._engine is not None:
             self._engine.flush()  # records that entered the engine during a flush
         if self._in_engine == 0 and not waiting and self._idle is not None:

@@ -12,7 +12,7 @@ import functools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -197,6 +197,57 @@ class KinesisProducer(StoppedOnExit):
         if self._closed:  # raced with stop(): the engine may be gone
             self._fail_unsent()
         return future
+
+    def add_user_records(
+        self, events: Sequence[ProducerEvent], tags: Sequence[object], sink: FinishedSink
+    ) -> None:
+        """Queue many records at once, each with its tag, all finishing through ``sink``: the
+        bulk entry of adapters that gather records first (``AsyncKinesisProducer``), one clock
+        read and at most one wake-up for the lot. Raises ``ProducerStoppedError`` once ``stop``
+        was called (then none is queued); a record that breaks a limit reaches ``sink`` failed
+        with its ``InvalidRecordError``, on the caller's thread.
+        """
+        if self._stopping:
+            raise ProducerStoppedError(self._stopped_message())
+        now = self._clock()
+        deadline = now + self._deadline_offset
+        expiration = now + self._ttl
+        max_size = self._max_size
+        append = self._input.append
+        for event, tag in zip(events, tags, strict=True):
+            future = RecordFuture(sink, tag)
+            try:
+                if type(event) is not ProducerEvent and not isinstance(event, ProducerEvent):
+                    raise TypeError(f"expected a ProducerEvent, got {type(event).__name__}")
+                partition_key, explicit_hash_key, data = (
+                    event.partition_key,
+                    event.explicit_hash_key,
+                    event.data,
+                )
+                hash_key, size = validate(partition_key, explicit_hash_key, data, max_size)
+            except (InvalidRecordError, TypeError) as exc:
+                if isinstance(exc, InvalidRecordError):
+                    with self._invalid_lock:
+                        self._invalid += 1
+                future.set_exception(exc)
+                continue
+            append(
+                UserRecord(
+                    partition_key,
+                    explicit_hash_key,
+                    data,
+                    hash_key,
+                    size,
+                    future,
+                    now,
+                    deadline,
+                    expiration,
+                )
+            )
+        if not self._wake.is_set():
+            self._wake.set()
+        if self._closed:  # raced with stop(): the engine may be gone
+            self._fail_unsent()
 
     def outstanding_records_count(self) -> int:
         """Records added and not yet finished: the back-pressure signal (KPL semantics).
