@@ -25,6 +25,7 @@ from kinesis_actors import (
     UserRecordResult,
     load_config,
 )
+from kinesis_actors._aio.producer import _DRAIN_CHUNK
 from kinesis_actors._producer.engine import EngineStats
 from kinesis_actors._producer.futures import FinishedSink, RecordFuture, finish_all
 from kinesis_actors.aio import AsyncKinesisProducer
@@ -242,3 +243,46 @@ def test_a_cancelled_put_is_still_sent_and_a_dropped_failure_is_logged() -> None
     assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
         "a record whose put was cancelled failed"
     ]
+
+
+def test_a_large_batch_of_results_is_delivered_in_chunks_each_once() -> None:
+    """The tasks woken by one chunk run before the next chunk is settled (the loop is never
+    held for a whole batch); every result still arrives, once."""
+    aio, engines = producer()
+    records = 3 * _DRAIN_CHUNK + 5
+
+    async def main() -> list[int]:
+        async with aio:
+            woken: list[int] = []
+
+            async def put(n: int) -> None:
+                await aio.put(ProducerEvent("k", f"{n}"))
+                woken.append(n)
+
+            tasks = [asyncio.ensure_future(put(n)) for n in range(records)]
+            await settle()
+            engines[0].finish()  # one batch of every record
+            seen_between_chunks = []
+            for _ in range(100):  # bounded: a few loop iterations per chunk
+                await asyncio.sleep(0)
+                seen_between_chunks.append(len(woken))
+                if len(woken) == records:
+                    break
+            await asyncio.gather(*tasks)
+            assert any(0 < n < records for n in seen_between_chunks)
+            return woken
+
+    assert sorted(asyncio.run(main())) == list(range(records))
+
+
+def test_stop_delivers_every_result_of_a_large_batch_before_it_returns() -> None:
+    aio, engines = producer()
+
+    async def main() -> list[asyncio.Future[UserRecordResult]]:
+        async with aio:
+            futures = [aio.put_nowait(ProducerEvent("k", f"{n}")) for n in range(1000)]
+        assert engines[0].stopped
+        return futures
+
+    futures = asyncio.run(main())
+    assert all(f.result().successful for f in futures)
