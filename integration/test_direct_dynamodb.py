@@ -190,10 +190,10 @@ def test_requests_are_signed_with_refreshed_credentials_over_one_connection(
     credentials = botocore.credentials.RefreshableCredentials.create_from_metadata(
         _credentials("AKIDOLD", timedelta(seconds=30)), refresh, "test"
     )
-    _, direct = _direct(server.endpoint, credentials, user_agent="kinesis-actors/test")
+    client, direct = _direct(server.endpoint, credentials, user_agent="kinesis-actors/test")
     server.script = [(200, {"Attributes": {"leaseKey": {"S": "k"}}})] * 5
     for _ in range(5):
-        answer = direct.update_item(TableName="t", Key={"leaseKey": {"S": "k"}})
+        answer = direct.update_item(client, TableName="t", Key={"leaseKey": {"S": "k"}})
         assert answer == {"Attributes": {"leaseKey": {"S": "k"}}}
     assert refreshed == ["AKIDNEW"]
     ports = {port for port, _, _ in server.requests}
@@ -208,21 +208,21 @@ def test_requests_are_signed_with_refreshed_credentials_over_one_connection(
 
 
 def test_anything_but_a_plain_success_is_answered_by_botocore(server: _Server) -> None:
-    _, direct = _direct(server.endpoint, tries=2)
+    client, direct = _direct(server.endpoint, tries=2)
     failed = {
         "__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException",
         "message": "The conditional request failed",
     }
     server.script = [(400, failed), (400, failed)]
     with pytest.raises(botocore.exceptions.ClientError) as error:
-        direct.update_item(TableName="t", Key={"leaseKey": {"S": "k"}})
+        direct.update_item(client, TableName="t", Key={"leaseKey": {"S": "k"}})
     assert error.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     assert len(server.requests) == 2  # the direct try, then botocore's (which does not retry it)
 
     server.requests.clear()
     busy = {"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "busy"}
     server.script = [(500, busy), (500, busy), (200, {"Attributes": {"n": {"N": "1"}}})]
-    answer = direct.update_item(TableName="t", Key={"leaseKey": {"S": "k"}})
+    answer = direct.update_item(client, TableName="t", Key={"leaseKey": {"S": "k"}})
     assert answer["Attributes"] == {"n": {"N": "1"}}  # botocore retried the 500 and succeeded
     assert len(server.requests) == 3
 
@@ -230,12 +230,12 @@ def test_anything_but_a_plain_success_is_answered_by_botocore(server: _Server) -
 def test_a_closed_connection_is_replaced_and_no_server_is_botocores_error(
     server: _Server,
 ) -> None:
-    _, direct = _direct(server.endpoint)
+    client, direct = _direct(server.endpoint)
     server.close_each = True
-    assert [direct.update_item(TableName="t") for _ in range(3)] == [{}, {}, {}]
+    assert [direct.update_item(client, TableName="t") for _ in range(3)] == [{}, {}, {}]
     assert len(server.requests) == 3  # each on a new connection, none sent twice
     assert len({port for port, _, _ in server.requests}) == 3
 
-    _, unreachable = _direct("http://127.0.0.1:9", tries=1)  # discard: nothing listens
+    nowhere, unreachable = _direct("http://127.0.0.1:9", tries=1)  # discard: nothing listens
     with pytest.raises(botocore.exceptions.EndpointConnectionError):
-        unreachable.update_item(TableName="t", Key={"leaseKey": {"S": "k"}})  # then botocore
+        unreachable.update_item(nowhere, TableName="t", Key={"leaseKey": {"S": "k"}})

@@ -5,7 +5,9 @@ loopback servers in ``integration/test_direct_dynamodb.py``."""
 from __future__ import annotations
 
 import base64
+import gc
 import ssl
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from kinesis_actors._aws.direct import (
     _ssl_context,
     direct_dynamodb,
     direct_path_of,
+    remember_direct_path,
 )
 from kinesis_actors._config import ConsumerConf, load_config
 
@@ -162,3 +165,14 @@ def test_binary_attributes_are_decoded_as_botocore_parses_them() -> None:
         "M": {"a": {"L": [{"B": b"\x00\x01"}, {"N": "1"}]}, "s": {"SS": ["x"]}}
     }
     assert _decoded({"N": "12"}) == {"N": "12"}
+
+
+@pytest.mark.usefixtures("no_stubs")
+def test_the_registry_does_not_keep_a_client_alive() -> None:
+    client = _client()
+    remember_direct_path(client, _direct(client))
+    assert direct_path_of(client) is not None
+    gone = weakref.ref(client)
+    del client
+    gc.collect()
+    assert gone() is None  # the path holds no reference to its client

@@ -57,9 +57,10 @@ _PATHS: weakref.WeakKeyDictionary[Any, DirectDynamoDB] = weakref.WeakKeyDictiona
 class DirectDynamoDB:
     """UpdateItem on one DynamoDB endpoint, signed and sent directly; botocore for the rest.
 
-    Thread-safe: each thread keeps its own connection. ``client`` is the botocore client of the
-    same endpoint, region and credentials: its answer is the one kept for anything but a plain
-    success.
+    Thread-safe: each thread keeps its own connection. Built from the botocore ``client``'s
+    endpoint, region, service model and timeouts, it keeps no reference to it (the registry of
+    `remember_direct_path` holds clients weakly); each call is given the client that answers
+    anything but a plain success.
     """
 
     def __init__(
@@ -72,7 +73,6 @@ class DirectDynamoDB:
     ) -> None:
         meta = client.meta
         config: Any = meta.config  # botocore's stubs lack most of Config's attributes
-        self._client = client
         self._credentials = credentials
         self._url = meta.endpoint_url.rstrip("/") + "/"
         parts = urlsplit(self._url)
@@ -91,9 +91,9 @@ class DirectDynamoDB:
         self._context = _ssl_context(verify) if self._https else None
         self._local = threading.local()
 
-    def update_item(self, **params: Any) -> dict[str, Any]:
+    def update_item(self, client: DynamoDBClient, **params: Any) -> dict[str, Any]:
         """What ``client.update_item(**params)`` returns (without ``ResponseMetadata`` when
-        answered directly), or raises."""
+        answered directly), or raises; ``client`` is the one this path was built from."""
         try:
             body = json.dumps(params).encode()
         except TypeError:  # bytes (a B attribute): botocore's serialiser encodes them
@@ -105,7 +105,7 @@ class DirectDynamoDB:
             except (OSError, http.client.HTTPException, ValueError):
                 self._close()
         if answer is None:
-            return dict(self._client.update_item(**params))
+            return dict(client.update_item(**params))
         if "Attributes" in answer:
             answer["Attributes"] = {k: _decoded(v) for k, v in answer["Attributes"].items()}
         return answer

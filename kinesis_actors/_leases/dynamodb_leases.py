@@ -71,16 +71,19 @@ class DynamoDBLeaseTable(DynamoDBTable, LeaseTable):
         return done is not None
 
     def _update(self, operation: str, shard_id: str, **kwargs: Any) -> Lease | None:
-        update_item = (
-            self._dynamodb.update_item if self._direct is None else self._direct.update_item
-        )
+        params = {
+            "TableName": self._name,
+            "Key": {"leaseKey": {"S": shard_id}},
+            "ReturnValues": "ALL_NEW",
+            **kwargs,
+        }
+        direct = self._direct
         response = self._conditional(
             operation,
-            lambda: update_item(
-                TableName=self._name,
-                Key={"leaseKey": {"S": shard_id}},
-                ReturnValues="ALL_NEW",
-                **kwargs,
+            lambda: (
+                self._dynamodb.update_item(**params)
+                if direct is None
+                else direct.update_item(self._dynamodb, **params)
             ),
         )
         if response is None:
