@@ -12,7 +12,7 @@ the lease table, round-robin over ``--leases`` leases, with:
   hook is registered): no validation, a fixed User-Agent;
 * library: the consumer's DynamoDB client as ``consumer_clients`` builds it, whose lease
   UpdateItems take the direct path (``kinesis_actors._aws.direct``: botocore's SigV4 signer,
-  one kept-alive ``http.client`` connection, JSON).
+  kept-alive ``http.client`` connections, JSON).
 
 Rounds of ``--renewals`` / 5 alternate between the three; the figure is the median round. Then
 one more run of the library's client under ``cProfile`` (timed by thread CPU) splits a renewal

@@ -239,3 +239,33 @@ def test_a_closed_connection_is_replaced_and_no_server_is_botocores_error(
     nowhere, unreachable = _direct("http://127.0.0.1:9", tries=1)  # discard: nothing listens
     with pytest.raises(botocore.exceptions.EndpointConnectionError):
         unreachable.update_item(nowhere, TableName="t", Key={"leaseKey": {"S": "k"}})
+
+
+def test_threads_share_kept_alive_connections_up_to_the_pool_size(server: _Server) -> None:
+    client = new_client(
+        "dynamodb",
+        region=REGION,
+        endpoint_url=server.endpoint,
+        config=client_config(tries=1, max_pool_connections=2),
+    )
+    direct = DirectDynamoDB(
+        client, botocore.credentials.Credentials("AKID", "s"), verify=True, user_agent="test"
+    )
+    answers: list[dict[str, Any]] = []
+    start = threading.Barrier(4)
+
+    def calls() -> None:
+        start.wait(10)
+        for _ in range(5):
+            answers.append(direct.update_item(client, TableName="t"))
+
+    threads = [threading.Thread(target=calls) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers == [{}] * 20 and len(server.requests) == 20  # each sent once
+    assert len({port for port, _, _ in server.requests}) <= 4  # at most one per thread at once
+    assert len(direct._idle) <= 2  # idle connections kept: max_pool_connections
+    assert direct.update_item(client, TableName="t") == {}
+    assert server.requests[-1][0] in {port for port, _, _ in server.requests[:-1]}  # reused

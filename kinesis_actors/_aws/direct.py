@@ -3,13 +3,13 @@
 A consumer renews each lease it holds every ``failover / 3`` with one conditional UpdateItem:
 60 calls a second for 200 leases at the default 10 s, about 0.9 ms of CPU each through
 botocore (its HTTP layers, request objects, event hooks, endpoint rules and parser), over
-5 % of a core for a consumer that reads nothing. `DirectDynamoDB` sends the same request for a
-third of that: the JSON body, signed by botocore's own ``SigV4Auth`` with the session's
-credentials (``get_frozen_credentials`` refreshes them as botocore does), posted over one
-kept-alive ``http.client`` connection per thread to the client's endpoint
-(``client.meta.endpoint_url``: the configured one, or the regional, FIPS or dual-stack endpoint
-botocore resolved; not an account-based one, which only routes), with the client's timeouts and
-botocore's CA bundle.
+5 % of a core for a consumer that reads nothing. `DirectDynamoDB` sends the same request for
+less than half of that: the JSON body, signed by botocore's own ``SigV4Auth`` with the session's
+credentials (``get_frozen_credentials`` refreshes them as botocore does), posted over kept-alive
+``http.client`` connections (as many kept idle as the client's ``max_pool_connections``) to the
+client's endpoint (``client.meta.endpoint_url``: the configured one, or the regional, FIPS or
+dual-stack endpoint botocore resolved; not an account-based one, which only routes), with the
+client's timeouts and botocore's CA bundle.
 
 Only a plain success is answered here (HTTP 200 whose CRC32 matches, as botocore checks for
 DynamoDB). Any other status, a connection error or a timeout sends the call once more through the
@@ -57,10 +57,10 @@ _PATHS: weakref.WeakKeyDictionary[Any, DirectDynamoDB] = weakref.WeakKeyDictiona
 class DirectDynamoDB:
     """UpdateItem on one DynamoDB endpoint, signed and sent directly; botocore for the rest.
 
-    Thread-safe: each thread keeps its own connection. Built from the botocore ``client``'s
-    endpoint, region, service model and timeouts, it keeps no reference to it (the registry of
-    `remember_direct_path` holds clients weakly); each call is given the client that answers
-    anything but a plain success.
+    Thread-safe: threads share a pool of kept-alive connections. Built from the botocore
+    ``client``'s endpoint, region, service model, timeouts and pool size, it keeps no reference
+    to it (the registry of `remember_direct_path` holds clients weakly); each call is given the
+    client that answers anything but a plain success.
     """
 
     def __init__(
@@ -89,7 +89,9 @@ class DirectDynamoDB:
         self._connect_timeout: float = config.connect_timeout
         self._read_timeout: float = config.read_timeout
         self._context = _ssl_context(verify) if self._https else None
-        self._local = threading.local()
+        self._max_idle: int = config.max_pool_connections
+        self._lock = threading.Lock()
+        self._idle: list[http.client.HTTPConnection] = []  # last released, first reused
 
     def update_item(self, client: DynamoDBClient, **params: Any) -> dict[str, Any]:
         """What ``client.update_item(**params)`` returns (without ``ResponseMetadata`` when
@@ -98,12 +100,7 @@ class DirectDynamoDB:
             body = json.dumps(params).encode()
         except TypeError:  # bytes (a B attribute): botocore's serialiser encodes them
             body = None
-        answer = None
-        if body is not None:
-            try:
-                answer = self._post(f"{self._target_prefix}.UpdateItem", body)
-            except (OSError, http.client.HTTPException, ValueError):
-                self._close()
+        answer = None if body is None else self._post(f"{self._target_prefix}.UpdateItem", body)
         if answer is None:
             return dict(client.update_item(**params))
         if "Attributes" in answer:
@@ -111,6 +108,7 @@ class DirectDynamoDB:
         return answer
 
     def _post(self, target: str, body: bytes) -> dict[str, Any] | None:
+        """The parsed answer to a plain success, else None (the connection is then dropped)."""
         request = botocore.awsrequest.AWSRequest(
             method="POST",
             url=self._url,
@@ -125,40 +123,52 @@ class DirectDynamoDB:
             self._credentials.get_frozen_credentials(), self._signing_name, self._region
         )
         signer.add_auth(request)
-        connection = self._connection()
-        connection.request("POST", self._path, body=body, headers=dict(request.headers.items()))
-        response = connection.getresponse()
-        data = response.read()
-        if response.will_close:
-            self._close()
-        crc32 = response.getheader("x-amz-crc32")
-        if response.status != 200 or (crc32 is not None and int(crc32) != zlib.crc32(data)):
+        connection = None
+        try:
+            connection = self._acquire()
+            connection.request("POST", self._path, body=body, headers=dict(request.headers.items()))
+            response = connection.getresponse()
+            data = response.read()
+            crc32 = response.getheader("x-amz-crc32")
+            if response.status != 200 or (crc32 is not None and int(crc32) != zlib.crc32(data)):
+                return None
+            parsed: dict[str, Any] = json.loads(data)
+        except (OSError, http.client.HTTPException, ValueError):
+            if connection is not None:
+                connection.close()
             return None
-        parsed: dict[str, Any] = json.loads(data)
+        if response.will_close:
+            connection.close()
+        else:
+            self._release(connection)
         return parsed
 
-    def _connection(self) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            if self._context is not None:
-                connection = http.client.HTTPSConnection(
-                    self._host, self._port, timeout=self._connect_timeout, context=self._context
-                )
-            else:
-                connection = http.client.HTTPConnection(
-                    self._host, self._port, timeout=self._connect_timeout
-                )
-            connection.connect()
-            if connection.sock is not None:
-                connection.sock.settimeout(self._read_timeout)
-            self._local.connection = connection
+    def _acquire(self) -> http.client.HTTPConnection:
+        """An idle kept-alive connection, else a new one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        connection: http.client.HTTPConnection
+        if self._context is not None:
+            connection = http.client.HTTPSConnection(
+                self._host, self._port, timeout=self._connect_timeout, context=self._context
+            )
+        else:
+            connection = http.client.HTTPConnection(
+                self._host, self._port, timeout=self._connect_timeout
+            )
+        connection.connect()
+        if connection.sock is not None:
+            connection.sock.settimeout(self._read_timeout)
         return connection
 
-    def _close(self) -> None:
-        connection = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            connection.close()
+    def _release(self, connection: http.client.HTTPConnection) -> None:
+        """Keep ``connection`` for the next call, up to the client's ``max_pool_connections``."""
+        with self._lock:
+            if len(self._idle) < self._max_idle:
+                self._idle.append(connection)
+                return
+        connection.close()
 
 
 def _decoded(value: dict[str, Any]) -> dict[str, Any]:
