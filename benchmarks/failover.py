@@ -88,10 +88,10 @@ def _measure(
             exited = leaver.kill()
         else:
             leaver.request_stop()
-            wait_until(lambda: leaver.first("stopping") is not None, timeout=30, what="stopping")
-            stopping = leaver.first("stopping")
-            assert stopping is not None
-            exited = stopping["t"]
+            wait_until(lambda: leaver.first("leave") is not None, timeout=30, what="stopping")
+            leave = leaver.first("leave")  # the stop begins: hand-over, then release
+            assert leave is not None
+            exited = leave["t"]
         timeout = 4 * (failover_ms / 1000 + EPSILON) * 2 + 10
         taken = wait_until(lambda: orphans <= survivor.held(), timeout=timeout, what="takeover")
         before = survivor.stats()

@@ -23,8 +23,12 @@ busiest worker, the off-by-one rule; no hand-off, no release on shutdown), in th
   and at least one unit per request, eventually consistent) are shown too.
 
 Measured part (real processes on kinesalite + dynalite, default timings): four
-``integration/lease_worker.py`` workers on 12 shards; three in turn stop gracefully, and the
-hand-off time is from the leaver's "stopping" to the others holding all its shards.
+``integration/lease_worker.py`` workers on 12 shards; three in turn stop gracefully (SIGTERM at a
+random phase of the others' membership poll). Per stop: the processing gap of each moved shard,
+from the moment the leaver starts its release write (the hand-off's, or the plain release of a
+shard nobody asked for) to the new owner holding it; the stop's duration, from the SIGTERM to
+the leaver's exit; and from the SIGTERM to the others holding all its shards.
+``--processes-only`` skips the simulation (e.g. to run this part against an older tree).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ SHARD_SYNC_INTERVAL = 60.0
 KCL_SHARD_SYNC_AUDIT_INTERVAL = 120.0
 LEADER_ELECTION_INTERVAL = 300.0
 HANDOFF_TIMEOUT = 30.0
+HANDOFF_CHECK = 0.05
 BATCH_FINISH = 0.1
 RECORDS_PER_SECOND = 10.0
 CHECKPOINT_INTERVAL = 2.0
@@ -246,7 +251,8 @@ class Worker:
             renewer=self.renewer, taker=self.taker, membership=self.membership,
             table_name=sim.table.name, failover_time=FAILOVER, taker_interval=TAKER_INTERVAL,
             renewer_interval=RENEWER_INTERVAL, poll_interval=POLL_INTERVAL,
-            safety_interval=SAFETY_SCAN_INTERVAL, stopped=threading.Event(),
+            safety_interval=SAFETY_SCAN_INTERVAL, handoff_check_interval=HANDOFF_CHECK,
+            stopped=threading.Event(),
             notify=self.events.append, flush=lambda: None, wake_fence=lambda: None,
             worker_id=worker_id, clock=sim.clock,
         )  # fmt: skip
@@ -376,8 +382,20 @@ def idle_reads(style: str, workers: int = 10, leases: int = 200) -> tuple[float,
     return items, lease_units, member_units, lease_units + member_units
 
 
-def _stop_one(fleet: Any, leaving: str, workers: int, phase: float) -> float:
-    """Balance ``workers`` workers, stop ``leaving``; seconds until its shards are held again."""
+@dataclass(frozen=True)
+class StopResult:
+    """One graceful stop, measured from the leaver's and the others' logs."""
+
+    #: Per moved shard: the leaver's release write begins -> the new owner holds it (s).
+    gaps: list[float]
+    #: SIGTERM -> the leaver stopped (s).
+    stop_seconds: float
+    #: SIGTERM -> the others hold every shard the leaver held (s).
+    all_held_seconds: float
+
+
+def _stop_one(fleet: Any, leaving: str, workers: int, phase: float) -> StopResult:
+    """Balance ``workers`` workers, stop ``leaving`` gracefully, measure the move."""
     from integration.lease_fleet import wait_until
 
     share = 12 // workers
@@ -389,24 +407,39 @@ def _stop_one(fleet: Any, leaving: str, workers: int, phase: float) -> float:
     time.sleep(phase * POLL_INTERVAL)
     worker = fleet.workers[leaving]
     shards = worker.held()
-    worker.request_stop()
-    wait_until(lambda: worker.first("stopping") is not None, 30, "stopping")
-    stopping = worker.first("stopping")
-    assert stopping is not None
     others = [w for w in fleet.live() if w is not worker]
+    requested = time.time()
+    worker.request_stop()
     taken = wait_until(lambda: shards <= set().union(*(w.held() for w in others)), 60, "taken")
+    wait_until(lambda: worker.first("stopped") is not None, 30, "stopped")
+    stopped, stopping = worker.first("stopped"), worker.first("stopping")
+    assert stopped is not None and stopping is not None
+    # A hand-off's release begins at its "lost" (handoff) line; the rest at "stopping".
+    freed = dict.fromkeys(shards, float(stopping["t"]))
+    for event in worker.snapshot():
+        if event["event"] == "lost" and event.get("handoff") and event["t"] >= requested:
+            freed.update(dict.fromkeys(set(event["shards"]) & shards, float(event["t"])))
+    gaps = []
+    for shard_id in sorted(shards):
+        gained = min(
+            float(e["t"])
+            for w in others
+            for e in w.snapshot()
+            if e["event"] == "gained" and shard_id in e["shards"] and e["t"] >= requested
+        )
+        gaps.append(gained - freed[shard_id])
     worker.terminate()
-    return float(taken - stopping["t"])
+    return StopResult(gaps, float(stopped["t"]) - requested, float(taken) - requested)
 
 
-def graceful_handoffs(rounds: int) -> list[float]:
+def graceful_handoffs(rounds: int) -> list[StopResult]:
     """Hand-off times on graceful stop, real processes on kinesalite + dynalite (defaults):
     per round, a fleet of four whose workers stop one by one, each at a random poll phase."""
     from integration.lease_fleet import LeaseFleet
     from kinesis_actors.testing._local import LocalKinesis
 
     rng = random.Random(7)
-    times: list[float] = []
+    results: list[StopResult] = []
     with LocalKinesis(backend="emulators") as local:
         os.environ.update(local.environ())
         kinesis = local.kinesis_client()
@@ -419,24 +452,17 @@ def graceful_handoffs(rounds: int) -> list[float]:
                 for name in "abcd":
                     fleet.start(name)
                 for n, leaving in enumerate("abc"):
-                    times.append(_stop_one(fleet, leaving, 4 - n, rng.random()))
+                    results.append(_stop_one(fleet, leaving, 4 - n, rng.random()))
             finally:
                 fleet.close()
                 kinesis.delete_stream(StreamName=stream)
                 for table in (fleet.table, f"{fleet.table}-Workers"):
                     local.dynamodb_client().delete_table(TableName=table)
-    return times
+    return results
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-processes", action="store_true", help="simulation only")
-    parser.add_argument(
-        "--handoff-rounds", type=int, default=3, help="fleets of four stopped one by one"
-    )
-    args = parser.parse_args(argv)
-    logging.getLogger("kinesis_actors").setLevel(logging.ERROR)  # tables, not log lines
-    started = time.monotonic()
+def print_simulation() -> None:
+    """The simulated part: time to balance, duplicates per moved lease, idle reads."""
     print("fleet balancing, simulated (KCL-default timings, virtual time)")
     print(
         f"{'time to balance after the last start':44}{'ours':>10}{'KCL-style':>12}{'ours/KCL':>10}"
@@ -477,15 +503,43 @@ def main(argv: list[str] | None = None) -> None:
         ours_value, kcl_value = ours_reads[index], kcl_reads[index]
         ratio = f"{ours_value / kcl_value:.3f}" if kcl_value else "-"
         print(f"{label:44}{ours_value:>10.0f}{kcl_value:>12.0f}{ratio:>10}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-processes", action="store_true", help="simulation only")
+    parser.add_argument("--processes-only", action="store_true", help="no simulation")
+    parser.add_argument(
+        "--handoff-rounds", type=int, default=3, help="fleets of four stopped one by one"
+    )
+    args = parser.parse_args(argv)
+    logging.getLogger("kinesis_actors").setLevel(logging.ERROR)  # tables, not log lines
+    started = time.monotonic()
+    if not args.processes_only:
+        print_simulation()
     if not args.no_processes:
-        times = graceful_handoffs(args.handoff_rounds)
-        print("\nhand-off on graceful stop, 4 -> 1 lease_worker processes, 12 shards, defaults")
-        print(f"{'runs':>6}{'median':>10}{'max':>10}{'target':>10}{'poll':>8}")
-        print(
-            f"{len(times):>6}{statistics.median(times):>9.2f}s{max(times):>9.2f}s"
-            f"{'<= 1 s':>10}{POLL_INTERVAL:>7.1f}s"
+        results = graceful_handoffs(args.handoff_rounds)
+        print("\ngraceful stop, 4 -> 1 lease_worker processes, 12 shards, defaults")
+        print(f"{'per stop or moved shard':44}{'runs':>6}{'median':>10}{'max':>10}{'target':>10}")
+        rows = (
+            ("processing gap per moved shard", [g for r in results for g in r.gaps], "<= 1 s"),
+            (
+                "SIGTERM -> the others hold all its shards",
+                [r.all_held_seconds for r in results],
+                "",
+            ),
+            ("stop duration (SIGTERM -> exit)", [r.stop_seconds for r in results], ""),
         )
-        print("runs, sorted: " + " ".join(f"{t:.2f}" for t in sorted(times)))
+        for label, values, target in rows:
+            print(
+                f"{label:44}{len(values):>6}{statistics.median(values):>9.2f}s"
+                f"{max(values):>9.2f}s{target:>10}"
+            )
+        gaps = sorted(g for r in results for g in r.gaps)
+        print(
+            f"membership poll {POLL_INTERVAL:.1f} s; gaps, sorted: "
+            + " ".join(f"{g:.2f}" for g in gaps)
+        )
     print(f"\n({time.monotonic() - started:.0f} s)")
 
 

@@ -51,6 +51,7 @@ kinesis {{
       taskBackoffTimeMillis = 100
       shardSyncIntervalMillis = 1000
       releasedLeasePollMillis = 100
+      leaveHandoffWaitMillis = 3000
       {table_and_worker}
       retrievalMode = {retrieval_mode}
     }}
@@ -69,6 +70,11 @@ def main() -> int:
     parser.add_argument("--retrieval-mode", choices=("POLLING", "FANOUT"), default="POLLING")
     args = parser.parse_args()
     structlog.configure(
+        processors=[
+            structlog.processors.TimeStamper(fmt=None),  # epoch seconds, as the events' "t"
+            structlog.processors.add_log_level,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     )

@@ -7,9 +7,11 @@ Runs a `LeaseCoordinator` against the endpoints in ``AWS_ENDPOINT_URL_KINESIS`` 
 * ``started``; ``gained`` / ``lost`` with ``shards`` (as the subscriber hears them); a hand-off
   request is answered as a consumer does: ``lost`` (processing ends: the final checkpoint is
   written here) with ``handoff`` true, then the lease is released to the worker that asked;
-* on SIGTERM or SIGINT, a graceful stop: ``stopping`` with the held ``shards`` (processing ends
-  here, as a consumer's would after its final checkpoints), then the coordinator stops (releasing
-  the leases unless ``--no-release``), then ``stopped`` with ``writes`` and ``scans`` (DynamoDB
+* on SIGTERM or SIGINT, a graceful stop: ``leave`` (the stop begins), the coordinator's
+  hand-over (other workers ask for the leases, answered as above, while the rest still process),
+  then ``stopping`` with the ``shards`` still held (processing ends here, as a consumer's would
+  after its final checkpoints), then the coordinator stops (releasing the leases unless
+  ``--no-release``), then ``stopped`` with ``writes`` and ``scans`` (DynamoDB
   calls made), ``seconds`` (run time) and ``lease_seconds`` (time-integral of leases held), from
   which the write rate per lease follows;
 * on SIGUSR1, ``stats`` with the same counters so far (rates over a window are differences).
@@ -179,6 +181,8 @@ def main() -> int:
         if stats.is_set():
             stats.clear()
             events.stats("stats", started)
+    events.emit("leave")
+    coordinator.hand_over()  # nothing to wait for with --no-release (the KCL's shutdown)
     coordinator.stop_taking()
     events.stopping()
     coordinator.stop()

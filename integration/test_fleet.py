@@ -2,8 +2,8 @@
 
 Real `KinesisConsumer` processes (`consumer_worker.py`) with failover 1.5 s, whose own logs say
 which shards each believed it held when (`LeaseFleet.overlaps`) and every record it processed.
-The first two tests share one 12-shard stream: six workers started a second apart, then a
-seventh joining while records flow.
+The first three tests share one 12-shard stream: six workers started a second apart, then a
+seventh joining while records flow, then one leaving gracefully while records flow.
 """
 
 from __future__ import annotations
@@ -91,6 +91,10 @@ class Writer:
         self._thread.join()
         return self.sent
 
+    def stop_after(self, seconds: float) -> int:
+        time.sleep(seconds)
+        return self.stop()
+
 
 @pytest.fixture(scope="module")
 def fleet12(local_kinesis: LocalKinesis) -> Iterator[tuple[LeaseFleet, list[str]]]:
@@ -162,6 +166,58 @@ def test_seventh_worker_gets_leases_by_hand_off_and_nothing_is_processed_twice(
     )
     assert [key for key, count in processed.items() if count > 1] == []  # no duplicates
     assert fleet.overlaps() == []
+
+
+def test_a_graceful_leave_hands_its_leases_over_and_nothing_is_processed_twice(
+    fleet12: tuple[LeaseFleet, list[str]], local_kinesis: LocalKinesis
+) -> None:
+    fleet, hash_keys = fleet12
+    table = DynamoDBLeaseTable(local_kinesis.dynamodb_client(), fleet.table)
+
+    def settled() -> bool:  # no hand-off under way, and every worker's log agrees with the table
+        leases = table.list_leases()
+        owners = Counter(lease.owner for lease in leases)
+        return all(lease.checkpoint_owner is None for lease in leases) and all(
+            len(w.held()) == owners[w.worker_id] for w in fleet.live()
+        )
+
+    wait_until(settled, 60, "the fleet settled")
+    leaving = fleet.workers["w1"]
+    shards = leaving.held()
+    assert shards
+    total = lambda: sum(len(records(w)) for w in fleet.workers.values())  # noqa: E731
+    before = total()
+    started = time.time()
+    # Records flow to every shard, and processing keeps up when the stop begins (a batch in
+    # flight would be aborted: its unacknowledged records are for the next owner).
+    sent = Writer(local_kinesis, fleet.stream, dict.fromkeys(hash_keys, 1)).stop_after(1.0)
+    wait_until(lambda: total() - before >= sent, 60, "every record processed")
+    requested = time.time()
+    leaving.request_stop()  # the others ask for its leases while it still processes
+    others = [w for w in fleet.live() if w is not leaving]
+    wait_until(lambda: shards <= set().union(*(w.held() for w in others)), 30, "handed over")
+    sent += Writer(local_kinesis, fleet.stream, dict.fromkeys(hash_keys, 1)).stop_after(1.0)
+    wait_until(lambda: total() - before >= sent, 60, "every record processed")
+    leaving.terminate()
+    for shard in shards:
+        (new,) = [w for w in others if shard in w.held()]
+        handoffs = [
+            event
+            for event in leaving.snapshot()
+            if event["event"] == "lost" and event.get("handoff") and event["shards"] == [shard]
+            and event["t"] >= requested
+        ]  # fmt: skip
+        assert len(handoffs) == 1, shard  # moved by a hand-off: final checkpoint, then release
+        old_records = [e for e in records(leaving) if e["shard"] == shard]
+        new_records = [e for e in records(new) if e["shard"] == shard and e["t"] >= requested]
+        assert old_records and new_records
+        assert int(new_records[0]["seq"]) > int(old_records[-1]["seq"])  # resumed after the last
+        lease = table.get_lease(shard)
+        assert lease is not None and lease.owner == new.worker_id and lease.checkpoint_owner is None
+    everything = [event for w in fleet.workers.values() for event in records(w)]
+    processed = Counter((event["shard"], event["seq"], event["sub"]) for event in everything)
+    during = {(e["shard"], e["seq"], e["sub"]) for e in everything if e["t"] >= started}
+    assert [key for key in during if processed[key] > 1] == []  # no duplicates
 
 
 def test_hot_shard_owner_holds_fewer_leases(local_kinesis: LocalKinesis) -> None:

@@ -135,13 +135,25 @@ def test_killed_worker_loses_its_leases_within_failover_plus_a_taker_interval(
 
 def test_graceful_stop_hands_leases_over_within_two_seconds(fleet: LeaseFleet) -> None:
     leaving = fleet.workers["c"]
+    handed = leaving.held()
+    assert len(handed) == 4
     leaving.request_stop()
-    wait_until(lambda: leaving.first("stopping") is not None, timeout=10, what="stopping")
-    stopping = leaving.first("stopping")
-    assert stopping is not None and len(stopping["shards"]) == 4
-    handed = set(stopping["shards"])
-    taken_at = wait_until(lambda: handed <= union(fleet.held()), timeout=10, what="hand-over")
-    assert taken_at - stopping["t"] < 2.0
+    wait_until(lambda: leaving.first("leave") is not None, timeout=10, what="stopping")
+    leave = leaving.first("leave")
+    assert leave is not None
+    others = [w for w in fleet.live() if w is not leaving]
+    taken_at = wait_until(
+        lambda: handed <= set().union(*(w.held() for w in others)), timeout=10, what="hand-over"
+    )
+    assert taken_at - leave["t"] < 2.0
+    # The others asked for every lease while c still held them: each was handed over.
+    answered = {
+        shard
+        for event in leaving.snapshot()
+        if event["event"] == "lost" and event.get("handoff") and event["t"] >= leave["t"]
+        for shard in event["shards"]
+    }
+    assert answered == handed
     leaving.terminate()
     assert leaving.process.returncode == 0
 

@@ -270,6 +270,10 @@ class FakeCoordinator:
     def start(self) -> None:
         self.started = True
 
+    def hand_over(self) -> None:
+        self.taking_stopped = True
+        self.history.append(("hand_over",))
+
     def stop_taking(self) -> None:
         self.taking_stopped = True
 

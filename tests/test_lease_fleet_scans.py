@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kinesis_actors._leases import InMemoryLeaseTable, Lease, LeaseRenewer, LeaseTaker
-from kinesis_actors._leases.lease import LeaseEvent, LeaseHandoffRequested
+from kinesis_actors._leases.lease import LeaseEvent, LeaseHandoffRequested, LeasesGained
 from kinesis_actors._leases.membership import InMemoryMembershipTable, Member, Membership
 from kinesis_actors._leases.taker_loop import TakerLoop
 from kinesis_actors._models import Sentinel
@@ -25,6 +25,10 @@ TAKER_INTERVAL = (FAILOVER + EPSILON) * 2
 POLL = 0.25
 SUSPECT_AFTER = RENEWER_INTERVAL + POLL + FAILOVER / 10
 SAFETY = 300.0
+HANDOFF_CHECK = 0.05
+LEAVE_WAIT = 1.5
+#: A consumer's time to finish a shard's batch and checkpoint, after a hand-off request.
+BATCH_FINISH = 0.1
 FORGET_AFTER = 60.0
 
 
@@ -95,10 +99,15 @@ class World:
 class Worker:
     def __init__(self, world: World, worker_id: str) -> None:
         self.world = world
+        self.worker_id = worker_id
         self.up = True
         #: False: renewals go on, heartbeats are not written (the membership table fails).
         self.beats = True
         self.last_beat = world.now
+        #: False once a graceful stop began: the taker thread is stopped.
+        self.taking = True
+        #: shard id -> virtual time this worker released it (after its final checkpoint).
+        self.released: dict[str, float] = {}
         #: (virtual time, message) for every message to the subscriber.
         self.events: list[tuple[float, LeaseEvent]] = []
         self.renewer = LeaseRenewer(
@@ -116,7 +125,8 @@ class Worker:
         self.loop = TakerLoop(
             renewer=self.renewer, taker=taker, membership=self.membership, table_name="leases",
             failover_time=FAILOVER, taker_interval=TAKER_INTERVAL,
-            renewer_interval=RENEWER_INTERVAL, poll_interval=POLL, safety_interval=SAFETY, stopped=threading.Event(), notify=self.notify,
+            renewer_interval=RENEWER_INTERVAL, poll_interval=POLL, safety_interval=SAFETY,
+            handoff_check_interval=HANDOFF_CHECK, stopped=threading.Event(), notify=self.notify,
             flush=lambda: None, wake_fence=lambda: None, worker_id=worker_id, clock=world.clock,
         )  # fmt: skip
         self.membership.beat()
@@ -125,9 +135,45 @@ class Worker:
 
     def notify(self, event: LeaseEvent) -> None:
         self.events.append((self.world.now, event))
+        if isinstance(event, LeaseHandoffRequested):  # the consumer: finish, checkpoint, release
+            for lease in event.leases:
+                self.world.at(
+                    self.world.now + BATCH_FINISH,
+                    lambda s=lease.shard_id, t=lease.concurrency_token: self.release(s, t),
+                )
+
+    def release(self, shard_id: str, token: str) -> None:
+        """`LeaseCoordinator.release`."""
+        lease = self.renewer.lease(shard_id)
+        handed_over = lease is not None and lease.checkpoint_owner == self.worker_id
+        if self.renewer.release(shard_id, token):
+            self.released[shard_id] = self.world.now
+            self.loop.released(shard_id, keep_free=not handed_over)
+
+    def stop_gracefully(self) -> None:
+        """`LeaseCoordinator.hand_over`, then `LeaseCoordinator.stop`."""
+        self.taking = False
+        if self.loop.begin_leave(LEAVE_WAIT):
+            self.world.at(self.world.now, self._leave_step)
+        else:
+            self._stop()
+
+    def _leave_step(self) -> None:
+        delay = self.loop.leave_step()
+        if delay is None:
+            self.world.at(self.world.now + BATCH_FINISH, self._stop)
+        else:
+            self.world.at(self.world.now + delay, self._leave_step)
+
+    def _stop(self) -> None:
+        for shard_id in self.renewer.held_shard_ids():
+            if self.renewer.release(shard_id):
+                self.released[shard_id] = self.world.now
+        self.loop.leave()
+        self.up = False
 
     def step(self) -> None:
-        if self.up:
+        if self.up and self.taking:
             delay = self.loop.step()
             assert delay is not None
             self.world.at(self.world.now + delay, self.step)
@@ -267,6 +313,65 @@ def test_a_release_is_announced_and_taken_at_the_next_poll() -> None:
     stopped = world.now
     taken = world.run(lambda: len(b.renewer.held()) == 4, 30)
     assert taken - stopped <= POLL + 1e-9
+
+
+# -- graceful leave: announce, then hand over while still processing ---------------------------
+
+
+def _gained_at(worker: Worker, shard_id: str) -> float:
+    return min(
+        at
+        for at, event in worker.events
+        if isinstance(event, LeasesGained) and shard_id in {le.shard_id for le in event.leases}
+    )
+
+
+def test_a_graceful_leave_announces_then_hands_each_lease_over_while_processing() -> None:
+    world = World(4)
+    a, b = world.start("a"), world.start("b")
+    world.run(balanced(world, 2, 2), 60)
+    world.idle(2 * TAKER_INTERVAL + 0.37)  # settled; some phase of b's poll
+    shards = a.renewer.held_shard_ids()
+    begun = world.now
+    a.stop_gracefully()
+    assert a.membership.table.members()  # the leaving heartbeat
+    assert {m.worker_id for m in a.membership.table.members() if m.leaving} == {"a"}
+    moved = world.run(lambda: len(b.renewer.held()) == 4 and not a.up, 30)
+    # b planned without a at its next poll and asked for a's leases; a answered each request
+    # (finish the batch, checkpoint, release: the release completes the hand-off) ...
+    asked = {
+        le.shard_id for _, e in a.events if isinstance(e, LeaseHandoffRequested) for le in e.leases
+    }
+    assert asked == shards
+    assert moved - begun <= POLL + BATCH_FINISH + 2 * HANDOFF_CHECK + BATCH_FINISH + 1e-9
+    # ... and b started each one within a hand-off check of its release, where a left it.
+    for shard_id in shards:
+        assert 0 <= _gained_at(b, shard_id) - a.released[shard_id] <= HANDOFF_CHECK + 1e-9
+        lease = world.table.get_lease(shard_id)
+        assert lease is not None and (lease.owner, lease.checkpoint_owner) == ("b", None)
+    assert not b.loop._taker.pending_handoffs
+    assert [m.worker_id for m in world.members.members()] == ["b"]  # a left
+
+
+def test_a_leave_nobody_answers_releases_plainly_after_the_wait() -> None:
+    world = World(4)
+    a, b = world.start("a"), world.start("b")
+    world.run(balanced(world, 2, 2), 60)
+    b.taking = False  # alive (it beats and renews) but never plans: a KCL 2.x-like peer
+    begun = world.now
+    a.stop_gracefully()
+    world.run(lambda: not a.up, 30)
+    assert LEAVE_WAIT <= world.now - begun <= LEAVE_WAIT + BATCH_FINISH + 1e-9
+    assert not any(isinstance(e, LeaseHandoffRequested) for _, e in a.events)
+    assert all(lease.owner != "a" for lease in world.table.list_leases())  # released
+
+
+def test_a_worker_alone_stops_without_waiting() -> None:
+    world = World(2)
+    a = world.start("a")
+    world.run(lambda: world.held() == {"a": 2}, 60)
+    assert not a.loop.begin_leave(LEAVE_WAIT)
+    assert not [m for m in world.members.members() if m.leaving]
 
 
 # -- the membership items of dead workers ------------------------------------------------------

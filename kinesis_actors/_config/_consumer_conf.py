@@ -226,6 +226,8 @@ class KclConf:
     release_leases_on_shutdown: bool = setting("releaseLeasesOnShutdown", boolean)
     released_lease_poll_interval: float = setting("releasedLeasePollMillis", duration(MS, 0.01))
     lease_handoff_timeout: float = setting("gracefulLeaseHandoffTimeoutMillis", duration(MS))
+    leave_handoff_wait: float = setting("leaveHandoffWaitMillis", duration(MS))
+    lease_handoff_check_interval: float = setting("leaseHandoffCheckMillis", duration(MS, 0.01))
     lease_balance_damping: float = setting("leaseBalanceDamping", number(0.0, 100.0))
     lease_table_safety_scan_interval: float = setting(
         "leaseTableSafetyScanMillis", duration(MS, 0.01)

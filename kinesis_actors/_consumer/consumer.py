@@ -292,9 +292,11 @@ class KinesisConsumer:
     def stop(self, timeout: float | None = None) -> bool:
         """Stop gracefully and wait for it; True once stopped. Idempotent.
 
-        Each shard's batch in flight is aborted, what was acknowledged is checkpointed, and the
-        leases are released so other workers take over at once. Waits at most ``timeout``
-        (default ``worker.shutdownTimeoutSeconds`` plus a few seconds for the hand-off).
+        Other live workers first ask for the leases while the shards still process (at most
+        ``kcl.leaveHandoffWaitMillis``); each shard's batch in flight is then finished or aborted,
+        what was acknowledged is checkpointed, and the leases are handed over or released so
+        other workers take over at once. Waits at most ``timeout`` (default
+        ``worker.shutdownTimeoutSeconds`` plus the hand-over wait and a few seconds).
         """
         with self._lock:
             future, manager = self._future, self._manager
@@ -306,7 +308,11 @@ class KinesisConsumer:
             tell(manager, StopConsumer())
         else:
             self._log.warning("Shutdown attempted twice")
-        wait = self._conf.worker.shutdown_timeout + _STOP_MARGIN if timeout is None else timeout
+        if timeout is None:
+            wait = self._conf.worker.shutdown_timeout + self._conf.kcl.leave_handoff_wait
+            wait += _STOP_MARGIN
+        else:
+            wait = timeout
         done, _ = concurrent.futures.wait([future], timeout=wait)
         if done:
             self._log.info("*** Shutdown for Kinesis Consumer completed ***")

@@ -50,6 +50,11 @@ class Coordinator(LeaseCheckpointer, Protocol):
     def held_leases(self) -> tuple[HeldLease, ...]:
         """The leases held now, with their latest checkpoints (restarts resume there)."""
 
+    def hand_over(self) -> None:
+        """A graceful stop's first step, shards still processing: take no new leases; let the
+        other workers ask for the held ones (bounded wait; requests arrive as
+        LeaseHandoffRequested)."""
+
     def stop_taking(self) -> None:
         """Take no new leases; held ones stay renewed so final checkpoints still work."""
 

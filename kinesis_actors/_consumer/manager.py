@@ -13,9 +13,12 @@ restart. A fourth crash within a minute is a failure for ``worker.failurePolicy`
 beyond the failure tolerance (``ShardProcessingFailed``): "consumer" stops the whole consumer
 gracefully (the Scala library's behaviour), "shard" stops only that shard and releases its lease.
 
-Stopping (``StopConsumer``): no new leases; every shard shuts down with REQUESTED (abort the
-batch, final checkpoint) within ``worker.shutdownTimeoutSeconds``; then the coordinator releases
-the leases so other workers take over at once, and ``on_stopped`` is called.
+Stopping (``StopConsumer``): no new leases, and while the shards still process, the other live
+workers are let ask for them (`Coordinator.hand_over`, at most ``kcl.leaveHandoffWaitMillis``):
+each shard asked for is handed over as in a rebalance. Then every shard left shuts down with
+REQUESTED (abort the batch, final checkpoint) within ``worker.shutdownTimeoutSeconds``; the
+coordinator releases the leases so other workers take over at once, and ``on_stopped`` is
+called. A stop for a failure (policy, coordinator failed) skips the hand-over.
 """
 
 from __future__ import annotations
@@ -83,6 +86,14 @@ class _Restart:
 
 
 @dataclass(frozen=True)
+class _HandedOver:
+    """The coordinator's hand-over of a graceful stop is over (``error`` if it failed): stop
+    the shards left."""
+
+    error: BaseException | None
+
+
+@dataclass(frozen=True)
 class _StopDeadline:
     """Timer: the shards had their time to report back on a stop; stop without the others."""
 
@@ -137,6 +148,8 @@ class RecordProcessingManager(pykka.ThreadingActor):
         self._crashes: dict[str, list[float]] = {}
         self._timers: list[Cancellable] = []
         self._stopping = False
+        #: A graceful stop's hand-over is under way (shards still process).
+        self._handing_over = False
         self._coordinator_stopping = False
         self._error: BaseException | None = None
 
@@ -182,6 +195,10 @@ class RecordProcessingManager(pykka.ThreadingActor):
         elif isinstance(message, _Restart):
             self._restart(message.lease)
         elif isinstance(message, StopConsumer):
+            self._hand_over()
+        elif isinstance(message, _HandedOver):
+            if message.error is not None:
+                self._log.warning("hand-over before stopping failed", error=repr(message.error))
             self._begin_stop(None)
         elif isinstance(message, _StopDeadline):
             self._stop_deadline()
@@ -199,7 +216,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
         return shard
 
     def _gained(self, lease: HeldLease) -> None:
-        if self._stopping:
+        if self._stopping or self._handing_over:
             return  # released with the others when the coordinator stops
         running = self._shards.get(lease.shard_id)
         if running is None:
@@ -255,7 +272,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
         if shard is None:
             return
         self._remove(shard)
-        if shard.release and not self._stopping:
+        if shard.release:  # during a stop too: a hand-off completes now, not after every shard
             coordinator, lease = self._coordinator, shard.lease
             self._executor.submit(
                 lambda: coordinator.release(lease.shard_id, lease.concurrency_token)
@@ -325,10 +342,11 @@ class RecordProcessingManager(pykka.ThreadingActor):
         self._log.info("not restarted: lease no longer held", shard_id=lease.shard_id)
 
     def _hand_off(self, lease: HeldLease) -> None:
-        """Another worker asked for this shard (rebalancing): shut it down as on a graceful
-        stop (finish or abort the batch, final checkpoint), then release it to that worker."""
+        """Another worker asked for this shard (rebalancing, or this worker is leaving): shut it
+        down as on a graceful stop (finish or abort the batch, final checkpoint), then release it
+        to that worker (a shard already stopping is released as soon as it has stopped)."""
         shard = self._current(lease)
-        if shard is None or self._stopping:
+        if shard is None:
             return  # not running: the coordinator's stop, or the hand-off timeout, moves it
         self._log.info("handing the shard over", shard_id=lease.shard_id)
         shard.restart = False
@@ -351,6 +369,22 @@ class RecordProcessingManager(pykka.ThreadingActor):
             self._stop_shard(shard, ShutdownReason.REQUESTED)
 
     # -- stopping -------------------------------------------------------------------------------
+
+    def _hand_over(self) -> None:
+        """A graceful stop: let the coordinator hand the leases over (its own thread, bounded),
+        answering requests as rebalancing does, then stop the rest."""
+        if self._stopping or self._handing_over:
+            return
+        self._handing_over = True
+        self._log.info("stopping the consumer: handing leases over", shards=sorted(self._shards))
+        ref = self.actor_ref
+        run_in_thread(
+            "kinesis-consumer-hand-over",
+            self._coordinator.hand_over,
+            lambda result: tell(
+                ref, _HandedOver(result if isinstance(result, BaseException) else None)
+            ),
+        )
 
     def _begin_stop(self, error: BaseException | None) -> None:
         if self._stopping:

@@ -14,6 +14,8 @@ The consumer creates one per worker process and drives it through this interface
     coordinator.checkpoint(shard_id, CompoundSequenceNumber(...), token)
     coordinator.shard_ended(shard_id, token)   # SHARD_END checkpoint + child leases
     coordinator.release(shard_id, token)       # hand one shard over (after its last checkpoint)
+    coordinator.hand_over()           # graceful shutdown, first: no new leases, hand-offs asked
+                                      # for by the others answered (LeaseHandoffRequested)
     coordinator.stop_taking()         # graceful shutdown: no new leases; then final checkpoints
     coordinator.stop()                # release held leases (owner-conditional), stop threads
 
@@ -176,6 +178,7 @@ class LeaseCoordinator(StartedOnEnter):
             renewer_interval=kcl.renewer_interval,
             poll_interval=poll_interval,
             safety_interval=kcl.lease_table_safety_scan_interval,
+            handoff_check_interval=kcl.lease_handoff_check_interval,
             stopped=self._taking_stopped,
             notify=self._outbox.append,
             flush=self._flush,
@@ -275,6 +278,24 @@ class LeaseCoordinator(StartedOnEnter):
         for thread in self._taking_threads:
             if thread is not threading.current_thread():
                 thread.join()
+
+    def hand_over(self) -> None:
+        """The first step of a graceful shutdown, while the shards still process: stop taking;
+        then, if other live members exist, announce that this worker is leaving and wait up to
+        ``leaveHandoffWaitMillis`` for them to ask for its leases. Each request is told to the
+        subscriber at once (`LeaseHandoffRequested`: finish the batch, checkpoint, `release`).
+        Returns when every held lease was asked for or handed over, or the wait is over;
+        `stop` then releases the rest (and completes hand-offs not released yet). Without
+        ``releaseLeasesOnShutdown`` (the KCL's shutdown: leases expire) nothing is handed over.
+        """
+        self.stop_taking()
+        wait = self._kcl.leave_handoff_wait if self._kcl.release_leases_on_shutdown else 0.0
+        if not self._taker_loop.begin_leave(wait):
+            return
+        self._log.info("leaving: waiting for hand-off requests")
+        while (delay := self._taker_loop.leave_step()) is not None:
+            self._stopping.wait(delay)
+        self._flush()
 
     def stop(self, release: bool | None = None) -> None:
         """Stop taking, let go of every held lease, and stop all threads. Idempotent.

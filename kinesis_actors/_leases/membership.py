@@ -15,13 +15,17 @@ in a small side table named after the lease table, ``<lease table>-Workers``, cr
 ``handoffRequests``       SS   shards this worker asked other workers to hand over (only
                                while some are pending): their owners renew them at once,
                                and so learn of the request within a poll
+``leaving``               BOOL true from a graceful stop's start (only then): the others plan
+                               without it and ask for its leases, which it hands over
 ``updatedAt``             N    wall-clock epoch milliseconds of the heartbeat (for people)
 ========================= ==== ==========================================================
 
 Liveness is judged as lease expiry is, by local observation and never by clocks: a member whose
 ``heartbeat`` did not change for ``failover_time`` on this worker's monotonic clock has aged out;
 one first seen counts as live. One whose heartbeat is late (unchanged for ``suspect_after``) is a
-suspect: its leases may be about to expire. A worker beats right after each renewal round, so the
+suspect: its leases may be about to expire. A member whose heartbeat says it is ``leaving`` (and
+is not aged out) is neither live nor departed: its leases are renewed, but planned for the
+others, who ask for them by hand-off. A worker beats right after each renewal round, so the
 time its heartbeat was last seen to change bounds its last renewal if it is dead
 (`Membership.last_heard`, the evidence the taker back-dates lease counters with). A worker that
 stops gracefully deletes its item: it leaves at once. The item of a worker that did not (a crash)
@@ -84,6 +88,7 @@ class Member:
     releases: int = 0
     created: int = 0
     requested: frozenset[str] = frozenset()
+    leaving: bool = False
 
     def announces_change_since(self, before: Member) -> bool:
         """Whether the lease table may have changed for the plan since ``before`` was seen."""
@@ -140,6 +145,8 @@ class DynamoDBMembershipTable(DynamoDBTable, MembershipTable):
         item |= {name: {"N": f"{getattr(member, field):.3f}"} for name, field in _RATES.items()}
         if member.requested:
             item["handoffRequests"] = {"SS": sorted(member.requested)}
+        if member.leaving:
+            item["leaving"] = {"BOOL": True}
         item["updatedAt"] = {"N": str(int(time.time() * 1000))}
         with self._errors("PutItem"):
             self._dynamodb.put_item(TableName=self._name, Item=item)
@@ -171,6 +178,7 @@ class DynamoDBMembershipTable(DynamoDBTable, MembershipTable):
                     }
                     values |= {f: float(item.get(n, {}).get("N", "0")) for n, f in _RATES.items()}
                     values["requested"] = frozenset(item.get("handoffRequests", {}).get("SS", ()))
+                    values["leaving"] = bool(item.get("leaving", {}).get("BOOL", False))
                     found.append(Member(str(item["workerId"]["S"]), **values))
         return found
 
@@ -214,6 +222,7 @@ class _Fleet:
 
     live: frozenset[str]
     suspects: frozenset[str] = frozenset()
+    leaving: frozenset[str] = frozenset()
     members: tuple[tuple[str, Member], ...] = ()
 
 
@@ -281,6 +290,11 @@ class Membership:
         """This worker created leases or finished a shard: the others re-plan at their poll."""
         self._write(created=1)
 
+    def leaving(self) -> None:
+        """This worker is stopping gracefully: the others plan without it and ask for its
+        leases (a heartbeat marked ``leaving`` now, and in every later one)."""
+        self._write(leaving=True)
+
     def _write(
         self,
         *,
@@ -289,6 +303,7 @@ class Membership:
         releases: int = 0,
         created: int = 0,
         requested: frozenset[str] | None = None,
+        leaving: bool = False,
     ) -> None:
         with self._write_lock:
             with self._lock:
@@ -302,6 +317,7 @@ class Membership:
                     releases=me.releases + releases,
                     created=me.created + created,
                     requested=me.requested if requested is None else requested,
+                    leaving=me.leaving or leaving,
                 )
                 member = self._me
             self._table.put(member)
@@ -323,22 +339,24 @@ class Membership:
                 else:
                     seen[member.worker_id] = _Seen(member, now)
             self._seen = seen
-            live = frozenset(
+            fresh = frozenset(
                 worker_id
                 for worker_id, entry in seen.items()
                 if now - entry.changed_at <= self._failover_time
             ) | {self._worker_id}
+            leaving = frozenset(w for w in fresh - {self._worker_id} if seen[w].member.leaving)
+            live = fresh - leaving
             suspects = frozenset(
                 worker_id
                 for worker_id in live - {self._worker_id}
                 if now - seen[worker_id].changed_at > self._suspect_after
             )
-            for worker_id in self._fleet.live - live:
+            for worker_id in (self._fleet.live | self._fleet.leaving) - fresh:
                 self._departed.setdefault(worker_id, now)
             self._departed = {
                 worker_id: since
                 for worker_id, since in self._departed.items()
-                if worker_id not in live
+                if worker_id not in fresh
                 and (self._forget_after is None or now - since <= self._forget_after)
             }
             heard = {w: at for w, at in self._heard.items() if w in self._departed}
@@ -346,6 +364,7 @@ class Membership:
             self._fleet = _Fleet(
                 live,
                 suspects,
+                leaving,
                 tuple(sorted((w, seen[w].member) for w in live if w != self._worker_id)),
             )
             forgotten = [
@@ -363,7 +382,7 @@ class Membership:
         leases, releases, creations or load."""
         with self._lock:
             now, then = self._fleet, self._planned
-        if (now.live, now.suspects) != (then.live, then.suspects):
+        if (now.live, now.suspects, now.leaving) != (then.live, then.suspects, then.leaving):
             return True
         before = dict(then.members)
         return any(
@@ -377,9 +396,14 @@ class Membership:
             self._planned = self._fleet
 
     def live(self) -> frozenset[str]:
-        """The workers alive at the last poll, this one included."""
+        """The workers alive at the last poll, this one included (leaving ones not)."""
         with self._lock:
             return self._fleet.live
+
+    def leaving_members(self) -> frozenset[str]:
+        """Other members stopping gracefully at the last poll: their leases are for the rest."""
+        with self._lock:
+            return self._fleet.leaving
 
     def lease_counts(self) -> dict[str, int]:
         """Open leases each trusted live member says it holds (this one included, suspects not)."""

@@ -124,6 +124,7 @@ class LeaseTaker:
         exclude: Collection[str] = (),
         keep_free: Collection[str] = (),
         last_heard: Mapping[str, float] | None = None,
+        leaving: Collection[str] = (),
     ) -> TakerRun:
         """Scan, plan with the live ``workers``, take and request what the plan gives this one.
 
@@ -132,6 +133,8 @@ class LeaseTaker:
         worker holds one, it is this worker's again if the plan says so (its new owner died).
         ``last_heard``: departed or suspect members -> local time their heartbeat was last seen
         to change (`Membership.last_heard`), to back-date their leases' new counters.
+        ``leaving``: members stopping gracefully; the plan is made without them, so their
+        leases are asked for by hand-off.
         """
         started = self._clock()
         leases = self._table.list_leases()
@@ -147,7 +150,7 @@ class LeaseTaker:
             for shard_id, observation in self._seen.items()
             if shard_id not in available and observation.lease.owner is not None
         }
-        fleet = {*workers, *live_owners, self._worker_id}
+        fleet = {*workers, *live_owners, self._worker_id} - set(leaving)
         plan = plan_assignment(
             [observation.lease for observation in self._seen.values()],
             available,

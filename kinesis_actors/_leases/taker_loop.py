@@ -15,7 +15,14 @@ scans the lease table and plans only when something can have changed:
 * a run lost a race (re-plan at the next poll), the lease table is missing, or this worker's
   renewals are late (a deleted lease table is found by a scan).
 
-Between scans it reads the leases it asked a hand-off for, and adopts those handed over.
+Between scans it reads the leases it asked a hand-off for, and adopts those handed over: every
+hand-off check interval while some are pending, so a lease handed over is adopted at once.
+
+A graceful stop hands over before it stops processing (`TakerLoop.begin_leave`, then
+`TakerLoop.leave_step` until done): the leaver's heartbeat says it is leaving, the others plan
+without it and ask for its leases, and the leaver, polling the membership table every hand-off
+check interval, answers each request at once (the consumer finishes the shard's batch,
+checkpoints, and its release completes the hand-off).
 """
 
 from __future__ import annotations
@@ -43,8 +50,10 @@ class TakerLoop:
     """The taker thread's work (`run`) and the fleet side of the coordinator. Thread-safe.
 
     ``notify`` queues a message for the subscriber, ``flush`` delivers the queue, ``wake_fence``
-    tells the fence thread that held leases changed; ``stopped`` ends `run`. ``clock`` is
-    monotonic seconds (the same as the renewer's and the taker's), injectable for simulations.
+    tells the fence thread that held leases changed; ``stopped`` ends `run`.
+    ``handoff_check_interval``: how often pending hand-offs are read (only while some are),
+    and how often a leaving worker polls the membership table. ``clock`` is monotonic seconds
+    (the same as the renewer's and the taker's), injectable for simulations.
     """
 
     def __init__(
@@ -59,6 +68,7 @@ class TakerLoop:
         renewer_interval: float,
         poll_interval: float,
         safety_interval: float,
+        handoff_check_interval: float,
         stopped: threading.Event,
         notify: Callable[[LeaseEvent], object],
         flush: Callable[[], None],
@@ -75,13 +85,18 @@ class TakerLoop:
         self._renewer_interval = renewer_interval
         self._poll_interval = max(poll_interval, MIN_INTERVAL)
         self._safety_interval = max(safety_interval, self._taker_interval)
+        self._handoff_check_interval = max(handoff_check_interval, MIN_INTERVAL)
         self._stopped = stopped
         self._notify = notify
         self._flush = flush
         self._wake_fence = wake_fence
         self._clock = clock
+        self._worker_id = worker_id
         self._plan_now = threading.Event()
         self._next_scan = clock()
+        self._next_poll = clock()
+        #: Monotonic deadline of a graceful leave's wait for hand-off requests.
+        self._leave_deadline: float | None = None
         #: Held shards whose hand-off requests (seen in heartbeats) were answered by a renewal.
         self._answered: frozenset[str] = frozenset()
         #: The held leases' first deadline when renewals were last found late.
@@ -122,6 +137,33 @@ class TakerLoop:
         """Leave the fleet (after releasing): the others re-plan at their next poll."""
         self._try(self._membership.leave, "leaving the membership table")
 
+    def begin_leave(self, wait: float) -> bool:
+        """A graceful stop begins (taking stopped, shards still processing): if other live
+        members exist and leases are held, announce leaving; True if `leave_step` should run,
+        for at most ``wait`` seconds (0: no wait)."""
+        others = self._membership.live() - {self._worker_id}
+        if wait <= 0 or not others or not self._renewer.held_shard_ids():
+            return False
+        self._leave_deadline = self._clock() + wait
+        self._try(self._membership.leaving, "membership heartbeat")
+        return True
+
+    def leave_step(self) -> float | None:
+        """Poll the membership table and answer the hand-off requests found; seconds until the
+        next step, or None once every held lease was asked for (or handed over), no other live
+        member is left, or the wait is over: then leases not asked for are released plainly."""
+        deadline = self._leave_deadline
+        if deadline is None:
+            return None
+        self._poll_membership()
+        self._answer_requests()
+        remaining = deadline - self._clock()
+        done = self._renewer.held_shard_ids() <= self._answered
+        if done or remaining <= 0 or self._membership.live() == {self._worker_id}:
+            self._leave_deadline = None
+            return None
+        return min(self._handoff_check_interval, remaining)
+
     def _try(self, action: Callable[[], object], what: str) -> None:
         try:
             action()
@@ -141,16 +183,14 @@ class TakerLoop:
     def step(self) -> float | None:
         """Poll, scan and plan if needed, check hand-offs; seconds until the next step, or None
         when the coordinator failed (lease table gone)."""
-        self._poll_membership()
-        self._answer_requests()
         now = self._clock()
-        if (
-            self._plan_now.is_set()
-            or self._renewals_failing(now)
-            or self._membership.needs_plan()
-            or now >= self._next_scan
-            or self._missing_since is not None
-        ):
+        due = self._plan_now.is_set() or now >= self._next_scan or self._missing_since is not None
+        if due or now >= self._next_poll:  # a scan plans with the fleet as it is now
+            self._next_poll = now + self._poll_interval
+            self._poll_membership()
+            self._answer_requests()
+            now = self._clock()
+        if due or self._renewals_failing(now) or self._membership.needs_plan():
             self._plan_now.clear()
             self._membership.planned()  # changes announced during the scan: next poll
             self._next_scan = self._take()
@@ -158,7 +198,10 @@ class TakerLoop:
         if self._table_gone():
             return None
         now = self._clock()
-        return max(min(self._next_scan, now + self._poll_interval) - now, 0.0)
+        wake = min(self._next_scan, self._next_poll)
+        if self._taker.pending_handoffs:
+            wake = min(wake, now + self._handoff_check_interval)
+        return max(wake - now, 0.0)
 
     def _poll_membership(self) -> None:
         live = self._membership.live()
@@ -208,6 +251,7 @@ class TakerLoop:
                 exclude=self._renewer.held_shard_ids(),
                 keep_free=released,
                 last_heard=self._membership.last_heard(),
+                leaving=self._membership.leaving_members(),
             )
         except LeaseTableMissingError as exc:
             self._table_missing(exc, started)
