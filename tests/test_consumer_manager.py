@@ -26,7 +26,12 @@ from kinesis_actors._consumer.manager import RecordProcessingManager, StopConsum
 from kinesis_actors._consumer.messages import ShardActorCrashed
 from kinesis_actors._consumer.shard import ShardConsumer
 from kinesis_actors._errors import ProcessingFailedError
-from kinesis_actors._leases.lease import HeldLease, LeasesGained, LeasesLost
+from kinesis_actors._leases.lease import (
+    HeldLease,
+    LeaseHandoffRequested,
+    LeasesGained,
+    LeasesLost,
+)
 from kinesis_actors._models import ConsumerEvent
 
 S0, S1 = "shardId-000000000000", "shardId-000000000001"
@@ -190,6 +195,29 @@ def test_tolerance_failure_with_shard_policy_releases_only_that_shard(
     world.put(S1, b"still consuming")
     wait_for(lambda: world.payloads(S1) == [b"still consuming"], what="other shard goes on")
     assert not world.stopped.done()
+
+
+def test_a_stop_hands_shards_over_as_asked_while_the_others_still_process(
+    make_world: Callable[..., World],
+) -> None:
+    world = make_world("checkpointer { notificationDelayMillis = 60000 }")
+    world.put(S0, b"a")
+    world.put(S1, b"b")
+    world.gain(lease(S0), lease(S1))
+    wait_for(lambda: len(world.payloads()) == 2, what="processed")
+
+    def others_ask() -> None:  # another worker asks for S0 during the hand-over wait
+        world.manager.tell(LeaseHandoffRequested((lease(S0),)))
+        wait_for(lambda: S0 in world.coordinator.released, what="S0 handed over")
+        world.put(S1, b"c")
+        wait_for(lambda: world.payloads(S1) == [b"b", b"c"], what="S1 still processing")
+
+    world.coordinator.on_hand_over = others_ask
+    world.manager.tell(StopConsumer())
+    assert world.stopped.result(timeout=10) is None
+    history = world.coordinator.history
+    assert history[:3] == [("hand_over",), ("checkpoint", S0, seq(1000)), ("release", S0)]
+    assert history[3:] == [("checkpoint", S1, seq(1001)), ("stop",)]
 
 
 def test_stop_checkpoints_every_shard_then_stops_the_coordinator(

@@ -210,6 +210,8 @@ class FakeCoordinator:
     started: bool = False
     taking_stopped: bool = False
     stopped: bool = False
+    #: Called by `hand_over` (on the manager's hand-over thread): the others' requests.
+    on_hand_over: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _check(self, shard_id: str, token: str) -> None:
@@ -273,6 +275,8 @@ class FakeCoordinator:
     def hand_over(self) -> None:
         self.taking_stopped = True
         self.history.append(("hand_over",))
+        if self.on_hand_over is not None:
+            self.on_hand_over()
 
     def stop_taking(self) -> None:
         self.taking_stopped = True

@@ -400,8 +400,9 @@ class LeaseCoordinator(StartedOnEnter):
             except Exception:
                 self._log.exception("lease renewal run failed")
             self._flush()
-            if not self._taking_stopped.is_set():
-                self._taker_loop.heartbeat()
+            # Until it leaves (then no heartbeat is written): during a stop too, so that the
+            # others neither suspect it nor lose sight of its leaving.
+            self._taker_loop.heartbeat()
             next_run = max(next_run + interval, time.monotonic())
             self._stopping.wait(next_run - time.monotonic())
 

@@ -260,6 +260,7 @@ class Membership:
         self._planned = self._fleet
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()  # heartbeats are written in the order they are made
+        self._left = False  # after `leave`, nothing is written (no item comes back)
         self._log = log.bind(worker_id=worker_id)
 
     @property
@@ -306,6 +307,8 @@ class Membership:
         leaving: bool = False,
     ) -> None:
         with self._write_lock:
+            if self._left:
+                return
             with self._lock:
                 me = self._me
                 self._me = replace(
@@ -323,7 +326,10 @@ class Membership:
             self._table.put(member)
 
     def leave(self) -> None:
-        """Delete this worker's item: the others count it out at their next poll."""
+        """Delete this worker's item: the others count it out at their next poll. No heartbeat
+        is written after this one."""
+        with self._write_lock:
+            self._left = True
         self._table.remove(self._worker_id)
 
     def poll(self) -> bool:

@@ -11,12 +11,13 @@ A member of the fleet writes its heartbeat right after each renewal round, so it
 evidence of its renewals. When a scan finds a counter not seen before on a lease whose owner is
 departed or a suspect (its heartbeat is late: `Membership.last_heard`), the counter was written
 before that member's heartbeat was last seen to change, if the member is dead: its change is
-back-dated to that local time, but never earlier than ``failover_time - renewer_interval``
-before the scan. So a crashed member's leases expire about ``failover_time`` after its last
-heartbeat, not a late-heartbeat delay plus ``failover_time``; and a second scan at least one
-renewer interval later must still find the counter unchanged, which a live owner (renewing every
-renewer interval, whatever became of its heartbeats) never lets happen. The take stays
-conditional on the counter.
+back-dated to that local time, but never earlier than ``failover_time`` minus one and a half
+renewer intervals before the scan. So a crashed member's leases expire about ``failover_time``
+after its last heartbeat, not a late-heartbeat delay plus ``failover_time``; and a second scan at
+least one and a half renewer intervals later must still find the counter unchanged, which a live
+owner (renewing every renewer interval whatever became of its heartbeats; half an interval is
+left for the spread of a renewal round's writes: many leases, a loaded host) never lets happen.
+The take stays conditional on the counter.
 
 Each run (`LeaseTaker.take_leases`) is given the live workers (fleet membership), adds the owners
 of live leases (Java KCL workers have no membership item), and plans with
@@ -97,11 +98,10 @@ class LeaseTaker:
         self._table = table
         self._worker_id = worker_id
         self._failover_time = failover_time
-        # A counter is back-dated by at most this much: a rescan one renewer interval later
-        # must still find it unchanged.
-        self._max_backdate = failover_time - (
-            failover_time / 3 if renewer_interval is None else renewer_interval
-        )
+        # A counter is back-dated by at most this much: a rescan one and a half renewer
+        # intervals later must still find it unchanged.
+        interval = failover_time / 3 if renewer_interval is None else renewer_interval
+        self._max_backdate = max(failover_time - 1.5 * interval, 0.0)
         self._max_leases_for_worker = max_leases_for_worker
         self._damping = damping
         self._handoff_timeout = failover_time if handoff_timeout is None else handoff_timeout
