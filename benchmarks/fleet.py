@@ -128,7 +128,7 @@ class KclStyleTaker(LeaseTaker):
     ) -> TakerRun:
         leases = self._table.list_leases()
         now = self._clock()
-        self._observe(leases, now)
+        self._observe(leases, now, {})  # no membership: the KCL rule
         available = [
             o.lease for o in self._seen.values() if o.lease.owner is None or self._expired(o, now)
         ]
