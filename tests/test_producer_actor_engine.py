@@ -101,7 +101,7 @@ def test_told_sends_through_the_engine_sink_are_answered_once_even_when_stopped_
             key = "" if n == 777 else f"k{n % 50}"
             actor.tell(SendWithCallback(ProducerEvent(key, f"r{n}"), f"m{n}", reply_to=service))
         assert actor.stop() is True  # flushes: every send is answered before the stop returns
-        got = []
+        got: list[Any] = []
         while len(got) < 2000:
             got.append(replies.get(timeout=30))
     finally:
