@@ -4,11 +4,15 @@ The engine (`KinesisProducer`) does all the work on its own threads; this class 
 records in and results out. Everything here runs on the event loop's thread except two places:
 the engine's sink (called once per batch of finished records: it appends the batch to a deque
 and wakes the loop at most once per drain with ``call_soon_threadsafe``) and the blocking engine
-calls (building the engine with its boto3
-client, ``stop``), which run in the loop's executor. Nothing here blocks the loop.
+calls (building the engine with its boto3 client, ``stop``), which run in the loop's executor.
+Nothing here blocks the loop, and little runs per record: the records that take a slot in one
+loop iteration enter the engine in one call at its end (``add_user_records``), and a drain
+settles at most ``_DRAIN_CHUNK`` results before it lets the loop run the tasks they woke (a
+5 000-record batch would otherwise hold the loop for milliseconds, and every task's object
+twice through the CPU caches).
 
-Back-pressure is a count of slots on the loop thread: a record takes a slot when it enters the
-engine and gives it back when its result reaches the loop; records beyond the producer block's
+Back-pressure is a count of slots on the loop thread: a record takes a slot when it is accepted
+and gives it back when its result reaches the loop; records beyond the producer block's
 ``akka.max-outstanding-requests`` wait, in order, in a deque. A record accepted by `put_nowait`
 (or `put`) is committed: it is sent even if the caller stops waiting for it.
 """
@@ -187,7 +191,8 @@ class AsyncKinesisProducer(AsyncStartStop):
     def put_nowait(self, event: ProducerEvent) -> asyncio.Future[UserRecordResult]:
         """Accept ``event`` now, without waiting; the future resolves to its result.
 
-        The record enters the engine at once if a slot is free, else it waits for one in order.
+        The record takes a slot at once if one is free and enters the engine at the end of
+        this loop iteration, with the others put in it; else it waits for a slot, in order.
         Raises `ProducerStoppedError` before ``start`` and once ``stop`` was called.
         """
         loop = self._loop
