@@ -116,3 +116,22 @@ def test_told_sends_through_the_engine_sink_are_answered_once_even_when_stopped_
         1 for record in stream.records() for _ in deaggregate(record.data, record.partition_key)
     )
     assert stored == 1999
+
+
+def test_an_engine_subclass_without_the_sink_keyword_is_served_through_done_callbacks() -> None:
+    class Counting(KinesisProducer):
+        added = 0
+
+        def add_user_record(self, event: ProducerEvent) -> Any:  # type: ignore[override]
+            Counting.added += 1
+            return super().add_user_record(event)
+
+    client: Any = InMemoryKinesis()
+    actor = KinesisProducerActor.start(conf(), engine_factory=lambda c: Counting(c, client=client))
+    try:
+        answers = [actor.ask(SendWithCallback(ProducerEvent("k", f"r{n}"))) for n in range(20)]
+        outcomes = [a.result(timeout=30) for a in answers]
+    finally:
+        actor.stop()
+    assert all(isinstance(o, SendSuccessful) for o in outcomes)
+    assert Counting.added == 20

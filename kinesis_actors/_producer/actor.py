@@ -280,7 +280,8 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         )
 
     def _bind_engine(self, engine: ProducerEngine) -> None:
-        if isinstance(engine, KinesisProducer):
+        # Exactly a KinesisProducer: a subclass may override add_user_record without the sink.
+        if type(engine) is KinesisProducer:
             self._sinking_engine = engine
 
     def on_stop(self) -> None:
