@@ -317,6 +317,35 @@ def test_graceful_shutdown_while_processing(make_world: Callable[..., World]) ->
     _wait_stopped(world)
 
 
+def test_graceful_shutdown_lets_the_batch_in_flight_finish(
+    make_world: Callable[..., World],
+) -> None:
+    # The processor acknowledges seq(4) only once the shutdown was requested: the batch
+    # finishes, and its records are checkpointed here (the next owner would repeat them).
+    held: list[ProcessEvent] = []
+
+    def autopilot(message: Any) -> None:
+        if isinstance(message, ProcessEvent):
+            if message.event.sequence_number == seq(4):
+                held.append(message)
+            else:
+                message.acknowledge(True)
+
+    world = make_world(autopilot, batch_timeout=5, shutdown_timeout=10)
+    world.process(EVENTS)
+    world.processor.receive_all(ProcessEvent, 5)
+    world.worker.tell(GracefulShutdown(ShutdownReason.REQUESTED, world.manager.ref))
+    world.checkpointer.expect_no_message(0.2)  # waiting for the batch, not aborting it
+    held[0].acknowledge(True)
+    world.manager.expect(ProcessingComplete(True))
+    checkpoint = world.expect_checkpoint(seq(5))
+    assert checkpoint.force
+    world.worker.tell(CheckpointResult(seq(5), True))
+    world.processor.expect(ConsumerShutdown(SHARD))
+    world.manager.expect(ShutdownComplete(True))
+    _wait_stopped(world)
+
+
 def test_graceful_shutdown_when_the_checkpoint_does_not_answer(
     make_world: Callable[..., World],
 ) -> None:

@@ -13,6 +13,11 @@ skipped records (those forgiven by the tolerance and those acknowledged with
 completes, and the checkpoint target stays below them until it returned; if it fails, the batch
 ends unsuccessful as beyond the tolerance, with its error, and is never checkpointed past them.
 
+A requested shutdown (a graceful stop, or a hand-off to another worker) first lets the batch in
+flight finish, for half of ``worker.shutdownTimeoutSeconds`` at most, so that the records the
+processor is working on are checkpointed by this worker rather than processed again by the next
+owner; what is still unacknowledged then is aborted. A lost lease aborts at once.
+
 The checkpoint target is the highest *contiguous* acknowledged position, carried across batches;
 it is offered to the shard's ShardCheckpointer (this actor's child) when that one is ready, and
 never the same or an older position twice. Fixed here, unlike the original: positions compare as
@@ -98,6 +103,11 @@ class _ShutdownTimeout:
     """The final checkpoint did not answer within ``worker.shutdownTimeoutSeconds``."""
 
 
+@dataclass(frozen=True)
+class _FinishTimeout:
+    """The batch in flight at a requested shutdown did not finish in half the shutdown time."""
+
+
 class BatchTracker(pykka.ThreadingActor):
     """One per shard, a child of its ShardConsumer. ``processor`` receives one ``ProcessEvent``
     per record, or one ``ProcessRecords`` per attempt if ``batch_processor`` (the built-in
@@ -149,6 +159,9 @@ class BatchTracker(pykka.ThreadingActor):
         #: NothingToCheckpoint was sent: tell CheckpointWanted once something newer is processed.
         self._checkpointer_paused = False
         # Shutdown.
+        #: A requested shutdown waiting for the batch in flight to finish, and its time limit.
+        self._shutdown_after_batch: GracefulShutdown | None = None
+        self._finish_timer: Cancellable | None = None
         self._shutdown_reply_to: pykka.ActorRef[Any] | None = None
         self._final_checkpoint: CompoundSequenceNumber | Sentinel | None = None
 
@@ -164,6 +177,7 @@ class BatchTracker(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         self._cancel_timer()
+        self._cancel_finish_timer()
         if self._checkpointer is not None:
             self._checkpointer.stop(block=False)
 
@@ -208,6 +222,8 @@ class BatchTracker(pykka.ThreadingActor):
             self._checkpoints.in_flight = None
         elif isinstance(message, GracefulShutdown):
             self._shutdown(message)
+        elif isinstance(message, _FinishTimeout):
+            self._on_finish_timeout()
         else:
             self._log.warning("unexpected message dropped", message=type(message).__name__)
 
@@ -362,6 +378,11 @@ class BatchTracker(pykka.ThreadingActor):
         self._state = _State.READY
         tell(self._batch_reply_to, reply)
         self._batch_reply_to = None
+        if self._shutdown_after_batch is not None:
+            pending, self._shutdown_after_batch = self._shutdown_after_batch, None
+            self._cancel_finish_timer()
+            self._shutdown(pending)
+            return
         while self._stash and self._state is _State.READY:
             self._start_batch(self._stash.popleft())
 
@@ -375,6 +396,18 @@ class BatchTracker(pykka.ThreadingActor):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+    def _cancel_finish_timer(self) -> None:
+        if self._finish_timer is not None:
+            self._finish_timer.cancel()
+            self._finish_timer = None
+
+    def _on_finish_timeout(self) -> None:
+        self._finish_timer = None
+        pending = self._shutdown_after_batch
+        if pending is not None:
+            self._log.warning("the batch in flight did not finish in time: aborting it")
+            self._shutdown(pending)
 
     # -- checkpoints ----------------------------------------------------------------------------
 
@@ -410,6 +443,22 @@ class BatchTracker(pykka.ThreadingActor):
     # -- shutdown -------------------------------------------------------------------------------
 
     def _shutdown(self, message: GracefulShutdown) -> None:
+        if (
+            message.reason is ShutdownReason.REQUESTED
+            and self._collector is not None
+            and self._shutdown_after_batch is None
+        ):
+            # A graceful stop or a hand-off: let the batch in flight finish first (its records
+            # are then checkpointed here rather than processed again by the next owner), for
+            # half the shutdown time at most; then what is not acknowledged is aborted.
+            self._log.info("shutdown requested: finishing the batch in flight first")
+            self._stash.clear()
+            self._shutdown_after_batch = message
+            self._finish_timer = schedule_once(
+                self.actor_ref, self._conf.shutdown_timeout / 2, _FinishTimeout()
+            )
+            return
+        self._shutdown_after_batch = None
         target = self._processed()
         self._state = _State.SHUTTING_DOWN
         self._shutdown_reply_to = message.reply_to

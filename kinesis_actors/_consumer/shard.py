@@ -16,7 +16,8 @@ full read within ``kcl.readsPerSecondPerShard``, later after a throttle.
 
 Shutdown reasons: SHARD_END (all records processed: the BatchTracker has the ShardCheckpointer
 write SHARD_END, with the child shards of the last read, retried there until it succeeds, so the
-children can start), LEASE_LOST (abort, no checkpoint), REQUESTED (abort the batch, forced
+children can start), LEASE_LOST (abort, no checkpoint), REQUESTED (the batch in flight may finish
+within half of ``worker.shutdownTimeoutSeconds``, then what is not acknowledged is aborted; forced
 checkpoint of what was acknowledged). A LEASE_LOST or REQUESTED during a SHARD_END shutdown ends
 the shard at once: the next owner repeats the SHARD_END checkpoint. The supervisor (the
 RecordProcessingManager) hears ``ShardFinished``, ``ShardProcessingFailed`` (tolerance exceeded)
