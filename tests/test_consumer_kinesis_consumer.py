@@ -363,6 +363,7 @@ def test_two_consumers_share_the_shards(pipeline: Pipeline) -> None:
                 )
                 == 2
             ),
+            timeout=30.0,  # a hang guard: taker runs and a hand-off, on a loaded machine
             what="one lease each",
         )
         for n in range(20):
