@@ -269,3 +269,32 @@ def test_threads_share_kept_alive_connections_up_to_the_pool_size(server: _Serve
     assert len(direct._idle) <= 2  # idle connections kept: max_pool_connections
     assert direct.update_item(client, TableName="t") == {}
     assert server.requests[-1][0] in {port for port, _, _ in server.requests[:-1]}  # reused
+
+
+def test_a_refusal_botocore_does_not_share_turns_the_direct_path_off(
+    server: _Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    client, direct = _direct(server.endpoint, tries=1, user_agent="direct")
+
+    def update() -> dict[str, Any]:
+        answer = direct.update_item(client, TableName="t", Key={"leaseKey": {"S": "k"}})
+        answer.pop("ResponseMetadata", None)  # botocore's answers carry it
+        return answer
+
+    def agents() -> list[bool]:  # per request: sent by the direct path?
+        return [headers["User-Agent"] == "direct" for _, headers, _ in server.requests]
+
+    throttled = {
+        "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+        "message": "slow down",
+    }
+    server.script = [(400, throttled), (200, {})]  # a throttle is transient: the path stays on
+    assert update() == {}
+    server.script = [(400, {"__type": "com.amazon.coral.service#InvalidSignatureException"})]
+    assert update() == {}  # botocore's try succeeded where the direct one was refused
+    assert agents() == [True, False, True, False]
+    server.requests.clear()
+    assert [update() for _ in range(3)] == [{}, {}, {}]
+    assert agents() == [False, False, False]  # each sent once, by botocore

@@ -15,7 +15,10 @@ Only a plain success is answered here (HTTP 200 whose CRC32 matches, as botocore
 DynamoDB). Any other status, a connection error or a timeout sends the call once more through the
 botocore client, which then retries, parses and raises as it always does, so the library's error
 translation and retry rules are unchanged (a retried conditional write is recognised by the
-lease code's re-read, as after a botocore retry).
+lease code's re-read, as after a botocore retry). If botocore succeeds where the direct request
+got a 4xx other than a throttle or a failed condition (a signature or a request this path got
+wrong for that endpoint), the path turns itself off with one warning: the lease writes then all
+go through botocore, never sent twice each.
 
 `direct_dynamodb` builds one only where it cannot differ from the botocore client: no proxy
 (``Config.proxies``, ``proxies_config`` or the environment's, which stay botocore's to handle),
@@ -46,10 +49,32 @@ import botocore.httpsession
 import botocore.session
 import botocore.utils
 
+from kinesis_actors._logging import get_logger
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 __all__ = ["DirectDynamoDB", "direct_dynamodb", "direct_path_of", "remember_direct_path"]
+
+log = get_logger(__name__)
+
+#: Error types of a 400 that say "try again later", not "this request is wrong".
+_TRANSIENT_ERRORS = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "LimitExceededException",
+        "TransactionConflictException",
+    }
+)
+
+
+class _Refused:
+    """A 4xx answer to the direct request that is neither a throttle nor a conditional check."""
+
+
+_REFUSED = _Refused()
 
 _PATHS: weakref.WeakKeyDictionary[Any, DirectDynamoDB] = weakref.WeakKeyDictionary()
 
@@ -92,6 +117,9 @@ class DirectDynamoDB:
         self._max_idle: int = config.max_pool_connections
         self._lock = threading.Lock()
         self._idle: list[http.client.HTTPConnection] = []  # last released, first reused
+        #: Set when botocore succeeded where the direct request was refused: from then on every
+        #: call goes through botocore (this path differs from it somewhere, e.g. in signing).
+        self._off = False
 
     def update_item(self, client: DynamoDBClient, **params: Any) -> dict[str, Any]:
         """What ``client.update_item(**params)`` returns (without ``ResponseMetadata`` when
@@ -100,15 +128,29 @@ class DirectDynamoDB:
             body = json.dumps(params).encode()
         except TypeError:  # bytes (a B attribute): botocore's serialiser encodes them
             body = None
-        answer = None if body is None else self._post(f"{self._target_prefix}.UpdateItem", body)
-        if answer is None:
-            return dict(client.update_item(**params))
+        answer = (
+            None
+            if body is None or self._off
+            else self._post(f"{self._target_prefix}.UpdateItem", body)
+        )
+        if answer is None or answer is _REFUSED:
+            result = dict(client.update_item(**params))
+            if answer is _REFUSED and not self._off:
+                self._off = True
+                log.warning(
+                    "the direct DynamoDB path was refused where botocore succeeded: "
+                    "lease writes go through botocore from now on",
+                    endpoint=self._url,
+                )
+            return result
+        assert isinstance(answer, dict)
         if "Attributes" in answer:
             answer["Attributes"] = {k: _decoded(v) for k, v in answer["Attributes"].items()}
         return answer
 
-    def _post(self, target: str, body: bytes) -> dict[str, Any] | None:
-        """The parsed answer to a plain success, else None (the connection is then dropped)."""
+    def _post(self, target: str, body: bytes) -> dict[str, Any] | _Refused | None:
+        """The parsed answer to a plain success; `_REFUSED` for a 4xx that botocore may answer
+        differently (see `update_item`); else None."""
         request = botocore.awsrequest.AWSRequest(
             method="POST",
             url=self._url,
@@ -130,18 +172,23 @@ class DirectDynamoDB:
             response = connection.getresponse()
             data = response.read()
             crc32 = response.getheader("x-amz-crc32")
-            if response.status != 200 or (crc32 is not None and int(crc32) != zlib.crc32(data)):
-                return None
-            parsed: dict[str, Any] = json.loads(data)
+            intact = crc32 is None or int(crc32) == zlib.crc32(data)
+            parsed: dict[str, Any] = json.loads(data) if intact else {}
         except (OSError, http.client.HTTPException, ValueError):
             if connection is not None:
                 connection.close()
             return None
-        if response.will_close:
+        if response.will_close or not intact:
             connection.close()
         else:
             self._release(connection)
-        return parsed
+        if response.status == 200 and intact:
+            return parsed
+        if 400 <= response.status < 500 and intact:
+            error_type = str(parsed.get("__type", "")).rpartition("#")[2]
+            if error_type not in _TRANSIENT_ERRORS | {"ConditionalCheckFailedException"}:
+                return _REFUSED
+        return None
 
     def _acquire(self) -> http.client.HTTPConnection:
         """An idle kept-alive connection, else a new one."""
