@@ -34,7 +34,7 @@ from typing import Any
 
 import structlog
 
-from kinesis_actors._aws import consumer_clients
+from kinesis_actors._aws import consumer_clients, direct_path_of
 from kinesis_actors._config import ConsumerConf, load_config
 from kinesis_actors._leases import LeaseCoordinator, LeaseEvent, LeasesGained
 from kinesis_actors._leases.lease import CoordinatorFailed, LeaseHandoffRequested
@@ -166,6 +166,15 @@ def main() -> int:
     kinesis, dynamodb = consumer_clients(conf.kcl)
     for operation in _COUNTED:
         dynamodb.meta.events.register(f"before-call.dynamodb.{operation}", events.count_call)
+    direct = direct_path_of(dynamodb)
+    if direct is not None:  # the lease writes that skip botocore (and so its events) count too
+        direct_update = direct.update_item
+
+        def counted_update(client: Any, **params: Any) -> dict[str, Any]:
+            events.count_call("before-call.dynamodb.UpdateItem")
+            return direct_update(client, **params)
+
+        direct.update_item = counted_update  # type: ignore[method-assign]
     coordinator = LeaseCoordinator.from_consumer_conf(
         conf, kinesis=kinesis, dynamodb=dynamodb, subscriber=events
     )
