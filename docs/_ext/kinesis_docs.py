@@ -8,6 +8,7 @@ each of its subcommands, from the argument parser the command uses.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import io
 import re
 from dataclasses import dataclass
@@ -101,12 +102,11 @@ class CliReference(SphinxDirective):
 
 
 def _help(words: list[str]) -> str:
-    """What ``kinesis-actors WORDS --help`` prints."""
-    from kinesis_actors._cli import build_parser
-
+    """What ``kinesis-actors WORDS --help`` prints (the installed command's entry point)."""
+    (command,) = importlib.metadata.entry_points(group="console_scripts", name="kinesis-actors")
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.suppress(SystemExit):
-        build_parser().parse_args([*words, "--help"])
+        command.load()([*words, "--help"])
     return out.getvalue()
 
 
