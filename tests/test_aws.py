@@ -96,23 +96,37 @@ def test_standard_endpoint_variables_keep_working(monkeypatch: pytest.MonkeyPatc
     )
 
 
-def test_consumer_clients_send_a_fixed_user_agent_and_dynamodb_calls_skip_validation(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def _signed_consumer_clients(
+    monkeypatch: pytest.MonkeyPatch, kcl: str
+) -> tuple[ConsumerConf, Any, Any]:
+    """A consumer's settings (``kcl`` block) and its clients, with static credentials."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     conf = ConsumerConf.from_config(
-        load_config("kinesis.c { stream-name = s, kcl.regionName = us-east-1 }"), "c"
+        load_config(f"kinesis.c {{ stream-name = s, kcl {{ {kcl} }} }}"), "c"
     )
     kinesis, dynamodb = consumer_clients(conf.kcl)
+    return conf, kinesis, dynamodb
+
+
+def _user_agents(*clients: Any) -> list[str]:
+    """The User-Agent of every request the ``clients`` send from now on (each answered ``{}``)."""
     agents: list[str] = []
 
     def answer(request: Any, **_: Any) -> AWSResponse:
         agents.append(request.headers["User-Agent"].decode())
         return AWSResponse(request.url, 200, {}, _Raw(b"{}"))
 
-    for client in (kinesis, dynamodb):
+    for client in clients:
         client.meta.events.register_first("before-send", answer)
+    return agents
+
+
+def test_consumer_clients_send_a_fixed_user_agent_and_dynamodb_calls_skip_validation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, kinesis, dynamodb = _signed_consumer_clients(monkeypatch, "regionName = us-east-1")
+    agents = _user_agents(kinesis, dynamodb)
     dynamodb.get_item(TableName="x", Key={})  # botocore's validation wants >= 3 characters
     with pytest.raises(ParamValidationError):
         kinesis.get_records(ShardIterator="")  # the Kinesis client still validates
@@ -253,24 +267,11 @@ def test_consumer_clients_parse_timestamps_to_utc_and_other_clients_do_not() -> 
 def test_kcl_user_agent_goes_before_the_library_s_on_both_consumer_clients(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
-    conf = ConsumerConf.from_config(
-        load_config(
-            'kinesis.c { stream-name = s, kcl { regionName = us-east-1, userAgent = "my-app/2" } }'
-        ),
-        "c",
+    conf, kinesis, dynamodb = _signed_consumer_clients(
+        monkeypatch, 'regionName = us-east-1, userAgent = "my-app/2"'
     )
     assert conf.kcl.user_agent == "my-app/2"
-    agents: list[str] = []
-
-    def answer(request: Any, **_: Any) -> AWSResponse:
-        agents.append(request.headers["User-Agent"].decode())
-        return AWSResponse(request.url, 200, {}, _Raw(b"{}"))
-
-    kinesis, dynamodb = consumer_clients(conf.kcl)
-    for client in (kinesis, dynamodb):
-        client.meta.events.register_first("before-send", answer)
+    agents = _user_agents(kinesis, dynamodb)
     dynamodb.get_item(TableName="x", Key={})
     kinesis.get_records(ShardIterator="it")
     assert len(agents) == 2

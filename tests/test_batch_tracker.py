@@ -295,12 +295,7 @@ def test_graceful_shutdown_without_a_batch(make_world: Callable[..., World]) -> 
     world.processor.receive_all(ProcessEvent, 5)
     world.manager.expect(ProcessingComplete)
     world.worker.tell(GracefulShutdown(ShutdownReason.REQUESTED, world.manager.ref))
-    checkpoint = world.expect_checkpoint(seq(5))
-    assert checkpoint.force
-    world.worker.tell(CheckpointResult(seq(5), True))
-    world.processor.expect(ConsumerShutdown(SHARD))
-    world.manager.expect(ShutdownComplete(True))
-    _wait_stopped(world)
+    _checkpoint_and_stop(world, seq(5))
 
 
 def test_graceful_shutdown_while_processing(make_world: Callable[..., World]) -> None:
@@ -309,12 +304,7 @@ def test_graceful_shutdown_while_processing(make_world: Callable[..., World]) ->
     world.processor.receive_all(ProcessEvent, 5)
     world.worker.tell(GracefulShutdown(ShutdownReason.REQUESTED, world.manager.ref))
     world.manager.expect(ProcessingComplete(False))
-    checkpoint = world.expect_checkpoint(seq(3))
-    assert checkpoint.force
-    world.worker.tell(CheckpointResult(seq(3), True))
-    world.processor.expect(ConsumerShutdown(SHARD))
-    world.manager.expect(ShutdownComplete(True))
-    _wait_stopped(world)
+    _checkpoint_and_stop(world, seq(3))
 
 
 def test_graceful_shutdown_lets_the_batch_in_flight_finish(
@@ -338,12 +328,7 @@ def test_graceful_shutdown_lets_the_batch_in_flight_finish(
     world.checkpointer.expect_no_message(0.2)  # waiting for the batch, not aborting it
     held[0].acknowledge(True)
     world.manager.expect(ProcessingComplete(True))
-    checkpoint = world.expect_checkpoint(seq(5))
-    assert checkpoint.force
-    world.worker.tell(CheckpointResult(seq(5), True))
-    world.processor.expect(ConsumerShutdown(SHARD))
-    world.manager.expect(ShutdownComplete(True))
-    _wait_stopped(world)
+    _checkpoint_and_stop(world, seq(5))
 
 
 def test_graceful_shutdown_when_the_checkpoint_does_not_answer(
@@ -385,6 +370,16 @@ def test_graceful_shutdown_waits_for_the_forced_checkpoint(
     world.manager.expect_no_message(0.1)
     world.worker.tell(CheckpointResult(seq(5), True))
     world.manager.expect(ShutdownComplete(True))
+
+
+def _checkpoint_and_stop(world: World, position: Any) -> None:
+    """The forced final checkpoint at ``position`` succeeds; the tracker then stops."""
+    checkpoint = world.expect_checkpoint(position)
+    assert checkpoint.force
+    world.worker.tell(CheckpointResult(position, True))
+    world.processor.expect(ConsumerShutdown(SHARD))
+    world.manager.expect(ShutdownComplete(True))
+    _wait_stopped(world)
 
 
 def _wait_stopped(world: World) -> None:

@@ -197,14 +197,20 @@ def test_tolerance_failure_with_shard_policy_releases_only_that_shard(
     assert not world.stopped.done()
 
 
-def test_a_stop_hands_shards_over_as_asked_while_the_others_still_process(
-    make_world: Callable[..., World],
-) -> None:
+def _two_shards_processed(make_world: Callable[..., World]) -> World:
+    """A world holding S0 and S1, each with one record processed and not yet checkpointed."""
     world = make_world("checkpointer { notificationDelayMillis = 60000 }")
     world.put(S0, b"a")
     world.put(S1, b"b")
     world.gain(lease(S0), lease(S1))
     wait_for(lambda: len(world.payloads()) == 2, what="processed")
+    return world
+
+
+def test_a_stop_hands_shards_over_as_asked_while_the_others_still_process(
+    make_world: Callable[..., World],
+) -> None:
+    world = _two_shards_processed(make_world)
 
     def others_ask() -> None:  # another worker asks for S0 during the hand-over wait
         world.manager.tell(LeaseHandoffRequested((lease(S0),)))
@@ -223,11 +229,7 @@ def test_a_stop_hands_shards_over_as_asked_while_the_others_still_process(
 def test_stop_checkpoints_every_shard_then_stops_the_coordinator(
     make_world: Callable[..., World],
 ) -> None:
-    world = make_world("checkpointer { notificationDelayMillis = 60000 }")
-    world.put(S0, b"a")
-    world.put(S1, b"b")
-    world.gain(lease(S0), lease(S1))
-    wait_for(lambda: len(world.payloads()) == 2, what="processed")
+    world = _two_shards_processed(make_world)
     world.manager.tell(StopConsumer())
     world.manager.tell(LeasesGained((lease("shardId-000000000002"),)))  # ignored while stopping
     assert world.stopped.result(timeout=5) is None

@@ -377,14 +377,7 @@ class RecordProcessingManager(pykka.ThreadingActor):
             return
         self._handing_over = True
         self._log.info("stopping the consumer: handing leases over", shards=sorted(self._shards))
-        ref = self.actor_ref
-        run_in_thread(
-            "kinesis-consumer-hand-over",
-            self._coordinator.hand_over,
-            lambda result: tell(
-                ref, _HandedOver(result if isinstance(result, BaseException) else None)
-            ),
-        )
+        self._run_then_tell("kinesis-consumer-hand-over", self._coordinator.hand_over, _HandedOver)
 
     def _begin_stop(self, error: BaseException | None) -> None:
         if self._stopping:
@@ -415,11 +408,19 @@ class RecordProcessingManager(pykka.ThreadingActor):
         if self._coordinator_stopping:
             return
         self._coordinator_stopping = True
+        self._run_then_tell("kinesis-consumer-stop", self._coordinator.stop, _CoordinatorStopped)
+
+    def _run_then_tell(
+        self,
+        name: str,
+        work: Callable[[], object],
+        outcome: Callable[[BaseException | None], object],
+    ) -> None:
+        """Run a blocking coordinator step on a thread of its own; this actor is told
+        ``outcome(error)`` when it returns (``error`` None unless it raised)."""
         ref = self.actor_ref
-        run_in_thread(
-            "kinesis-consumer-stop",
-            self._coordinator.stop,
-            lambda result: tell(
-                ref, _CoordinatorStopped(result if isinstance(result, BaseException) else None)
-            ),
-        )
+
+        def done(result: object) -> None:
+            tell(ref, outcome(result if isinstance(result, BaseException) else None))
+
+        run_in_thread(name, work, done)
