@@ -98,7 +98,7 @@ def hash_key(partition_key: str, explicit_hash_key: str | None = None) -> int:
     """The 128-bit key Kinesis routes by; needed for shard prediction and the resharding filter."""
     if explicit_hash_key is not None:
         return int(explicit_hash_key)
-    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest(), "big")
+    return int.from_bytes(_md5(partition_key.encode("utf-8")).digest(), "big")
 
 
 class AggregatedMember(NamedTuple):

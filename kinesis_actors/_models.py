@@ -7,6 +7,8 @@ import functools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from kinesis_actors._slots_init import slots_init
+
 __all__ = [
     "Attempt",
     "CompoundSequenceNumber",
@@ -125,7 +127,8 @@ class ConsumerEvent:
         return self.payload.decode(encoding)
 
 
-@dataclass(frozen=True)
+@slots_init
+@dataclass(frozen=True, slots=True)
 class ProducerEvent:
     """A user record to put. A ``str`` payload is sent UTF-8 encoded.
 
@@ -166,7 +169,8 @@ class ProducerEvent:
         object.__setattr__(self, "data", data)
 
 
-@dataclass(frozen=True)
+@slots_init
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One try at putting a user record (the KPL's Attempt). Times are in seconds."""
 
@@ -177,7 +181,8 @@ class Attempt:
     success: bool = False
 
 
-@dataclass(frozen=True)
+@slots_init
+@dataclass(frozen=True, slots=True)
 class UserRecordResult:
     """Where a user record landed, or why it did not, with every attempt made."""
 

@@ -12,6 +12,7 @@ import pykka
 
 from kinesis_actors._models import ProducerEvent, UserRecordResult
 from kinesis_actors._producer.message_id import new_message_id
+from kinesis_actors._slots_init import slots_init
 
 __all__ = [
     "GetStats",
@@ -24,6 +25,7 @@ __all__ = [
 ]
 
 
+@slots_init
 @dataclass(frozen=True, slots=True)
 class Send:
     """Put a record, fire-and-forget. No reply; a failure is logged with ``message_id``."""
@@ -32,6 +34,7 @@ class Send:
     message_id: str = field(default_factory=new_message_id)
 
 
+@slots_init
 @dataclass(frozen=True, slots=True)
 class SendWithCallback:
     """Put a record and report the outcome.
@@ -48,6 +51,7 @@ class SendWithCallback:
     reply_to: pykka.ActorRef[Any] | None = None
 
 
+@slots_init
 @dataclass(frozen=True, slots=True)
 class SendSuccessful:
     """The record was put; ``user_record_result`` says where (shard, sequence number, attempts)."""
@@ -56,6 +60,7 @@ class SendSuccessful:
     user_record_result: UserRecordResult
 
 
+@slots_init
 @dataclass(frozen=True, slots=True)
 class SendFailed:
     """The record was not put; ``event`` is returned so the caller can persist or retry it.
