@@ -17,6 +17,7 @@ from kinesis_actors._producer.actor import KinesisProducerActor
 from kinesis_actors._producer.engine import KinesisProducer
 from kinesis_actors._producer.messages import (
     GetStats,
+    Send,
     SendFailed,
     SendSuccessful,
     SendWithCallback,
@@ -135,3 +136,92 @@ def test_an_engine_subclass_without_the_sink_keyword_is_served_through_done_call
         actor.stop()
     assert all(isinstance(o, SendSuccessful) for o in outcomes)
     assert Counting.added == 20
+
+
+def _gated_engine(
+    client: Any, gate: threading.Event, bulk_sizes: list[int], order: list[bytes]
+) -> Any:
+    """An engine factory that waits for ``gate`` (so told messages pile up in the inbox) and
+    records how the actor hands it records: the sizes of bulk calls, and every record's data."""
+
+    def factory(c: ProducerConf) -> KinesisProducer:
+        gate.wait(10)
+        engine = KinesisProducer(c, client=client)
+        bulk, single = engine.add_user_records, engine.add_user_record
+
+        def add_user_records(events: Any, tags: Any, sink: Any) -> Any:
+            bulk_sizes.append(len(events))
+            order.extend(event.data for event in events)
+            return bulk(events, tags, sink)
+
+        def add_user_record(event: ProducerEvent, **kwargs: Any) -> Any:
+            order.append(event.data)
+            return single(event, **kwargs)
+
+        engine.add_user_records = add_user_records  # type: ignore[method-assign]
+        engine.add_user_record = add_user_record  # type: ignore[method-assign]
+        return engine
+
+    return factory
+
+
+def test_told_sends_waiting_in_the_inbox_enter_the_engine_together_in_the_order_told() -> None:
+    client: Any = InMemoryKinesis()
+    gate = threading.Event()
+    bulk_sizes: list[int] = []
+    order: list[bytes] = []
+    replies: queue.Queue[Any] = queue.Queue()
+    service = _Replies.start(replies)
+    actor = KinesisProducerActor.start(
+        conf(), engine_factory=_gated_engine(client, gate, bulk_sizes, order)
+    )
+    try:
+        told: list[bytes] = []
+        for n in range(600):
+            if n == 300:  # a Send among them keeps its place
+                actor.tell(Send(ProducerEvent("k", b"fire-and-forget")))
+                told.append(b"fire-and-forget")
+            actor.tell(SendWithCallback(ProducerEvent("k", f"r{n}"), f"m{n}", reply_to=service))
+            told.append(f"r{n}".encode())
+        stats = actor.ask(GetStats(), block=False)
+        gate.set()
+        got = [replies.get(timeout=30) for _ in range(600)]
+        counted = stats.get(timeout=30)
+    finally:
+        actor.stop()
+        service.stop()
+    # At most 256 at a time, and the Send and the GetStats first hand over those gathered.
+    assert bulk_sizes == [256, 44, 256, 44]
+    assert order == told
+    assert (counted.sent + counted.in_flight, counted.failed) == (601, 0)
+    assert all(isinstance(reply, SendSuccessful) for reply in got)
+    assert sorted(reply.message_id for reply in got) == sorted(f"m{n}" for n in range(600))
+    assert replies.empty()
+
+
+def test_told_sends_gathered_when_the_stop_arrives_are_sent_and_answered() -> None:
+    stream = InMemoryKinesis()
+    client: Any = stream
+    gate = threading.Event()
+    bulk_sizes: list[int] = []
+    replies: queue.Queue[Any] = queue.Queue()
+    service = _Replies.start(replies)
+    actor = KinesisProducerActor.start(
+        conf(), engine_factory=_gated_engine(client, gate, bulk_sizes, [])
+    )
+    try:
+        for n in range(300):
+            actor.tell(SendWithCallback(ProducerEvent("k", f"r{n}"), f"m{n}", reply_to=service))
+        stopped = actor.stop(block=False)
+        gate.set()
+        assert stopped.get(timeout=30) is True
+        got = [replies.get(timeout=30) for _ in range(300)]
+    finally:
+        service.stop()
+    assert bulk_sizes == [256, 44]  # the last 44 waited behind the stop: sent on stop
+    assert all(isinstance(reply, SendSuccessful) for reply in got)
+    assert len({reply.message_id for reply in got}) == 300 and replies.empty()
+    stored = sum(
+        1 for record in stream.records() for _ in deaggregate(record.data, record.partition_key)
+    )
+    assert stored == 300

@@ -7,7 +7,8 @@ Other actors ``tell`` it ``SendWithCallback(event, reply_to=self.actor_ref)`` an
 
 The actor never blocks on the network: the engine batches and puts on its own threads, and its
 completion callbacks only hand the finished record back to the actor's thread (a queue plus one
-wake-up tell), so every piece of actor state is touched by the actor's thread alone.
+wake-up tell), so every piece of actor state is touched by the actor's thread alone. Told sends
+that arrive while more messages wait enter the engine together, in the order told.
 
 Compared with the Scala library this actor builds the engine in ``on_start`` (not when the actor
 object is made, issue #48), logs ``Send`` failures instead of swallowing them, bounds the throttle
@@ -94,6 +95,8 @@ class _AtExit:
 
 _UNTHROTTLE = _UnThrottle()
 _DRAIN = _Drain()
+#: Told sends gathered at most before they go to the engine, even while more messages wait.
+_GATHER_LIMIT = 256
 #: Fallback of the exit bound for an actor given an engine without one.
 _DEFAULT_EXIT_FLUSH_TIMEOUT = 5.0
 #: Fallback of ``kpl.LogSummaryInterval`` (its reference.conf default) likewise.
@@ -245,6 +248,8 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         # done callback to register per record nor to call per record; see ``_bind_engine``.
         self._sinking_engine: KinesisProducer | None = None
         self._sink: FinishedSink = self._handoff.put_all  # one bound method: batched by it
+        # Told sends received while more messages wait, not yet given to the engine.
+        self._gathered: list[SendWithCallback] = []
         self._timer: Cancellable | None = None
         self._start_error: BaseException | None = None
         self._sent = 0
@@ -316,18 +321,18 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
                 and type(message.producer_event) is ProducerEvent
                 and type(message.message_id) is str
             ):
-                engine = self._sinking_engine
-                if engine is None or self._throttling is not None:
+                if self._sinking_engine is None or self._throttling is not None:
                     self._accept(message)
                     return None
-                # ``_dispatch`` inline for the common case: a KinesisProducer, no throttle.
-                try:
-                    future = engine.add_user_record(message.producer_event, sink=self._sink)
-                except Exception as exc:  # ProducerStoppedError, or an engine bug
-                    self._fail(message, exc)
-                else:
-                    self._in_flight[future] = message
+                # The common case: a KinesisProducer, no throttle. While more messages wait,
+                # the sends gather and enter the engine together (``_send_gathered``).
+                gathered = self._gathered
+                gathered.append(message)
+                if len(gathered) >= _GATHER_LIMIT or self.actor_inbox.empty():
+                    self._send_gathered()
                 return None
+            if self._gathered:  # before any other message: order and counts stay as told
+                self._send_gathered()
             if cls is _Drain:
                 self._complete_batch(self._handoff.take_all())
                 return None
@@ -491,6 +496,21 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
                 return
             self._dispatch(self._queue.popleft())
 
+    def _send_gathered(self) -> None:
+        """Hand the gathered told sends to the engine in one call: one clock read and at most
+        one wake-up of the engine for the lot, instead of one per record."""
+        gathered, self._gathered = self._gathered, []
+        assert self._sinking_engine is not None
+        try:
+            futures = self._sinking_engine.add_user_records(
+                [message.producer_event for message in gathered], gathered, self._sink
+            )
+        except Exception as exc:  # ProducerStoppedError (then none was queued), or an engine bug
+            for message in gathered:
+                self._fail(message, exc)
+            return
+        self._in_flight.update(zip(futures, gathered, strict=True))
+
     def _dispatch(self, entry: _Entry) -> None:
         assert self._engine is not None
         message = entry.message if isinstance(entry, _Pending) else entry
@@ -642,6 +662,8 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         """Send what is queued, flush, deliver every outcome, then stop the engine."""
         if self._state is _State.STOPPING:
             return
+        if self._gathered and self._sinking_engine is not None:
+            self._send_gathered()  # they arrived before the stop: they are sent like the rest
         self._state = _State.STOPPING
         self._handoff.close()
         if self._cancel_exit_hook is not None:

@@ -200,11 +200,12 @@ class KinesisProducer(StoppedOnExit):
 
     def add_user_records(
         self, events: Sequence[ProducerEvent], tags: Sequence[object], sink: FinishedSink
-    ) -> None:
+    ) -> list[RecordFuture]:
         """Queue many records at once, each with its tag, all finishing through ``sink``: the
-        bulk entry of adapters that gather records first (``AsyncKinesisProducer``), one clock
-        read and at most one wake-up for the lot. Raises ``ProducerStoppedError`` once ``stop``
-        was called (then none is queued); a record that breaks a limit reaches ``sink`` failed
+        bulk entry of adapters that gather records first (``AsyncKinesisProducer``,
+        ``KinesisProducerActor``), one clock read and at most one wake-up for the lot. Returns
+        the records' futures, in order. Raises ``ProducerStoppedError`` once ``stop`` was
+        called (then none is queued); a record that breaks a limit reaches ``sink`` failed
         with its ``InvalidRecordError``, on the caller's thread.
         """
         if self._stopping:
@@ -214,8 +215,10 @@ class KinesisProducer(StoppedOnExit):
         expiration = now + self._ttl
         max_size = self._max_size
         append = self._input.append
+        futures: list[RecordFuture] = []
         for event, tag in zip(events, tags, strict=True):
             future = RecordFuture(sink, tag)
+            futures.append(future)
             try:
                 if type(event) is not ProducerEvent and not isinstance(event, ProducerEvent):
                     raise TypeError(f"expected a ProducerEvent, got {type(event).__name__}")
@@ -248,6 +251,7 @@ class KinesisProducer(StoppedOnExit):
             self._wake.set()
         if self._closed:  # raced with stop(): the engine may be gone
             self._fail_unsent()
+        return futures
 
     def outstanding_records_count(self) -> int:
         """Records added and not yet finished: the back-pressure signal (KPL semantics).
