@@ -10,7 +10,8 @@ and the reply), so this is several percent of the actor's cost per record
 ``slots_init`` gives a frozen, slotted dataclass an ``__init__`` with the same parameters,
 defaults, annotations and ``__post_init__`` call that stores through the descriptors. Everything
 else (repr, eq, hash, frozenness, pickling, ``dataclasses.fields``) stays the dataclass's own;
-``tests/test_slots_init.py`` checks both ``__init__`` agree for every class that uses it.
+``tests/test_slots_init.py`` checks that both ``__init__`` agree on every kind of field, and
+that each class using it keeps its fields as its parameters.
 """
 
 from __future__ import annotations

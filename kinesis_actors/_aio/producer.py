@@ -280,13 +280,17 @@ class AsyncKinesisProducer(AsyncStartStop):
         with self._handoff_lock:
             self._drain_scheduled = False
         self._deliver(_DRAIN_CHUNK)
-        if self._finished:
-            with self._handoff_lock:
-                if self._drain_scheduled:
-                    return
-                self._drain_scheduled = True
+        if self._finished and self._claim_drain():
             assert self._loop is not None
             self._loop.call_soon(self._drain)
+
+    def _claim_drain(self) -> bool:
+        """Whether the caller is the one to schedule the next drain (one is pending at most)."""
+        with self._handoff_lock:
+            if self._drain_scheduled:
+                return False
+            self._drain_scheduled = True
+            return True
 
     def _deliver(self, limit: int) -> None:
         """Settle up to ``limit`` finished records' waiters, then let waiting records into the
@@ -350,9 +354,6 @@ class AsyncKinesisProducer(AsyncStartStop):
     def _engine_finished(self, futures: Sequence[RecordFuture]) -> None:
         """The engine's sink: queue a batch of finished records, wake the loop once per drain."""
         self._finished.append(futures)
-        with self._handoff_lock:
-            if self._drain_scheduled:
-                return
-            self._drain_scheduled = True
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._drain)
+        if self._claim_drain():
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._drain)

@@ -662,7 +662,7 @@ class KinesisProducerActor(SimpleQueueInbox, pykka.ThreadingActor):
         """Send what is queued, flush, deliver every outcome, then stop the engine."""
         if self._state is _State.STOPPING:
             return
-        if self._gathered and self._sinking_engine is not None:
+        if self._gathered:
             self._send_gathered()  # they arrived before the stop: they are sent like the rest
         self._state = _State.STOPPING
         self._handoff.close()
