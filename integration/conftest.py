@@ -53,6 +53,28 @@ _UNSET_FOR_SESSION = (
 )
 
 
+#: The session's local servers once started; every test must leave them running.
+_SESSION_SERVERS: list[LocalKinesis | LocalMinistack] = []
+
+
+@pytest.fixture(autouse=True)
+def _session_servers_outlive_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Stop the run at the first test by whose end a session server has exited, with why.
+
+    Every test after it would only fail with "connection refused" (or wait out its timeouts);
+    the server's exit code and the last lines of its log say what happened.
+    """
+    yield
+    for server in _SESSION_SERVERS:
+        report = server.describe_exits()
+        if report:
+            pytest.exit(
+                f"a local server of the test session exited by the end of "
+                f"{request.node.nodeid}:\n{report}",
+                returncode=1,
+            )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test under ``integration/`` with ``pytest.mark.integration``."""
     for item in items:
@@ -76,6 +98,7 @@ def local_kinesis() -> Iterator[LocalKinesis]:
         server.start()
     except LocalBackendError as exc:
         pytest.fail(f"could not start kinesalite/dynalite: {exc}", pytrace=False)
+    _SESSION_SERVERS.append(server)
     try:
         with pytest.MonkeyPatch.context() as patch:
             for name in _UNSET_FOR_SESSION:
@@ -84,6 +107,7 @@ def local_kinesis() -> Iterator[LocalKinesis]:
                 patch.setenv(name, value)
             yield server
     finally:
+        _SESSION_SERVERS.remove(server)
         server.stop()
 
 
@@ -95,9 +119,11 @@ def local_ministack() -> Iterator[LocalMinistack]:
         server.start()
     except LocalBackendError as exc:
         pytest.fail(f"could not start ministack: {exc}", pytrace=False)
+    _SESSION_SERVERS.append(server)
     try:
         yield server
     finally:
+        _SESSION_SERVERS.remove(server)
         server.stop()
 
 

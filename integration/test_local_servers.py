@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,6 +15,7 @@ import boto3
 import pytest
 
 from kinesis_actors._errors import LocalBackendError
+from kinesis_actors.testing import _backends as backends
 from kinesis_actors.testing import _processes as processes
 from kinesis_actors.testing._backends import BACKEND_EMULATORS, BACKEND_MOTO
 from kinesis_actors.testing._local import LocalKinesis
@@ -259,3 +263,101 @@ def test_free_port_taken_before_the_server_binds_it_is_retried(
             assert calls == [2, 1]  # kinesalite lost the race once and got a new port
             assert _port(server.kinesis_endpoint) != taken_port
             server.kinesis_client().list_streams()
+
+
+# -- a server outlives a client that leaves mid-request; one that exits says why -----------------
+
+
+def _send_half_a_request(port: int, target: str) -> None:
+    """Headers and the start of a body, then close: what a client killed mid-send leaves."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(
+            b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-amz-json-1.0\r\n"
+            b"X-Amz-Target: " + target.encode() + b'\r\nContent-Length: 200\r\n\r\n{"Table'
+        )
+        time.sleep(0.1)  # the server has parsed the headers: the request has begun
+    time.sleep(0.3)  # the server saw the close
+
+
+def test_a_client_leaving_mid_request_does_not_stop_the_emulators(tmp_path: Path) -> None:
+    # kinesalite and dynalite rethrow a request's "aborted" error, which ended the server for
+    # every later client; the wrappers survive it and log one line.
+    with LocalKinesis(backend="emulators", log_dir=tmp_path) as server:
+        _send_half_a_request(_port(server.kinesis_endpoint), "Kinesis_20131202.ListStreams")
+        _send_half_a_request(_port(server.dynamodb_endpoint), "DynamoDB_20120810.ListTables")
+        assert server.exited() == []
+        assert server.describe_exits() == ""
+        assert server.kinesis_client().list_streams()["StreamNames"] == []
+        assert server.dynamodb_client().list_tables()["TableNames"] == []
+        for name, port in (
+            ("kinesalite", _port(server.kinesis_endpoint)),
+            ("dynalite", _port(server.dynamodb_endpoint)),
+        ):
+            log = (tmp_path / f"{name}-{port}.log").read_text()
+            assert f"{name}: a client closed its connection mid-request" in log
+
+
+def test_a_server_that_exits_is_described_with_its_exit_code_and_log(tmp_path: Path) -> None:
+    with LocalKinesis(backend="emulators", log_dir=tmp_path) as server:
+        pid = server.pids["dynalite"]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not server.exited() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.exited() == ["dynalite"]
+        assert not server.running
+        report = server.describe_exits()
+        first, *tail = report.splitlines()
+        assert first == (
+            f"dynalite (pid {pid}, {server.dynamodb_endpoint}) exited with code -9; "
+            "the last lines of its log:"
+        )
+        assert any("Dynalite listening at" in line for line in tail)
+        assert "kinesalite" not in report
+
+
+def _run_node(script: str) -> subprocess.CompletedProcess[str]:
+    wrapper = backends._EMULATOR_PROCESS
+    return subprocess.run(
+        ["node", "-e", f"require({json.dumps(str(wrapper))})('demo')\n{script}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_an_uncaught_error_that_is_not_a_client_leaving_still_ends_the_server() -> None:
+    result = _run_node(
+        "setTimeout(() => { throw new TypeError('the store is broken') }, 10)\n"
+        "setTimeout(() => { console.log('still running') }, 2000)"
+    )
+    assert result.returncode == 1
+    assert "demo: uncaught error, stopping: TypeError: the store is broken" in result.stderr
+    assert "still running" not in result.stdout
+
+
+def test_the_abort_is_survived_by_a_server_that_rethrows_request_errors() -> None:
+    # the emulators' own pattern, req.on('error', throw), on a bare Node.js server
+    result = _run_node(
+        "const http = require('http'), net = require('net')\n"
+        "const server = http.createServer((req, res) => {\n"
+        "  req.on('error', (err) => { throw err })\n"
+        "  req.on('data', () => {})\n"
+        "  req.on('end', () => res.end('answered'))\n"
+        "})\n"
+        "server.listen(0, '127.0.0.1', () => {\n"
+        "  const { port } = server.address()\n"
+        "  const half = net.connect(port, '127.0.0.1', () => {\n"
+        "    half.write('POST / HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 100\\r\\n\\r\\n{')\n"
+        "    setTimeout(() => half.destroy(), 100)\n"
+        "  })\n"
+        "  setTimeout(() => http.get({ port, host: '127.0.0.1' }, (res) => {\n"
+        "    res.on('data', (chunk) => console.log(String(chunk)))\n"
+        "    res.on('end', () => process.exit(0))\n"
+        "  }), 500)\n"
+        "})"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "answered"
+    assert "demo: a client closed its connection mid-request" in result.stderr

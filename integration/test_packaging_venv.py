@@ -123,6 +123,8 @@ def test_sdist_carries_the_data_files_and_documents(dist: Path) -> None:
         "kinesis_actors/py.typed",
         "kinesis_actors/reliability/reliability.conf",
         "kinesis_actors/testing/local_emulators/kinesalite-loopback.js",
+        "kinesis_actors/testing/local_emulators/dynalite-cli.js",
+        "kinesis_actors/testing/local_emulators/emulator-process.js",
     }
     if (ROOT / "CHANGELOG.md").exists():
         expected.add("CHANGELOG.md")
@@ -139,6 +141,9 @@ def test_wheel_carries_the_data_files(dist: Path) -> None:
         "kinesis_actors/reference.conf",
         "kinesis_actors/py.typed",
         "kinesis_actors/reliability/reliability.conf",
+        "kinesis_actors/testing/local_emulators/kinesalite-loopback.js",
+        "kinesis_actors/testing/local_emulators/dynalite-cli.js",
+        "kinesis_actors/testing/local_emulators/emulator-process.js",
     ):
         assert name in names
 

@@ -360,11 +360,14 @@ def test_environ_and_exports() -> None:
     assert client.meta.region_name == "eu-west-1"
 
 
-def test_wrapper_is_shipped() -> None:
+def test_wrappers_are_shipped() -> None:
     assert backends._KINESALITE_WRAPPER.is_file()
     source = backends._KINESALITE_WRAPPER.read_text()
     assert "'127.0.0.1'" in source
     assert "createStreamMs: 0" in source
+    for wrapper in (backends._KINESALITE_WRAPPER, backends._DYNALITE_WRAPPER):
+        assert "require('./emulator-process')" in wrapper.read_text()
+    assert backends._EMULATOR_PROCESS.is_file()
 
 
 # -- CLI -----------------------------------------------------------------------------------------

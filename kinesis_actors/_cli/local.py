@@ -139,9 +139,8 @@ def run_local(args: argparse.Namespace) -> int:
             print(f"or: source {args.env_file}")
         print("Press Ctrl-C to stop.", flush=True)
         while not stop.wait(_EXIT_CHECK_INTERVAL):
-            dead = local.exited()
-            if dead:
-                raise LocalBackendError(f"{', '.join(dead)} exited")
+            if local.exited():
+                raise LocalBackendError(local.describe_exits())
     if local.limits_report:
         print(local.limits_report)
     print("Stopped.", flush=True)

@@ -66,7 +66,13 @@ MOTO_WARNING: Final = (
     "to run kinesalite+dynalite instead."
 )
 
-_KINESALITE_WRAPPER: Final = Path(__file__).with_name("local_emulators") / "kinesalite-loopback.js"
+_WRAPPERS: Final = Path(__file__).with_name("local_emulators")
+#: kinesalite through its module API, bound to one interface (its CLI binds every interface).
+_KINESALITE_WRAPPER: Final = _WRAPPERS / "kinesalite-loopback.js"
+#: dynalite's own CLI, run with the wrappers' shared process behaviour (below).
+_DYNALITE_WRAPPER: Final = _WRAPPERS / "dynalite-cli.js"
+#: How both wrappers stop, and survive a client that leaves mid-request.
+_EMULATOR_PROCESS: Final = _WRAPPERS / "emulator-process.js"
 # Runs moto's own CLI, plus a watchdog that ends the server when its parent goes away.
 _MOTO_BOOT: Final = """\
 import os, sys, threading, time
@@ -78,13 +84,6 @@ def _watch():
 threading.Thread(target=_watch, name="parent-watchdog", daemon=True).start()
 from moto.server import main
 main(sys.argv[1:])
-"""
-# Runs dynalite's own CLI, plus the same watchdog ("dynalite" fills argv[1], which the CLI skips).
-_DYNALITE_BOOT: Final = """\
-const parent = process.ppid
-setInterval(() => { if (process.ppid !== parent) process.exit(0) }, 1000).unref()
-process.on('SIGTERM', () => process.exit(0))
-require(process.env.KINESIS_ACTORS_DYNALITE_CLI)
 """
 
 
@@ -174,11 +173,15 @@ def _node_env(node_modules: Path) -> dict[str, str]:
     return {"NODE_PATH": os.pathsep.join(filter(None, [str(node_modules), existing]))}
 
 
+def _check_shipped(wrapper: Path) -> None:
+    if not wrapper.is_file():
+        raise LocalBackendError(f"package data missing: {wrapper}")
+
+
 def kinesalite_spec(folder: Path, port: int = 0) -> ServerSpec:
     """kinesalite from ``folder/node_modules``, through the loopback wrapper shipped here."""
     node = _node()
-    if not _KINESALITE_WRAPPER.is_file():
-        raise LocalBackendError(f"package data missing: {_KINESALITE_WRAPPER}")
+    _check_shipped(_KINESALITE_WRAPPER)
 
     def argv(chosen: int) -> list[str]:
         return [node, str(_KINESALITE_WRAPPER), str(chosen), LOOPBACK]
@@ -193,13 +196,12 @@ def dynalite_spec(folder: Path, port: int = 0) -> ServerSpec:
     dynalite_cli = folder / "node_modules" / "dynalite" / "cli.js"
     if not dynalite_cli.is_file():
         raise LocalBackendError(f"dynalite CLI missing: {dynalite_cli}")
+    _check_shipped(_DYNALITE_WRAPPER)
 
     def argv(chosen: int) -> list[str]:
         return [
             node,
-            "-e",
-            _DYNALITE_BOOT,
-            "dynalite",
+            str(_DYNALITE_WRAPPER),
             "--host",
             LOOPBACK,
             "--port",

@@ -47,6 +47,7 @@ from kinesis_actors.testing._processes import (
     DUMMY_SECRET_ACCESS_KEY,
     Server,
     ServerSpec,
+    describe_exits,
     local_client,
     start_servers,
     terminate,
@@ -258,6 +259,14 @@ class LocalKinesis(StartedOnEnter):
             if self.limits is not None and not self.limits.running():
                 dead.append(_LIMITS_PROXY)
             return dead
+
+    def describe_exits(self) -> str:
+        """How each server in :meth:`exited` ended (exit code, its last log lines); "" if none."""
+        with self._lock:
+            reports = [describe_exits(self._servers.values())]
+            if self.limits is not None and not self.limits.running():
+                reports.append(f"{_LIMITS_PROXY} exited")
+            return "\n".join(report for report in reports if report)
 
     @property
     def pids(self) -> dict[str, int]:

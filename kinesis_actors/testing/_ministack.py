@@ -37,6 +37,7 @@ from kinesis_actors.testing._processes import (
     LOOPBACK,
     Server,
     ServerSpec,
+    describe_exits,
     local_client,
     start_servers,
     terminate,
@@ -163,6 +164,10 @@ class LocalMinistack(StartedOnEnter):
     @property
     def running(self) -> bool:
         return self._server is not None and self._server.process.poll() is None
+
+    def describe_exits(self) -> str:
+        """How the server ended if it exited (exit code, last lines of its log); "" if running."""
+        return describe_exits([self._server] if self._server is not None else [])
 
     @property
     def pid(self) -> int | None:

@@ -24,7 +24,7 @@ from kinesis_actors._errors import LocalBackendError
 from kinesis_actors._logging import get_logger
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from pathlib import Path
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "LOOPBACK",
     "Server",
     "ServerSpec",
+    "describe_exits",
     "free_port",
     "free_ports",
     "http_answers",
@@ -164,6 +165,26 @@ def local_client(service: str, endpoint: str, region: str, config: Config | None
         endpoint_url=endpoint,
         config=base.merge(config) if config is not None else base,
     )
+
+
+def describe_exits(servers: Iterable[Server]) -> str:
+    """How each of ``servers`` that has exited ended: its exit code and the last lines of its log.
+
+    "" while every one of them runs. For the error that reports a server gone mid-run, so that
+    whoever reads it sees the server's own last words, not only "connection refused".
+    """
+    reports = []
+    for server in servers:
+        code = server.process.poll()
+        if code is None:
+            continue
+        report = (
+            f"{server.spec.name} (pid {server.process.pid}, {server.endpoint}) exited with code "
+            f"{code}"
+        )
+        tail = _log_tail(server)
+        reports.append(f"{report}; the last lines of its log:\n{tail}" if tail else report)
+    return "\n".join(reports)
 
 
 def last_lines(text: str, lines: int = 15) -> str:

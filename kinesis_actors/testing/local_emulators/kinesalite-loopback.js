@@ -12,9 +12,11 @@
 // Streams are ACTIVE at once (no CREATING/DELETING/UPDATING delay) and the shard
 // limit is raised so that a whole test session can share one server.
 //
-// With KINESIS_ACTORS_EXIT_WITH_PARENT=1 the server exits when its parent process
-// goes away (re-parented), so a killed test run does not leave it behind.
+// How it stops, and that a client leaving mid-request does not stop it: see
+// ./emulator-process.js.
 'use strict'
+
+require('./emulator-process')('kinesalite')
 
 const kinesalite = require('kinesalite')
 
@@ -43,15 +45,3 @@ server.listen(port, host, () => {
   const address = server.address()
   console.log('kinesalite listening at http://%s:%d', address.address, address.port)
 })
-
-// The store is in memory: nothing to flush, so stop at once rather than wait for
-// clients' keep-alive connections to close.
-process.on('SIGTERM', () => process.exit(0))
-process.on('SIGINT', () => process.exit(0))
-
-if (process.env.KINESIS_ACTORS_EXIT_WITH_PARENT === '1') {
-  const parent = process.ppid
-  setInterval(() => {
-    if (process.ppid !== parent) process.exit(0)
-  }, 1000).unref()
-}
