@@ -163,9 +163,11 @@ def test_second_worker_gets_its_share_by_hand_off(fleet: Fleet) -> None:
 
     memory = metrics.in_memory()
     steals_before = memory.total("LeaseSteals", worker="b")
-    first, first_events = fleet.start("a")
+    # A longer failover than the other tests': on a loaded machine a renewal late by 0.3 s would
+    # let b take an expired lease instead of one handed over, which is another test's subject.
+    first, first_events = fleet.start("a", failover_time=1.0)
     wait_until(lambda: len(first.held_leases()) == 4)
-    second, recorder = fleet.start("b")
+    second, recorder = fleet.start("b", failover_time=1.0)
     wait_until(lambda: fleet.owners() == {"a": 2, "b": 2} and len(second.held_leases()) == 2)
     wait_until(lambda: len(first.held_leases()) == 2)
     assert len(recorder.held()) == 2
