@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +15,7 @@ import pytest
 import structlog
 
 from integration.conftest import split_in_two
+from integration.test_local_servers import child_processes
 from kinesis_actors._aggregation import encode
 from kinesis_actors._cli import main
 
@@ -166,3 +170,29 @@ def test_reliability_rejects_unknown_faults(capsys: pytest.CaptureFixture[str]) 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "unknown fault(s) meteor; known: sigkill, graceful, reshard, throttle" in err[0]
+
+
+def test_local_exits_with_one_line_naming_a_server_that_died(tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
+    command = [sys.executable, "-m", "kinesis_actors._cli", "local", "--env-file", str(env_file)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not env_file.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        exports = dict(
+            line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
+        )
+        endpoint = exports["AWS_ENDPOINT_URL_DYNAMODB"]
+        children = child_processes(process.pid).items()
+        (dynalite,) = [pid for pid, argv in children if "dynalite-cli.js" in " ".join(argv)]
+        os.kill(dynalite, signal.SIGKILL)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1
+    assert stderr.splitlines()[-1] == (
+        f"kinesis-actors local: dynalite (pid {dynalite}, {endpoint}) exited with code -9"
+    )

@@ -183,7 +183,8 @@ def describe_exits(servers: Iterable[Server]) -> str:
             f"{code}"
         )
         tail = _log_tail(server)
-        reports.append(f"{report}; the last lines of its log:\n{tail}" if tail else report)
+        # the first line stands alone (the command line reports only that one)
+        reports.append(f"{report}\nthe last lines of its log:\n{tail}" if tail else report)
     return "\n".join(reports)
 
 
