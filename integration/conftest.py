@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -261,3 +264,22 @@ def workers() -> Iterator[list[WorkerProcess]]:
     yield started
     for worker in started:
         worker.kill()
+
+
+def start_local_command(
+    env_file: Path, *options: str, stderr: int = subprocess.PIPE
+) -> tuple[subprocess.Popen[str], dict[str, str]]:
+    """``kinesis-actors local --env-file env_file *options`` in a child process, and the exports
+    it wrote there once its servers answer. Its output is piped; the caller ends it."""
+    command = [sys.executable, "-m", "kinesis_actors._cli", "local", *options]
+    command += ["--env-file", str(env_file)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    deadline = time.monotonic() + 60
+    while not env_file.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.1)
+    if not env_file.exists():
+        process.kill()
+        output, errors = process.communicate()
+        raise AssertionError(f"kinesis-actors local wrote no {env_file}:\n{output}{errors or ''}")
+    lines = env_file.read_text().splitlines()
+    return process, dict(line.removeprefix("export ").split("=", 1) for line in lines)

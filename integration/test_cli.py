@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 import structlog
 
-from integration.conftest import split_in_two
+from integration.conftest import split_in_two, start_local_command
 from integration.test_local_servers import child_processes
 from kinesis_actors._aggregation import encode
 from kinesis_actors._cli import main
@@ -173,17 +172,8 @@ def test_reliability_rejects_unknown_faults(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_local_exits_with_one_line_naming_a_server_that_died(tmp_path: Path) -> None:
-    env_file = tmp_path / "env"
-    command = [sys.executable, "-m", "kinesis_actors._cli", "local", "--env-file", str(env_file)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process, exports = start_local_command(tmp_path / "env")
     try:
-        deadline = time.monotonic() + 60
-        while not env_file.exists() and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.1)
-        exports = dict(
-            line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
-        )
-        endpoint = exports["AWS_ENDPOINT_URL_DYNAMODB"]
         children = child_processes(process.pid).items()
         (dynalite,) = [pid for pid, argv in children if "dynalite-cli.js" in " ".join(argv)]
         os.kill(dynalite, signal.SIGKILL)
@@ -193,6 +183,7 @@ def test_local_exits_with_one_line_naming_a_server_that_died(tmp_path: Path) -> 
             process.kill()
             process.communicate()
     assert process.returncode == 1
+    endpoint = exports["AWS_ENDPOINT_URL_DYNAMODB"]
     assert stderr.splitlines()[-1] == (
         f"kinesis-actors local: dynalite (pid {dynalite}, {endpoint}) exited with code -9"
     )

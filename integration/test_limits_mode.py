@@ -7,7 +7,6 @@ import concurrent.futures
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from integration.conftest import start_local_command
 from kinesis_actors.testing._limits_process import LimitsProxyProcess
 
 if TYPE_CHECKING:
@@ -243,18 +243,16 @@ def test_the_counters_are_printed_at_exit(local_kinesis: LocalKinesis) -> None:
 
 
 def test_local_command_with_aws_limits_prints_the_counters_at_exit(tmp_path: Path) -> None:
-    env_file = tmp_path / "env"
-    command = [sys.executable, "-m", "kinesis_actors._cli", "local", "--aws-limits"]
-    command += ["--latency-ms", "20", "--env-file", str(env_file)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process, exports = start_local_command(
+        tmp_path / "env", "--aws-limits", "--latency-ms", "20", stderr=subprocess.STDOUT
+    )
     try:
-        deadline = time.monotonic() + 60
-        while not env_file.exists() and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.1)
-        exports = dict(
-            line.removeprefix("export ").split("=", 1) for line in env_file.read_text().splitlines()
-        )
-        client = boto3.session.Session(region_name=exports["AWS_DEFAULT_REGION"]).client(
+        session = boto3.session.Session(
+            aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=exports["AWS_SECRET_ACCESS_KEY"],
+            region_name=exports["AWS_DEFAULT_REGION"],
+        )  # what the command exported, not what an earlier test left in the environment
+        client = session.client(
             "kinesis", endpoint_url=exports["AWS_ENDPOINT_URL_KINESIS"], config=_NO_RETRIES
         )
         started = time.monotonic()
