@@ -45,8 +45,13 @@ test: install lint typecheck docs
 demo: install
 	$(BIN)/kinesis-actors reliability run --local --messages 100000 --rate 2500 --shards 2 --consumers 2
 
+# Every benchmark runs, even after one that missed its target (exit code 1) or failed; the
+# last line names those.
 benchmarks: install
-	for bench in benchmarks/[!_]*.py; do $(BIN)/python $$bench || exit 1; done
+	@missed=""; for bench in benchmarks/[!_]*.py; do \
+		echo "== $$bench"; $(BIN)/python $$bench || missed="$$missed $$bench"; \
+	done; \
+	if [ -n "$$missed" ]; then echo "missed a target or failed:$$missed"; exit 1; fi
 
 clean:
 	rm -rf $(VENV) $(EMULATORS) build dist *.egg-info docs/_build

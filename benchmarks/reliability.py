@@ -29,7 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pykka
 
-from kinesis_actors.reliability._run import FAULTS, RunOptions, RunReport, run_test
+from kinesis_actors.reliability._chaos import FAULTS
+from kinesis_actors.reliability._run import RunOptions, RunReport, run_test
 
 __all__ = ["main", "run"]
 

@@ -10,6 +10,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ParamValidationError
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
+from moto import mock_aws
 
 from kinesis_actors._aws import (
     add_client_hook,
@@ -215,15 +216,23 @@ class _Raw:
         yield self._body
 
 
-def _get_records_via(client: Any, body: dict[str, Any]) -> dict[str, Any]:
-    """``client.get_records`` answered by ``body`` through botocore's own response parsing."""
+def _answered(client: Any, operation: str, body: dict[str, Any], **params: Any) -> dict[str, Any]:
+    """``client``'s ``operation`` answered by ``body`` through botocore's own response parsing."""
 
     def answer(request: Any, **_: Any) -> AWSResponse:
         return AWSResponse(request.url, 200, {}, _Raw(json.dumps(body).encode()))
 
-    client.meta.events.register_first("before-send.kinesis.GetRecords", answer)
-    response: dict[str, Any] = client.get_records(ShardIterator="it")
+    service = client.meta.service_model.service_name
+    client.meta.events.register_first(f"before-send.{service}.{operation}", answer)
+    method = client.meta.method_to_api_mapping
+    name = next(python for python, api in method.items() if api == operation)
+    response: dict[str, Any] = getattr(client, name)(**params)
     return response
+
+
+def _get_records_via(client: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """``client.get_records`` answered by ``body`` through botocore's own response parsing."""
+    return _answered(client, "GetRecords", body, ShardIterator="it")
 
 
 GET_RECORDS_BODY = {
@@ -276,3 +285,43 @@ def test_kcl_user_agent_goes_before_the_library_s_on_both_consumer_clients(
     kinesis.get_records(ShardIterator="it")
     assert len(agents) == 2
     assert all(agent.startswith("my-app/2 kinesis-actors/") for agent in agents)
+
+
+@pytest.mark.parametrize(
+    "provider",
+    [
+        "DefaultAWSCredentialsProviderChain",
+        "EnvironmentVariableCredentialsProvider",
+        "ProfileCredentialsProvider|ww",
+        "StaticCredentialsProvider|AKID|secret",
+        "STSAssumeRoleSessionCredentialsProvider|arn:aws:iam::123456789012:role/reader|consumer",
+    ],
+)
+def test_both_consumer_clients_parse_timestamps_to_utc_whatever_the_credentials(
+    provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secretenv")
+    conf = ConsumerConf.from_config(
+        load_config(
+            f"kinesis.c {{ stream-name = s, kcl {{ regionName = us-east-1, AWSCredentialsProvider "
+            f'= "{provider}", AWSCredentialsProviderDynamoDB = "{provider}" }} }}'
+        ),
+        "c",
+    )
+    with mock_aws():  # the assumed role's STS: one call each fetches the clients' credentials
+        kinesis, dynamodb = consumer_clients(conf.kcl)
+        kinesis.list_streams()
+        dynamodb.list_tables()
+    record = _get_records_via(kinesis, GET_RECORDS_BODY)["Records"][0]
+    table = _answered(
+        dynamodb,
+        "DescribeTable",
+        {"Table": {"TableName": "leases", "CreationDateTime": 1795675989.066}},
+        TableName="leases",
+    )["Table"]
+    expected = datetime(2026, 11, 26, 6, 53, 9, 66000, tzinfo=UTC)
+    assert record["ApproximateArrivalTimestamp"] == expected
+    assert record["ApproximateArrivalTimestamp"].tzinfo is UTC
+    assert table["CreationDateTime"] == expected
+    assert table["CreationDateTime"].tzinfo is UTC

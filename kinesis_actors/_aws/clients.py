@@ -20,7 +20,7 @@ import botocore.exceptions
 
 from kinesis_actors._aws.credentials import default_region, session_for
 from kinesis_actors._aws.direct import direct_dynamodb, remember_direct_path
-from kinesis_actors._aws.timestamps import with_fast_timestamps
+from kinesis_actors._aws.timestamps import fast_timestamps_core
 from kinesis_actors._errors import ConfigError
 from kinesis_actors._version import __version__
 
@@ -143,12 +143,15 @@ def consumer_clients(kcl: KclConf, *, tries: int = 3) -> tuple[KinesisClient, Dy
     (it is to see every call), the DynamoDB client gets a direct path for the lease table's
     UpdateItems (`kinesis_actors._aws.direct`).
     """
-    session = with_fast_timestamps(
-        session_for(kcl.credentials_provider, kcl.region_name, assume_role=kcl.assume_role)
+    session = session_for(
+        kcl.credentials_provider,
+        kcl.region_name,
+        assume_role=kcl.assume_role,
+        core=fast_timestamps_core,
     )
     if kcl.dynamodb_credentials_provider is not None:
-        dynamodb_session = with_fast_timestamps(
-            session_for(kcl.dynamodb_credentials_provider, kcl.region_name)
+        dynamodb_session = session_for(
+            kcl.dynamodb_credentials_provider, kcl.region_name, core=fast_timestamps_core
         )
     else:
         dynamodb_session = session

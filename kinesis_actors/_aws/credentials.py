@@ -32,11 +32,16 @@ def default_region(region: str | None) -> str | None:
     return os.environ.get("AWS_REGION") or None
 
 
+#: Makes the botocore session under each boto3 session ``session_for`` builds.
+CoreFactory = Callable[[], botocore.session.Session]
+
+
 def session_for(
     providers: tuple[str, ...],
     region: str | None,
     *,
     assume_role: AssumeRoleConf | None = None,
+    core: CoreFactory = botocore.session.Session,
 ) -> boto3.Session:
     """A boto3 session for a KCL-style ``AWSCredentialsProvider`` list.
 
@@ -44,6 +49,7 @@ def session_for(
     for the syntax). A provider that cannot be honoured is a ``ConfigError``, and so is a chain
     in which no provider yields credentials: never a silent fallback to another identity. With
     ``assume_role.role_arn`` set, that role is assumed on top of the chain's credentials.
+    ``core`` builds the botocore session under it (``fast_timestamps_core`` for the consumer).
     """
     region = default_region(region)
     duration = assume_role.duration_seconds if assume_role is not None else 3600
@@ -53,7 +59,7 @@ def session_for(
             provider = parse_provider(text)
         except ValueError as exc:
             raise ConfigError("AWSCredentialsProvider", str(exc)) from None
-        session = _provider_session(provider, region, duration)
+        session = _provider_session(provider, region, duration, core)
         if session is not None:
             break
     if session is None:
@@ -62,18 +68,20 @@ def session_for(
         )
     role = assume_role.provider() if assume_role is not None else None
     if role is not None:
-        session = _assumed_role_session(session, role, region, duration)
+        session = _assumed_role_session(session, role, region, duration, core)
     return session
 
 
 def _provider_session(
-    provider: CredentialsProvider, region: str | None, duration: int
+    provider: CredentialsProvider, region: str | None, duration: int, core: CoreFactory
 ) -> boto3.Session | None:
     """The session of one provider, or None when it has no credentials to give."""
     if provider.kind == "default":
-        return boto3.Session(region_name=region)
+        return boto3.Session(region_name=region, botocore_session=core())
     if provider.kind == "profile":
-        session = boto3.Session(profile_name=provider.profile, region_name=region)
+        session = boto3.Session(
+            profile_name=provider.profile, region_name=region, botocore_session=core()
+        )
         return session if session.get_credentials() is not None else None
     if provider.kind == "environment":
         key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
@@ -84,15 +92,17 @@ def _provider_session(
             aws_secret_access_key=secret,
             aws_session_token=os.environ.get("AWS_SESSION_TOKEN"),
             region_name=region,
+            botocore_session=core(),
         )
     if provider.kind == "static":
         return boto3.Session(
             aws_access_key_id=provider.access_key,
             aws_secret_access_key=provider.secret_key,
             region_name=region,
+            botocore_session=core(),
         )
     base = boto3.Session(region_name=region)  # assume_role: on top of the default chain
-    return _assumed_role_session(base, provider, region, duration)
+    return _assumed_role_session(base, provider, region, duration, core)
 
 
 class _AssumedRoleProvider(botocore.credentials.CredentialProvider):
@@ -112,7 +122,11 @@ class _AssumedRoleProvider(botocore.credentials.CredentialProvider):
 
 
 def _assumed_role_session(
-    base: boto3.Session, role: CredentialsProvider, region: str | None, duration: int
+    base: boto3.Session,
+    role: CredentialsProvider,
+    region: str | None,
+    duration: int,
+    core: CoreFactory,
 ) -> boto3.Session:
     """A session whose credentials are ``role`` assumed with ``base``'s, refreshed by botocore."""
     sts = base.client("sts", region_name=region)
@@ -134,9 +148,9 @@ def _assumed_role_session(
             "expiry_time": credentials["Expiration"].isoformat(),
         }
 
-    core = botocore.session.Session()
-    core.register_component(
+    assumed = core()
+    assumed.register_component(
         "credential_provider",
         botocore.credentials.CredentialResolver([_AssumedRoleProvider(fetch)]),
     )
-    return boto3.Session(botocore_session=core, region_name=region)
+    return boto3.Session(botocore_session=assumed, region_name=region)

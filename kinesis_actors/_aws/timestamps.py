@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER, ResponseParserFactory
 
-__all__ = ["utc_timestamp", "with_fast_timestamps"]
+__all__ = ["fast_timestamps_core", "utc_timestamp"]
 
 
 def utc_timestamp(value: Any) -> datetime:
@@ -39,12 +39,14 @@ def utc_timestamp(value: Any) -> datetime:
     return result
 
 
-def with_fast_timestamps(session: boto3.Session) -> boto3.Session:
-    """Clients created from ``session`` parse timestamps with ``utc_timestamp``.
+def fast_timestamps_core() -> botocore.session.Session:
+    """A new botocore session whose clients parse timestamps with ``utc_timestamp``.
 
-    A parser factory of their own, so the change reaches no other session's clients.
+    It has a response parser factory of its own, so the change reaches no other session's
+    clients; ``boto3.Session(botocore_session=...)`` is boto3's public way to build on it.
     """
+    core = botocore.session.Session()
     factory = ResponseParserFactory()
     factory.set_parser_defaults(timestamp_parser=utc_timestamp)
-    session._session.register_component("response_parser_factory", factory)
-    return session
+    core.register_component("response_parser_factory", factory)
+    return core
