@@ -332,7 +332,7 @@ def test_a_server_that_exits_is_described_with_its_exit_code_and_log(tmp_path: P
 
 
 def _run_node(script: str) -> subprocess.CompletedProcess[str]:
-    wrapper = backends._EMULATOR_PROCESS
+    wrapper = backends._WRAPPERS / "emulator-process.js"
     return subprocess.run(
         ["node", "-e", f"require({json.dumps(str(wrapper))})('demo')\n{script}"],
         capture_output=True,

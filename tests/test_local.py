@@ -367,7 +367,7 @@ def test_wrappers_are_shipped() -> None:
     assert "createStreamMs: 0" in source
     for wrapper in (backends._KINESALITE_WRAPPER, backends._DYNALITE_WRAPPER):
         assert "require('./emulator-process')" in wrapper.read_text()
-    assert backends._EMULATOR_PROCESS.is_file()
+    assert (backends._WRAPPERS / "emulator-process.js").is_file()
 
 
 # -- CLI -----------------------------------------------------------------------------------------

@@ -69,10 +69,9 @@ MOTO_WARNING: Final = (
 _WRAPPERS: Final = Path(__file__).with_name("local_emulators")
 #: kinesalite through its module API, bound to one interface (its CLI binds every interface).
 _KINESALITE_WRAPPER: Final = _WRAPPERS / "kinesalite-loopback.js"
-#: dynalite's own CLI, run with the wrappers' shared process behaviour (below).
+#: dynalite's own CLI. Both wrappers load emulator-process.js beside them: how they stop, and
+#: how they survive a client that leaves mid-request.
 _DYNALITE_WRAPPER: Final = _WRAPPERS / "dynalite-cli.js"
-#: How both wrappers stop, and survive a client that leaves mid-request.
-_EMULATOR_PROCESS: Final = _WRAPPERS / "emulator-process.js"
 # Runs moto's own CLI, plus a watchdog that ends the server when its parent goes away.
 _MOTO_BOOT: Final = """\
 import os, sys, threading, time
